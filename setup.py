@@ -1,0 +1,10 @@
+"""Builds the Cython extensions under tdetl/_native/ (metadata lives in pyproject.toml)."""
+
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+extensions = [
+    Extension("tdetl._native._probe", ["tdetl/_native/_probe.pyx"], extra_compile_args=["-O3"]),
+]
+
+setup(ext_modules=cythonize(extensions, language_level=3, compiler_directives={"boundscheck": False}))

@@ -1,0 +1,57 @@
+"""The Python API: :func:`run` and :func:`inspect`, the same jobs the CLI runs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .drivers import as_dsn, open_sink, open_source
+from .dsn import Dsn
+from .errors import ErrorPolicy
+from .inspect import describe
+from .pipeline import Options
+from .pipeline import run as run_pipeline
+from .progress import Summary
+from .transform.parser import ParserConfig, load_parser
+from .transform.rename import compile_transform
+
+
+def make_options(parser: str | ParserConfig | None = None, transforms: Sequence[str] = (),
+                 jobs: int = 1, on_error: str | ErrorPolicy = "error", progress: bool | None = False,
+                 batch_rows: int | None = None) -> Options:
+    opts = Options(
+        parser=load_parser(parser) if isinstance(parser, str) else parser,
+        transforms=[compile_transform(t) for t in transforms],
+        jobs=max(1, jobs),
+        on_error=on_error if isinstance(on_error, ErrorPolicy) else ErrorPolicy.parse(on_error),
+        progress=progress,
+    )
+    if batch_rows:
+        opts.batch_rows = batch_rows
+    return opts
+
+
+def run(source: str | Dsn, target: str | Dsn, *, parser: str | ParserConfig | None = None,
+        transforms: Sequence[str] = (), jobs: int = 1, on_error: str | ErrorPolicy = "error",
+        progress: bool | None = False, batch_rows: int | None = None) -> Summary:
+    """Move everything ``source`` holds to ``target`` (DSNs as in ``tdetl run -f ... -t ...``).
+    ``parser`` is the --parser JSON text or ``@file``; ``on_error`` is error, drop or
+    archive:<file>. Returns the run's :class:`Summary`; raises :class:`TdetlError` on failure."""
+    opts = make_options(parser, transforms, jobs, on_error, progress, batch_rows)
+    src = open_source(as_dsn(source), opts)
+    try:
+        sink = open_sink(as_dsn(target), opts)
+    except BaseException:
+        src.close()
+        raise
+    return run_pipeline(src, sink, opts)
+
+
+def inspect(source: str | Dsn, *, parser: str | ParserConfig | None = None) -> dict[str, Any]:
+    """Tables, schemas, row counts and time ranges of what ``source`` holds, as a dict."""
+    opts = make_options(parser)
+    src = open_source(as_dsn(source), opts)
+    try:
+        return describe(src)
+    finally:
+        src.close()

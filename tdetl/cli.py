@@ -1,0 +1,78 @@
+"""``tdetl run | inspect``: taosX-compatible flags; one-line errors and non-zero exit on failure."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+from .api import inspect, make_options
+from .drivers import as_dsn, open_sink, open_source
+from .errors import TdetlError
+from .inspect import render
+from .pipeline import run as run_pipeline
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tdetl", description="Columnar ETL for TDengine.")
+    p.add_argument("-V", "--version", action="version", version=f"tdetl {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="move data from one DSN to another")
+    r.add_argument("-f", "--from", dest="source", required=True, help="source DSN")
+    r.add_argument("-t", "--to", dest="target", required=True, help="target DSN")
+    r.add_argument("-p", "--parser", help="parser config: JSON text or @file")
+    r.add_argument("-T", "--transform", action="append", default=[], help="add-tag / rename rule (repeatable)")
+    r.add_argument("-j", "--jobs", type=int, default=1, help="parallel readers (default 1)")
+    r.add_argument("--on-error", default="error", help="bad records: error (default), drop, archive:<file>")
+    r.add_argument("--batch-rows", type=int, default=None, help="rows per batch (default 1048576)")
+    for q in (r,):
+        q.add_argument("-v", "--verbose", action="count", default=0, help="-v info, -vv debug, -vvv trace")
+        q.add_argument("-q", "--quiet", action="count", default=0, help="-q no progress, -qq no summary")
+
+    i = sub.add_parser("inspect", help="show tables, schemas, row counts and time ranges of a source")
+    i.add_argument("dsn")
+    i.add_argument("-p", "--parser", help="parser config for sources that need one (csv)")
+    i.add_argument("--json", action="store_true", help="print JSON")
+    i.add_argument("-v", "--verbose", action="count", default=0)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        if args.command == "inspect":
+            info = inspect(args.dsn, parser=args.parser)
+            print(json.dumps(info, indent=1, default=str) if args.json else render(info))
+            return 0
+        opts = make_options(args.parser, args.transform, args.jobs, args.on_error,
+                            progress=None if args.quiet == 0 else False, batch_rows=args.batch_rows)
+        src = open_source(as_dsn(args.source), opts)
+        sink = open_sink(as_dsn(args.target), opts)
+        summary = run_pipeline(src, sink, opts)
+        if args.quiet < 2:
+            print(f"tdetl: {src.dsn.masked()} -> {sink.dsn.masked()}: {summary.line()}", file=sys.stderr)
+            for ex in opts.on_error.examples:
+                print(f"tdetl: skipped: {ex}", file=sys.stderr)
+        return 0
+    except TdetlError as e:
+        print(f"tdetl: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("tdetl: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # a bug or an unexpected library error: still one line, traceback with -vv
+        if args.verbose >= 2:
+            raise
+        msg = " ".join(str(e).split()) or type(e).__name__
+        print(f"tdetl: error: {type(e).__name__}: {msg}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

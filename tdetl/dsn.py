@@ -1,0 +1,182 @@
+"""DSN grammar shared with taosX.
+
+``<driver>[+<protocol>]://[[<user>:<password>@]<host>:<port>][/<object>][?<p1>=<v1>[&...]]`` plus the
+short forms ``local:/path``, ``csv:./file.csv.gz`` and ``taos:///db``. Parameters keep their order and
+repeats; a key without ``=`` is a flag (``?assert``); a value ``@path`` is read from that file on
+request (:meth:`Dsn.value`). Every message renders the DSN through :meth:`Dsn.masked`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote
+
+from .errors import DsnError
+
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9_-]*)(?:\+([A-Za-z][A-Za-z0-9_-]*))?:")
+_TRUE = {"", "1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+@dataclass(frozen=True)
+class Dsn:
+    driver: str
+    protocol: str | None = None
+    user: str | None = None
+    password: str | None = None
+    host: str | None = None
+    port: int | None = None
+    object: str = ""
+    params: tuple[tuple[str, str | None], ...] = field(default=())
+    text: str = field(default="", compare=False)
+    raw_path: str = field(default="", compare=False)
+
+    @property
+    def path(self) -> Path:
+        """The object as a filesystem path: ``local:/a``, ``local:///a`` and ``csv:./f.csv`` all work."""
+        if not self.raw_path:
+            raise DsnError(f"{self.masked()}: no path given")
+        return Path(self.raw_path).expanduser()
+
+    @property
+    def scheme(self) -> str:
+        return f"{self.driver}+{self.protocol}" if self.protocol else self.driver
+
+    def masked(self) -> str:
+        """The DSN as written, with the password replaced by ``***``."""
+        if self.password is None:
+            return self.text
+        return _mask_text(self.text)
+
+    def without_password(self) -> str:
+        """The DSN as written, with the password removed (what backups record)."""
+        if self.password is None:
+            return self.text
+        return re.sub(r"(//[^/@:]*):[^@/]*@", r"\1@", self.text, count=1)
+
+    def has(self, key: str) -> bool:
+        return any(k == key for k, _ in self.params)
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        """Last value given for ``key`` (a flag gives ``""``)."""
+        found = [v for k, v in self.params if k == key]
+        if not found:
+            return default
+        return "" if found[-1] is None else found[-1]
+
+    def get_all(self, key: str) -> list[str]:
+        """Every value of a repeatable key, comma lists split, ``@file`` lists read one per line."""
+        out: list[str] = []
+        for k, v in self.params:
+            if k != key or not v:
+                continue
+            if v.startswith("@"):
+                out.extend(ln.strip() for ln in self._read_file(key, v).splitlines() if ln.strip())
+            else:
+                out.extend(p.strip() for p in v.split(",") if p.strip())
+        return out
+
+    def value(self, key: str, default: str | None = None) -> str | None:
+        """Like :meth:`get`, but ``@path`` is replaced by the file's text."""
+        v = self.get(key, default)
+        if v is not None and v.startswith("@"):
+            return self._read_file(key, v)
+        return v
+
+    def flag(self, key: str, default: bool = False) -> bool:
+        v = self.get(key)
+        if v is None:
+            return default
+        if v.lower() in _TRUE:
+            return True
+        if v.lower() in _FALSE:
+            return False
+        raise DsnError(f"{self.masked()}: parameter {key}={v!r} is not a boolean")
+
+    def integer(self, key: str, default: int, minimum: int = 0) -> int:
+        v = self.get(key)
+        if v is None or v == "":
+            return default
+        try:
+            n = int(v.replace("_", ""))
+        except ValueError:
+            raise DsnError(f"{self.masked()}: parameter {key}={v!r} is not an integer") from None
+        if n < minimum:
+            raise DsnError(f"{self.masked()}: parameter {key}={v!r} must be >= {minimum}")
+        return n
+
+    def choice(self, key: str, choices: tuple[str, ...], default: str) -> str:
+        v = self.get(key, default) or default
+        if v not in choices:
+            raise DsnError(f"{self.masked()}: parameter {key}={v!r} must be one of {', '.join(choices)}")
+        return v
+
+    def check_params(self, known: frozenset[str] | set[str]) -> None:
+        """Refuse parameters the driver does not know (a typo must not be ignored silently)."""
+        for k, _ in self.params:
+            if k not in known:
+                raise DsnError(
+                    f"{self.masked()}: unknown parameter {k!r} for {self.scheme}"
+                    f" (known: {', '.join(sorted(known)) or 'none'})"
+                )
+
+    def _read_file(self, key: str, v: str) -> str:
+        path = Path(v[1:]).expanduser()
+        try:
+            return path.read_text(encoding="utf-8")
+        except OSError as e:
+            raise DsnError(f"{self.masked()}: parameter {key}: cannot read {path}: {e.strerror}") from None
+
+
+def _mask_text(text: str) -> str:
+    return re.sub(r"(//[^/@:]*):[^@/]*@", r"\1:***@", text, count=1)
+
+
+def parse_dsn(text: str) -> Dsn:
+    """Parse a DSN; errors name the DSN with its password masked."""
+    shown = _mask_text(text)
+    m = _SCHEME.match(text)
+    if not m or len(m.group(1)) < 2:  # a single letter is a Windows drive, not a driver
+        raise DsnError(f"malformed DSN {shown!r}: expected <driver>[+<protocol>]://... or <driver>:<path>")
+    driver, protocol = m.group(1).lower(), (m.group(2) or "").lower() or None
+    rest = text[m.end():]
+    query = ""
+    if "?" in rest:
+        rest, query = rest.split("?", 1)
+    user = password = host = None
+    port: int | None = None
+    if rest.startswith("//"):
+        authority, slash, obj = rest[2:].partition("/")
+        if "@" in authority:
+            cred, authority = authority.rsplit("@", 1)
+            user, colon, pw = cred.partition(":")
+            user = unquote(user) or None
+            password = unquote(pw) if colon else None
+        if authority:
+            if authority.startswith("["):
+                h, _, p = authority[1:].partition("]")
+                p = p[1:] if p.startswith(":") else p
+            else:
+                h, _, p = authority.rpartition(":") if ":" in authority else (authority, "", "")
+            if p:
+                if not p.isdigit() or not 0 < int(p) < 65536:
+                    raise DsnError(f"malformed DSN {shown!r}: port {p!r} is not a number in 1..65535")
+                port = int(p)
+            host = h or None
+        obj = unquote(obj)
+        raw_path = ("/" + obj) if slash and host is None else obj
+    else:
+        obj = raw_path = unquote(rest)
+    params: list[tuple[str, str | None]] = []
+    if query:
+        for part in query.split("&"):
+            if not part:
+                continue
+            k, eq, v = part.partition("=")
+            k = unquote(k.replace("+", " "))
+            if not k:
+                raise DsnError(f"malformed DSN {shown!r}: parameter {part!r} has no name")
+            params.append((k, unquote(v) if eq else None))
+    return Dsn(driver, protocol, user, password, host, port, obj, tuple(params), text, raw_path)

@@ -1,0 +1,81 @@
+"""Exception classes and the bad-record policy.
+
+Every error a user can cause is a :class:`TdetlError` whose ``str()`` is one line naming the bad value
+and where it came from; the CLI prints exactly that line. Passwords never reach these messages: DSNs
+are always rendered through :meth:`tdetl.dsn.Dsn.masked`.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class TdetlError(Exception):
+    """Base of every error caused by input, configuration or a peer; one line, no traceback."""
+
+    def __str__(self) -> str:
+        return " ".join(super().__str__().split())
+
+
+class DsnError(TdetlError):
+    """A DSN that does not parse, names an unknown driver, or carries a bad parameter."""
+
+
+class ConfigError(TdetlError):
+    """A bad --parser / -T / option value."""
+
+
+class DataError(TdetlError):
+    """A record that cannot be converted to its target type."""
+
+
+class BackupError(TdetlError):
+    """A backup directory that is missing, incomplete, foreign or corrupt."""
+
+
+class SinkError(TdetlError):
+    """A target refused data."""
+
+
+POLICIES = ("error", "drop", "archive")
+
+
+@dataclass
+class ErrorPolicy:
+    """What to do with a bad record: stop (``error``), count and skip (``drop``), or skip and keep
+    the record with its reason in a JSON-lines file (``archive``). Never silent: dropped records are
+    counted and the first few are logged."""
+
+    mode: str = "error"
+    archive_path: Path | None = None
+    failed: int = 0
+    examples: list[str] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @classmethod
+    def parse(cls, text: str) -> ErrorPolicy:
+        mode, _, arg = text.partition(":")
+        if mode not in POLICIES:
+            raise ConfigError(f"--on-error {text!r}: expected error, drop or archive:<file>")
+        if mode == "archive" and not arg:
+            raise ConfigError(f"--on-error {text!r}: archive needs a file, e.g. archive:bad.jsonl")
+        return cls(mode=mode, archive_path=Path(arg) if arg else None)
+
+    def reject(self, reasons: list[str], records: list[dict[str, Any]]) -> None:
+        """Handle a group of bad records found in one batch (reasons[i] belongs to records[i])."""
+        if not reasons:
+            return
+        if self.mode == "error":
+            more = f" (and {len(reasons) - 1} more in this batch)" if len(reasons) > 1 else ""
+            raise DataError(reasons[0] + more)
+        with self._lock:
+            self.failed += len(reasons)
+            self.examples.extend(reasons[: max(0, 5 - len(self.examples))])
+            if self.mode == "archive" and self.archive_path is not None:
+                with self.archive_path.open("a", encoding="utf-8") as fh:
+                    for reason, rec in zip(reasons, records):
+                        fh.write(json.dumps({"reason": reason, "record": rec}, default=str) + "\n")

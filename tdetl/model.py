@@ -1,0 +1,218 @@
+"""Table descriptions and the unit that flows through a pipeline.
+
+A batch travels as a :class:`TableBatch`: an Arrow RecordBatch whose columns follow a
+:class:`TableSpec`. A :class:`Catalog` is what a source knows before streaming (databases, super
+tables, child tables with tags); sinks use it to create what is missing, backups persist it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import pyarrow as pa
+
+from .errors import ConfigError
+from .types import TDType, parse_type, scalar_from_json, scalar_to_json, widen
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: TDType
+
+    def to_json(self) -> dict[str, str]:
+        return {"name": self.name, "type": str(self.type)}
+
+    @classmethod
+    def from_json(cls, d: dict[str, str], where: str) -> Column:
+        return cls(d["name"], parse_type(d["type"], f"{where} column {d['name']!r}"))
+
+
+def _columns_json(cols: tuple[Column, ...]) -> list[dict[str, str]]:
+    return [c.to_json() for c in cols]
+
+
+def _columns_from_json(items: list[dict[str, str]], where: str) -> tuple[Column, ...]:
+    return tuple(Column.from_json(d, where) for d in items)
+
+
+def _merge_columns(a: tuple[Column, ...], b: tuple[Column, ...], where: str) -> tuple[Column, ...]:
+    """Columns of ``a`` (in its order) widened by ``b``; columns only ``b`` has are appended."""
+    if not a:
+        return b
+    seen = {c.name: c for c in b}
+    out = [Column(c.name, widen(c.type, seen[c.name].type, f"{where} column {c.name!r}"))
+           if c.name in seen else c for c in a]
+    names = {c.name for c in a}
+    return tuple(out + [c for c in b if c.name not in names])
+
+
+@dataclass(frozen=True, eq=False)
+class TableSpec:
+    """One child or normal table. Hashable (and equal) by ``(database, name)``."""
+
+    name: str
+    columns: tuple[Column, ...]
+    database: str | None = None
+    stable: str | None = None
+    tags: tuple[Column, ...] = ()
+    tag_values: tuple[Any, ...] = ()
+    precision: str = "ms"
+
+    def __hash__(self) -> int:
+        return hash((self.database, self.name))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, TableSpec) and (self.database, self.name) == (other.database, other.name)
+
+    @cached_property
+    def schema(self) -> pa.Schema:
+        return pa.schema([pa.field(c.name, c.type.arrow(self.precision)) for c in self.columns])
+
+    @property
+    def tag_dict(self) -> dict[str, Any]:
+        return dict(zip((t.name for t in self.tags), self.tag_values))
+
+    @property
+    def group(self) -> str:
+        """What files and export tables group rows by: the super table, or the table itself."""
+        return self.stable or self.name
+
+    def replace(self, **changes: Any) -> TableSpec:
+        d = {k: getattr(self, k) for k in
+             ("name", "columns", "database", "stable", "tags", "tag_values", "precision")}
+        d.update(changes)
+        return TableSpec(**d)
+
+    def to_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"database": self.database, "name": self.name, "stable": self.stable}
+        if self.stable is None:
+            d["columns"] = _columns_json(self.columns)
+            d["precision"] = self.precision
+        else:
+            d["tags"] = {t.name: scalar_to_json(t.type, v) for t, v in zip(self.tags, self.tag_values)}
+        return d
+
+
+@dataclass(frozen=True)
+class SuperTable:
+    database: str | None
+    name: str
+    columns: tuple[Column, ...]
+    tags: tuple[Column, ...]
+    precision: str = "ms"
+
+    def merged(self, spec: TableSpec) -> SuperTable:
+        where = f"super table {self.name!r}"
+        return SuperTable(self.database, self.name, _merge_columns(self.columns, spec.columns, where),
+                          _merge_columns(self.tags, spec.tags, where), self.precision)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"database": self.database, "name": self.name, "precision": self.precision,
+                "columns": _columns_json(self.columns), "tags": _columns_json(self.tags)}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> SuperTable:
+        where = f"super table {d['name']!r}"
+        return cls(d.get("database"), d["name"], _columns_from_json(d["columns"], where),
+                   _columns_from_json(d["tags"], where), d.get("precision", "ms"))
+
+
+@dataclass
+class Database:
+    name: str
+    precision: str = "ms"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Catalog:
+    databases: dict[str, Database] = field(default_factory=dict)
+    stables: dict[tuple[str | None, str], SuperTable] = field(default_factory=dict)
+    tables: dict[tuple[str | None, str], TableSpec] = field(default_factory=dict)
+
+    def add_stable(self, st: SuperTable) -> None:
+        key = (st.database, st.name)
+        old = self.stables.get(key)
+        if old is None:
+            self.stables[key] = st
+        else:
+            spec = TableSpec(st.name, st.columns, st.database, st.name, st.tags, (), st.precision)
+            self.stables[key] = old.merged(spec)
+
+    def add_table(self, spec: TableSpec) -> bool:
+        """Record a table seen in the data; True when it is new. Widens its super table."""
+        key = (spec.database, spec.name)
+        new = key not in self.tables
+        if spec.stable is not None:
+            skey = (spec.database, spec.stable)
+            st = self.stables.get(skey)
+            self.stables[skey] = (st.merged(spec) if st else SuperTable(
+                spec.database, spec.stable, spec.columns, spec.tags, spec.precision))
+            if not new:
+                return False
+        elif not new:
+            old = self.tables[key]
+            spec = spec.replace(columns=_merge_columns(old.columns, spec.columns, f"table {spec.name!r}"))
+        self.tables[key] = spec
+        return new
+
+    def table_from_json(self, d: dict[str, Any]) -> TableSpec:
+        """A manifest table entry back to a TableSpec (child tables take their super table's schema)."""
+        db, stable = d.get("database"), d.get("stable")
+        if stable is None:
+            cols = _columns_from_json(d["columns"], f"table {d['name']!r}")
+            return TableSpec(d["name"], cols, db, None, (), (), d.get("precision", "ms"))
+        st = self.stables.get((db, stable))
+        if st is None:
+            raise ConfigError(f"table {d['name']!r} names unknown super table {stable!r}")
+        tags = d.get("tags") or {}
+        values = tuple(scalar_from_json(t.type, tags.get(t.name)) for t in st.tags)
+        return TableSpec(d["name"], st.columns, db, stable, st.tags, values, st.precision)
+
+
+@dataclass(frozen=True)
+class TableBatch:
+    """Rows of one table. ``partition`` names the source partition that produced it and
+    ``position`` is where that partition can resume once this batch is durable (None when this
+    batch alone is not a consistent point, e.g. not the last table of a CSV chunk)."""
+
+    spec: TableSpec
+    data: pa.RecordBatch
+    partition: str = ""
+    position: Any = None
+
+    @property
+    def num_rows(self) -> int:
+        return self.data.num_rows
+
+
+def conform(data: pa.RecordBatch | pa.Table, spec: TableSpec) -> pa.RecordBatch:
+    """Cast ``data`` to exactly the Arrow schema the spec names (a no-op when it already is)."""
+    if isinstance(data, pa.Table):
+        data = data.combine_chunks()
+        batches = data.to_batches()
+        data = batches[0] if len(batches) == 1 else pa.RecordBatch.from_pydict(
+            {n: data.column(n).combine_chunks() for n in data.column_names})
+    if data.schema.equals(spec.schema):
+        return data
+    return data.select(spec.schema.names).cast(spec.schema)
+
+
+def tag_array(col: Column, value: Any, n: int, precision: str) -> pa.Array:
+    return pa.repeat(pa.scalar(value, col.type.arrow(precision)), n)
+
+
+def wide(batch: TableBatch) -> pa.RecordBatch:
+    """The batch with ``tbname`` and tag columns in front: the shape export targets store."""
+    spec, n = batch.spec, batch.num_rows
+    arrays = [pa.repeat(pa.scalar(spec.name, pa.string()), n)]
+    names = ["tbname"]
+    for col, value in zip(spec.tags, spec.tag_values):
+        arrays.append(tag_array(col, value, n, spec.precision))
+        names.append(col.name)
+    arrays.extend(batch.data.columns)
+    names.extend(batch.data.schema.names)
+    return pa.RecordBatch.from_arrays(arrays, names=names)

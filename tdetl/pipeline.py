@@ -1,0 +1,177 @@
+"""Source -> transforms -> sink through a bounded queue.
+
+Reader threads (``jobs``) take source partitions in order, transform and split batches, and put
+them on a bounded queue (back-pressure: readers wait while the sink is behind). The calling thread
+feeds the sink. Each batch may carry its partition's resume position; when the sink flushes, the
+positions of everything it has received so far go with the flush, so a rerun continues from there
+and no row is written twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ErrorPolicy
+from .model import TableBatch
+from .progress import Progress, Summary
+from .sinks.base import Sink
+from .sources.base import Source
+
+log = logging.getLogger("tdetl")
+
+Transform = Callable[[TableBatch], Iterable[TableBatch]]
+DONE = {"done": True}
+
+
+@dataclass
+class Options:
+    parser: Any = None  # tdetl.transform.parser.ParserConfig
+    transforms: list[Transform] = field(default_factory=list)
+    jobs: int = 1
+    batch_rows: int = 1 << 20
+    batch_bytes: int = 256 << 20
+    queue_size: int = 8
+    on_error: ErrorPolicy = field(default_factory=ErrorPolicy)
+    progress: bool | None = None  # None: on when stderr is a terminal
+
+
+@dataclass
+class _End:
+    partition: str
+
+
+@dataclass
+class _Failed:
+    error: BaseException
+
+
+def split(batch: TableBatch, max_rows: int, max_bytes: int) -> Iterable[TableBatch]:
+    """Slices of at most ``max_rows`` rows and about ``max_bytes`` bytes; the position goes with
+    the last slice only (zero-copy slices)."""
+    n = batch.num_rows
+    if n == 0:
+        return []
+    per_row = max(1, batch.data.nbytes // n)
+    step = max(1, min(max_rows, max_bytes // per_row))
+    if n <= step:
+        return [batch]
+    out = []
+    for start in range(0, n, step):
+        last = start + step >= n
+        out.append(TableBatch(batch.spec, batch.data.slice(start, step), batch.partition,
+                              batch.position if last else None))
+    return out
+
+
+def run(source: Source, sink: Sink, options: Options) -> Summary:
+    summary = Summary()
+    progress = Progress(summary, options.progress)
+    catalog = source.catalog()
+    state = sink.resume_state(source.dsn) or {}
+    sink.prepare(catalog)
+    todo = []
+    for p in source.partitions():
+        if state.get(p) == DONE:
+            summary.partitions_skipped += 1
+        else:
+            todo.append(p)
+    checkpoint: dict[str, Any] = dict(state)
+    q: queue.Queue[Any] = queue.Queue(maxsize=max(1, options.queue_size))
+    stop = threading.Event()
+    lock = threading.Lock()
+    pending = list(todo)
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def reader() -> None:
+        try:
+            while not stop.is_set():
+                with lock:
+                    if not pending:
+                        return
+                    part = pending.pop(0)
+                for raw in source.read(part, state.get(part)):
+                    with lock:
+                        summary.rows_read += raw.num_rows
+                    for b in _transformed(raw, options.transforms):
+                        for piece in split(b, options.batch_rows, options.batch_bytes):
+                            if not put(piece):
+                                return
+                if not put(_End(part)):
+                    return
+        except BaseException as e:  # handed to the sink thread, which raises it
+            put(_Failed(e))
+
+    workers = [threading.Thread(target=reader, name=f"tdetl-read-{i}", daemon=True)
+               for i in range(max(1, min(options.jobs, len(todo))))] if todo else []
+    for w in workers:
+        w.start()
+    alive = len(workers)
+    seen_tables: set[Any] = set()
+    try:
+        ended = 0
+        while ended < len(todo):
+            try:
+                item = q.get(timeout=0.2)
+            except queue.Empty:
+                alive = sum(w.is_alive() for w in workers)
+                if alive == 0 and q.empty():
+                    break
+                progress.update()
+                continue
+            if isinstance(item, _Failed):
+                raise item.error
+            if isinstance(item, _End):
+                ended += 1
+                checkpoint[item.partition] = DONE
+                continue
+            sink.write(item)
+            seen_tables.add(item.spec)
+            summary.rows_written += item.num_rows
+            summary.bytes_written += item.data.nbytes
+            if item.position is not None:
+                checkpoint[item.partition] = item.position
+            if sink.wants_flush():
+                sink.flush(dict(checkpoint))
+            progress.update()
+        if ended < len(todo):
+            raise RuntimeError("a reader stopped without finishing its partition")
+        sink.flush(dict(checkpoint))
+        sink.close()
+    except BaseException:
+        stop.set()
+        try:
+            sink.abort()
+        finally:
+            progress.done()
+        raise
+    finally:
+        stop.set()
+        for w in workers:
+            w.join(timeout=5)
+        source.close()
+    progress.done()
+    summary.tables = len(seen_tables)
+    summary.rows_failed = options.on_error.failed
+    summary.elapsed = time.perf_counter() - summary.started
+    return summary
+
+
+def _transformed(batch: TableBatch, transforms: list[Transform]) -> Iterable[TableBatch]:
+    batches: Iterable[TableBatch] = [batch]
+    for t in transforms:
+        batches = [out for b in batches for out in t(b)]
+    return batches

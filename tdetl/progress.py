@@ -1,0 +1,69 @@
+"""Progress line on a terminal and the end-of-run summary."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import TextIO
+
+
+@dataclass
+class Summary:
+    rows_read: int = 0
+    rows_written: int = 0
+    rows_failed: int = 0
+    bytes_written: int = 0
+    tables: int = 0
+    partitions_skipped: int = 0
+    elapsed: float = 0.0
+    started: float = field(default_factory=time.perf_counter, repr=False)
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows_written / self.elapsed if self.elapsed > 0 else 0.0
+
+    def line(self) -> str:
+        resumed = f", {self.partitions_skipped} parts already done" if self.partitions_skipped else ""
+        return (f"read {self.rows_read:,} rows, wrote {self.rows_written:,} rows"
+                f" ({_size(self.bytes_written)}) to {self.tables:,} tables, failed {self.rows_failed:,}"
+                f"{resumed}; {self.elapsed:.2f} s, {self.rows_per_second:,.0f} rows/s")
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
+class Progress:
+    """Redraws one status line at most every ``interval`` seconds; silent unless enabled."""
+
+    def __init__(self, summary: Summary, enabled: bool | None = None, stream: TextIO = sys.stderr,
+                 interval: float = 0.25) -> None:
+        self.summary, self.stream, self.interval = summary, stream, interval
+        self.enabled = stream.isatty() if enabled is None else enabled
+        self._last = 0.0
+        self._drawn = False
+
+    def update(self) -> None:
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        if now - self._last < self.interval:
+            return
+        self._last = now
+        s = self.summary
+        elapsed = now - s.started
+        rate = s.rows_written / elapsed if elapsed > 0 else 0.0
+        self.stream.write(f"\r{s.rows_written:>14,} rows  {rate:>12,.0f} rows/s  "
+                          f"{_size(s.bytes_written):>10}  {elapsed:7.1f} s ")
+        self.stream.flush()
+        self._drawn = True
+
+    def done(self) -> None:
+        if self._drawn:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()

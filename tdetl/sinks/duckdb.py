@@ -1,0 +1,108 @@
+"""``duckdb:<file>`` as a target: one DuckDB table per super table (or normal table) with
+``tbname`` and tag columns in front. Everything happens in one transaction, committed on success.
+Param ``if_exists``: replace (default), append or fail, for tables the file already has."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from ..dsn import Dsn
+from ..errors import SinkError
+from ..model import Catalog, TableBatch, wide
+from .base import Sink
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _exec(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> list[Any]:
+    """Run and drain a statement (DuckDB 2 refuses new work while a result is unfinished)."""
+    return con.execute(sql, params).fetchall() if params is not None else con.execute(sql).fetchall()
+
+
+class DuckDBSink(Sink):
+    params = frozenset({"if_exists", "buffer_rows"})
+
+    def __init__(self, dsn: Dsn, options: Any) -> None:
+        super().__init__(dsn, options)
+        self.path = dsn.path
+        self.if_exists = dsn.choice("if_exists", ("replace", "append", "fail"), "replace")
+        self.buffer_rows = dsn.integer("buffer_rows", 1 << 20, minimum=1)
+        self.con: duckdb.DuckDBPyConnection | None = None
+        self._ready: set[str] = set()
+        self._buffer: dict[str, list[pa.RecordBatch]] = {}
+        self._rows = 0
+
+    def prepare(self, catalog: Catalog) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.con = duckdb.connect(str(self.path))
+        except duckdb.Error as e:
+            raise SinkError(f"{self.dsn.masked()}: cannot open DuckDB file: {e}") from None
+        self.con.begin()
+
+    def write(self, batch: TableBatch) -> None:
+        self._buffer.setdefault(batch.spec.group, []).append(wide(batch))
+        self._rows += batch.num_rows
+        if self._rows >= self.buffer_rows:
+            self._insert()
+
+    def _insert(self) -> None:
+        assert self.con is not None
+        for name, batches in self._buffer.items():
+            try:
+                table = pa.Table.from_batches(batches)
+            except pa.ArrowInvalid:
+                raise SinkError(f"{self.dsn.masked()}: tables of {name!r} differ in columns") from None
+            self._ensure(name, table)
+            self.con.register("__tdetl_batch", table)
+            try:
+                _exec(self.con, f"INSERT INTO {quote_ident(name)} SELECT * FROM __tdetl_batch")
+            except duckdb.Error as e:
+                raise SinkError(f"{self.dsn.masked()}: table {name!r} refused rows: {e}") from None
+            finally:
+                self.con.unregister("__tdetl_batch")
+        self._buffer.clear()
+        self._rows = 0
+
+    def _ensure(self, name: str, table: pa.Table) -> None:
+        if name in self._ready:
+            return
+        assert self.con is not None
+        exists = _exec(self.con, "SELECT count(*) FROM information_schema.tables WHERE table_name = ?",
+                       [name])[0][0]
+        if exists and self.if_exists == "fail":
+            raise SinkError(f"{self.dsn.masked()}: table {name!r} already exists (if_exists=fail)")
+        if exists and self.if_exists == "replace":
+            _exec(self.con, f"DROP TABLE {quote_ident(name)}")
+            exists = 0
+        if not exists:
+            self.con.register("__tdetl_batch", table.slice(0, 0))
+            _exec(self.con, f"CREATE TABLE {quote_ident(name)} AS SELECT * FROM __tdetl_batch")
+            self.con.unregister("__tdetl_batch")
+        self._ready.add(name)
+
+    def flush(self, checkpoint: dict[str, Any] | None = None) -> None:
+        if self._buffer:
+            self._insert()
+
+    def close(self) -> None:
+        if self.con is not None:
+            if self._buffer:
+                self._insert()
+            self.con.commit()
+            self.con.close()
+            self.con = None
+
+    def abort(self) -> None:
+        self._buffer.clear()
+        if self.con is not None:
+            try:
+                self.con.rollback()
+            finally:
+                self.con.close()
+                self.con = None

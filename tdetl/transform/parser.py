@@ -1,0 +1,382 @@
+"""The ``--parser`` config: load the seed's forms, compile casts and table models to Polars once,
+run them per batch.
+
+Forms accepted (see formats/parser.md):
+- CSV/Kafka: ``{"parse": {"<field>": {"as": "<type>", "alias": "<name>"}}, "model": ...}``
+- MQTT: ``{"parse": {"payload": {"json": [{"name": ..., "alias": ..., "cast": ...}]}}, "model": ...}``
+``model`` is one object or a list: ``name`` template (``d{id}``, ``${tbname}``), ``using`` super
+table, ``tags`` and ``columns`` (aliases; the first column is the TIMESTAMP).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+
+from ..errors import ConfigError, ErrorPolicy
+from ..model import Column, SuperTable, TableBatch, TableSpec, conform
+from ..types import TDType, parse_type
+
+ROW = "__row"
+_TEMPLATE = re.compile(r"\$?\{([^{}]*)\}")
+_BOOL = {"true": True, "t": True, "1": True, "yes": True, "y": True, "on": True,
+         "false": False, "f": False, "0": False, "no": False, "n": False, "off": False}
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str  # where the value comes from: a CSV column, a JSON key or path
+    alias: str  # what it is called afterwards
+    type: TDType | None = None  # None: kept as text
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str  # child-table name template
+    using: str | None
+    tags: tuple[str, ...]
+    columns: tuple[str, ...]
+
+    def template_fields(self) -> list[str]:
+        return _TEMPLATE.findall(self.name)
+
+
+@dataclass(frozen=True)
+class ParserConfig:
+    fields: tuple[Field, ...]
+    models: tuple[Model, ...]
+    form: str  # "fields" (CSV/Kafka) or "payload" (MQTT JSON)
+
+
+def load_parser(text: str) -> ParserConfig:
+    """Parse ``--parser`` text: inline JSON or ``@path``. Errors name the rule and field."""
+    where = "--parser"
+    if text.startswith("@"):
+        path = Path(text[1:]).expanduser()
+        where = f"--parser {path}"
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as e:
+            raise ConfigError(f"{where}: cannot read: {e.strerror}") from None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{where}: not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{where}: must be a JSON object with 'parse' and/or 'model'")
+    unknown = set(doc) - {"parse", "model", "global"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {sorted(unknown)[0]!r} (expected parse, model)")
+    fields, form = _load_parse(doc.get("parse", {}), where)
+    raw_models = doc.get("model", [])
+    raw_models = [raw_models] if isinstance(raw_models, dict) else raw_models
+    if not isinstance(raw_models, list):
+        raise ConfigError(f"{where}: 'model' must be an object or a list of objects")
+    models = tuple(_load_model(m, i, where) for i, m in enumerate(raw_models))
+    known = {f.alias for f in fields}
+    if form == "payload":
+        for m in models:
+            for name in (*m.tags, *m.columns, *m.template_fields()):
+                if name not in known:
+                    raise ConfigError(f"{where}: model {m.using or m.name!r} names {name!r},"
+                                      f" which no parse rule produces")
+    return ParserConfig(fields, models, form)
+
+
+def _load_parse(parse: Any, where: str) -> tuple[tuple[Field, ...], str]:
+    if not isinstance(parse, dict):
+        raise ConfigError(f"{where}: 'parse' must be an object")
+    if "payload" in parse:
+        items = (parse["payload"] or {}).get("json") if isinstance(parse["payload"], dict) else None
+        if not isinstance(items, list):
+            raise ConfigError(f"{where}: parse.payload must be {{\"json\": [...]}}")
+        out = []
+        for i, item in enumerate(items):
+            if not isinstance(item, dict) or not item.get("name"):
+                raise ConfigError(f"{where}: parse.payload.json[{i}] needs a 'name'")
+            name = str(item["name"])
+            alias = str(item.get("alias") or name)
+            cast = item.get("cast")
+            out.append(Field(name, alias, parse_type(cast, f"{where}: field {name!r}") if cast else None))
+        return tuple(out), "payload"
+    out = []
+    for name, rule in parse.items():
+        if not isinstance(rule, dict):
+            raise ConfigError(f"{where}: parse.{name} must be an object like {{\"as\": \"int\"}}")
+        if "json" in rule:
+            raise ConfigError(f"{where}: parse.{name}: decoding JSON inside a field is done by the"
+                              " message parser (Kafka/MQTT), not available for this source")
+        bad = set(rule) - {"as", "alias"}
+        if bad:
+            raise ConfigError(f"{where}: parse.{name}: unknown key {sorted(bad)[0]!r} (expected as, alias)")
+        t = rule.get("as")
+        out.append(Field(name, str(rule.get("alias") or name),
+                         parse_type(t, f"{where}: field {name!r}") if t else None))
+    aliases = [f.alias for f in out]
+    dup = {a for a in aliases if aliases.count(a) > 1}
+    if dup:
+        raise ConfigError(f"{where}: alias {sorted(dup)[0]!r} is given to more than one field")
+    return tuple(out), "fields"
+
+
+def _load_model(m: Any, i: int, where: str) -> Model:
+    if not isinstance(m, dict):
+        raise ConfigError(f"{where}: model[{i}] must be an object")
+    bad = set(m) - {"name", "using", "tags", "columns"}
+    if bad:
+        raise ConfigError(f"{where}: model[{i}]: unknown key {sorted(bad)[0]!r}")
+    name = m.get("name")
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{where}: model[{i}] needs a 'name' template such as \"d{{id}}\"")
+    for key in ("tags", "columns"):
+        if key in m and not (isinstance(m[key], list) and all(isinstance(x, str) for x in m[key])):
+            raise ConfigError(f"{where}: model[{i}].{key} must be a list of field names")
+    if not m.get("columns"):
+        raise ConfigError(f"{where}: model[{i}] needs 'columns' (the first is the timestamp)")
+    return Model(name, m.get("using"), tuple(m.get("tags", [])), tuple(m["columns"]))
+
+
+# ---- compiled casts (text -> typed), reused for every batch ------------------------------------
+
+Cast = Callable[[pl.Series], pl.Series]
+
+
+def _ts_cast(unit: str) -> Cast:
+    def cast(s: pl.Series) -> pl.Series:
+        s = s.str.strip_chars()
+        ints = s.cast(pl.Int64, strict=False)
+        if ints.null_count() == s.null_count():  # all epochs: the fast path
+            return ints.cast(pl.Datetime(unit))
+        norm = s.str.replace(r"^(\d{4}-\d\d-\d\d)[Tt ]", "$1 ").str.replace(r"[Zz]$", "+00:00")
+        aware = (norm.str.to_datetime("%Y-%m-%d %H:%M:%S%.f%z", time_unit=unit, strict=False)
+                 .dt.convert_time_zone("UTC").dt.replace_time_zone(None))
+        naive = norm.str.to_datetime("%Y-%m-%d %H:%M:%S%.f", time_unit=unit, strict=False)
+        day = norm.str.to_datetime("%Y-%m-%d", time_unit=unit, strict=False)
+        return pl.select(pl.coalesce(ints.cast(pl.Datetime(unit)), aware, naive, day)).to_series()
+    return cast
+
+
+def _binary_cast(s: pl.Series) -> pl.Series:
+    hexed = s.str.starts_with("\\x")
+    decoded = s.str.slice(2).str.decode("hex", strict=False)
+    return pl.select(pl.when(hexed).then(decoded).otherwise(s.cast(pl.Binary))).to_series()
+
+
+def _decimal_cast(p: int, sc: int) -> Cast:
+    pattern = rf"^[+-]?\d{{0,{p - sc}}}(\.\d{{0,{sc}}})?$" if sc else rf"^[+-]?\d{{1,{p}}}\.?$"
+
+    def cast(s: pl.Series) -> pl.Series:
+        s = s.str.strip_chars()
+        ok = s.str.contains(pattern)
+        return pl.select(pl.when(ok).then(s).otherwise(None).cast(pl.Decimal(p, sc), strict=False)).to_series()
+    return cast
+
+
+_PL_NUM = {"TINYINT": pl.Int8, "SMALLINT": pl.Int16, "INT": pl.Int32, "BIGINT": pl.Int64,
+           "TINYINT UNSIGNED": pl.UInt8, "SMALLINT UNSIGNED": pl.UInt16, "INT UNSIGNED": pl.UInt32,
+           "BIGINT UNSIGNED": pl.UInt64, "FLOAT": pl.Float32, "DOUBLE": pl.Float64}
+
+
+def text_cast(t: TDType) -> Cast:
+    """A vectorised text -> ``t`` conversion; a value it cannot convert becomes null (and is then
+    reported by :func:`cast_frame`)."""
+    if t.name in _PL_NUM:
+        dtype = _PL_NUM[t.name]
+        return lambda s: s.str.strip_chars().cast(dtype, strict=False)
+    if t.name == "BOOL":
+        return lambda s: s.str.strip_chars().str.to_lowercase().replace_strict(
+            _BOOL, default=None, return_dtype=pl.Boolean)
+    if t.name == "TIMESTAMP":
+        return _ts_cast(t.unit or "ms")
+    if t.name == "DECIMAL":
+        return _decimal_cast(t.precision or 38, t.scale or 0)
+    if t.name in ("VARBINARY", "GEOMETRY", "BLOB"):
+        return _binary_cast
+    return lambda s: s  # VARCHAR, NCHAR, JSON stay text
+
+
+def _too_long(t: TDType, s: pl.Series) -> pl.Series | None:
+    if t.length is None:
+        return None
+    if t.name == "NCHAR":
+        return s.str.len_chars() > t.length
+    if t.name in ("VARCHAR", "JSON"):
+        return s.str.len_bytes() > t.length
+    if t.name in ("VARBINARY", "GEOMETRY"):
+        return s.bin.size() > t.length
+    return None
+
+
+def infer_fields(df: pl.DataFrame) -> tuple[Field, ...]:
+    """Types for text columns nobody typed: the narrowest of BIGINT, DOUBLE, BOOL, TIMESTAMP(ms)
+    that converts every non-empty value of the sample, else VARCHAR."""
+    out = []
+    for name in df.columns:
+        if name == ROW:
+            continue
+        s = df[name]
+        chosen: TDType | None = None
+        for cand in ("BIGINT", "DOUBLE", "BOOL", "TIMESTAMP(ms)"):
+            t = parse_type(cand)
+            if s.null_count() < len(s) and text_cast(t)(s).null_count() == s.null_count():
+                chosen = t
+                break
+        out.append(Field(name, name, chosen))
+    return tuple(out)
+
+
+@dataclass
+class FrameCaster:
+    """Casts text frames to typed ones by ``fields``; fields not listed pass through as text."""
+
+    fields: tuple[Field, ...]
+
+    def __post_init__(self) -> None:
+        self._casts = [(f, text_cast(f.type) if f.type else None) for f in self.fields]
+
+    def cast(self, df: pl.DataFrame, where: str, line_of: Callable[[int], int],
+             policy: ErrorPolicy) -> pl.DataFrame:
+        """Typed frame (aliases applied). Bad values are reported by ``where:line`` through the
+        policy; with drop/archive their rows are removed."""
+        listed = {f.name for f in self.fields}
+        missing = [f.name for f in self.fields if f.name not in df.columns]
+        if missing:
+            raise ConfigError(f"{where}: parser field {missing[0]!r} is not a column"
+                              f" (columns: {', '.join(c for c in df.columns if c != ROW)})")
+        cols: dict[str, pl.Series] = {}
+        bad: list[tuple[Field, pl.Series, str]] = []
+        for f, fn in self._casts:
+            src = df[f.name]
+            out = fn(src) if fn else src
+            if fn is not None and f.type is not None:
+                failed = src.is_not_null() & out.is_null()
+                if failed.any():
+                    bad.append((f, failed, f"is not a valid {f.type}"))
+            if f.type is not None:
+                long = _too_long(f.type, out)
+                if long is not None and long.any():
+                    bad.append((f, long.fill_null(False), f"is longer than {f.type}"))
+            cols[f.alias] = out.alias(f.alias)
+        for name in df.columns:
+            if name not in listed and name not in cols:
+                cols[name] = df[name]
+        typed = pl.DataFrame(list(cols.values()))
+        if not bad:
+            return typed
+        mask = pl.select(pl.any_horizontal([m for _, m, _ in bad])).to_series()
+        rows = df.filter(mask)
+        reasons: list[str] = []
+        records: list[dict[str, Any]] = []
+        first_bad = {}
+        for f, m, why in bad:
+            for i in m.arg_true().to_list():
+                first_bad.setdefault(i, (f, why))
+        for i in sorted(first_bad):
+            f, why = first_bad[i]
+            row = df.row(i, named=True)
+            line = line_of(row[ROW])
+            reasons.append(f"{where}:{line}: column {f.name!r} value {row[f.name]!r} {why}")
+            records.append({"source": where, "line": line,
+                            **{k: v for k, v in row.items() if k != ROW}})
+        policy.reject(reasons, records)
+        del rows
+        return typed.filter(~mask)
+
+
+# ---- models: typed frame -> TableBatches --------------------------------------------------------
+
+def _name_expr(template: str) -> pl.Expr:
+    fields = _TEMPLATE.findall(template)
+    if not fields:
+        return pl.lit(template)
+    return pl.format(_TEMPLATE.sub("{}", template.replace("{}", "")), *[pl.col(f) for f in fields])
+
+
+def _sized(t: TDType, s: pl.Series) -> TDType:
+    """Give an undeclared VARCHAR/NCHAR/VARBINARY width from the data (at least 1)."""
+    if t.length is not None or t.name not in ("VARCHAR", "NCHAR", "VARBINARY", "GEOMETRY"):
+        return t
+    if t.name == "NCHAR":
+        n = s.str.len_chars().max()
+    elif s.dtype == pl.Binary:
+        n = s.bin.size().max()
+    else:
+        n = s.str.len_bytes().max()
+    return t.with_length(max(1, int(n or 0)))
+
+
+class TableBuilder:
+    """Turns a typed frame into TableBatches, one per child table per model."""
+
+    def __init__(self, models: tuple[Model, ...], types: dict[str, TDType], database: str | None,
+                 where: str) -> None:
+        self.models, self.types, self.database, self.where = models, types, database, where
+        self._exprs = [_name_expr(m.name) for m in models]
+        for m in models:
+            for name in (*m.tags, *m.columns, *m.template_fields()):
+                if name not in types:
+                    raise ConfigError(f"{where}: model {m.using or m.name!r} names field {name!r},"
+                                      f" which is not in the data (fields: {', '.join(types)})")
+            if types[m.columns[0]].name != "TIMESTAMP":
+                raise ConfigError(f"{where}: model {m.using or m.name!r}: first column"
+                                  f" {m.columns[0]!r} must be a TIMESTAMP, not {types[m.columns[0]]}")
+
+    def stables(self) -> list[SuperTable]:
+        out = []
+        for m in self.models:
+            if m.using:
+                precision = self.types[m.columns[0]].unit or "ms"
+                out.append(SuperTable(self.database, m.using,
+                                      tuple(Column(c, self._plain(c)) for c in m.columns),
+                                      tuple(Column(t, self._plain(t)) for t in m.tags), precision))
+        return out
+
+    def _plain(self, name: str) -> TDType:
+        t = self.types[name]
+        return TDType(t.name, t.length, t.precision, t.scale) if t.name == "TIMESTAMP" else t
+
+    def build(self, df: pl.DataFrame, policy: ErrorPolicy, line_of: Callable[[int], int],
+              partition: str, position: Any) -> list[TableBatch]:
+        out: list[TableBatch] = []
+        for m, expr in zip(self.models, self._exprs):
+            named = df.with_columns(expr.alias("__tbname"))
+            missing = named["__tbname"].is_null()
+            if missing.any():
+                i = int(missing.arg_true()[0])
+                policy.reject([f"{self.where}:{line_of(int(named[ROW][i]))}: table name template"
+                               f" {m.name!r} gives no name (a field it uses is empty)"], [])
+                named = named.filter(~missing)
+            precision = self.types[m.columns[0]].unit or "ms"
+            cols = [Column(c, self._plain(c)) for c in m.columns]
+            tags = [Column(t, self._plain(t)) for t in m.tags]
+            cols = [Column(c.name, _sized(c.type, named[c.name])) for c in cols]
+            tags = [Column(c.name, _sized(c.type, named[c.name])) for c in tags]
+            for (name,), group in named.partition_by("__tbname", as_dict=True, maintain_order=True).items():
+                values = ()
+                if tags:
+                    first = group.select([pl.col(t.name).cast(pl.Int64) if t.type.name == "TIMESTAMP"
+                                          else pl.col(t.name) for t in tags]).row(0)
+                    values = tuple(first)
+                spec = TableSpec(str(name), tuple(cols), self.database, m.using if m.using else None,
+                                 tuple(tags) if m.using else (), values if m.using else (), precision)
+                data = conform(group.select(m.columns).to_arrow(), spec)
+                out.append(TableBatch(spec, data, partition, None))
+        if out:
+            last = out[-1]
+            out[-1] = TableBatch(last.spec, last.data, partition, position)
+        return out
+
+
+def single_table_model(fields: tuple[Field, ...], table: str) -> Model:
+    return Model(table, None, (), tuple(f.alias for f in fields))
+
+
+def arrow_of(df: pl.DataFrame) -> pa.Table:
+    return df.to_arrow()

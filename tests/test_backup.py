@@ -1,0 +1,164 @@
+"""Backups resume after a crash with every row exactly once; damaged backups are refused."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+
+import tdetl
+from tdetl.errors import BackupError
+from tdetl.samples import PARSER, meters
+
+from .conftest import run_cli
+
+
+def _source(tmp: Path, rows: int, files: int = 1) -> str:
+    df = meters(rows, tables=20)
+    step = rows // files
+    for i in range(files):
+        df.slice(i * step, step).write_csv(tmp / f"m{i}.csv")
+    return json.dumps(PARSER)
+
+
+def _restored(tmp: Path, backup: Path) -> pl.DataFrame:
+    db = tmp / f"check-{backup.name}.duckdb"
+    tdetl.run(f"local:{backup}", f"duckdb:{db}")
+    df = pl.from_arrow(duckdb.connect(str(db)).sql("SELECT * FROM meters").to_arrow_table())
+    return df.sort("tbname", "ts")
+
+
+def _expected(rows: int) -> pl.DataFrame:
+    df = meters(rows, tables=20)
+    return df.with_columns(pl.col("ts").cast(pl.Datetime("ms"))).select(
+        "tbname", "groupid", "location", "ts", "current", "voltage", "phase").sort("tbname", "ts")
+
+
+def test_sigkill_mid_backup_then_rerun_is_exactly_once(tmp_path: Path) -> None:
+    rows = 400_000
+    parser = _source(tmp_path, rows, files=2)
+    backup = tmp_path / "bk"
+    cmd = [sys.executable, "-m", "tdetl", "run", "-f", f"csv:{tmp_path}/m*.csv", "-p", parser,
+           "-t", f"local:{backup}?file_rows=2000", "--batch-rows", "2000", "-q"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    journal = backup / "journal.jsonl"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if journal.exists() and journal.read_text().count("\n") >= 8:
+            break
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the backup finished before it could be killed"
+    assert not (backup / "manifest.json").exists()
+    done_before = journal.read_text().count('"path"')
+    assert done_before > 0
+
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert (backup / "manifest.json").exists() and not journal.exists()
+    got = _restored(tmp_path, backup)
+    assert got.height == rows
+    assert got.select(pl.struct("tbname", "ts").is_unique().all()).item()
+    assert got.equals(_expected(rows))
+
+
+def test_torn_journal_line_and_orphan_file_are_recovered(tmp_path: Path) -> None:
+    rows = 20_000
+    parser = _source(tmp_path, rows)
+    backup = tmp_path / "bk"
+    src, dst = f"csv:{tmp_path}/m0.csv", f"local:{backup}?file_rows=1000"
+    tdetl.run(src, dst, parser=parser, batch_rows=1000)
+    manifest = json.loads((backup / "manifest.json").read_text())
+    # turn the complete backup back into a crashed one: drop the manifest, keep half the files
+    # journaled, leave one written-but-unjournaled file and a torn journal line
+    files = manifest["files"]
+    keep = files[: len(files) // 2]
+    head = {"journal": "tdetl-backup", "version": 1, "source": src, "created": manifest["created"],
+            "compression": manifest["compression"]}
+    lines = [head, {"databases": [], "stables": manifest["stables"], "tables": []},
+             {"files": keep, "stables": manifest["stables"], "tables": manifest["tables"],
+              "checkpoint": {str(tmp_path / "m0.csv"): {"row": sum(f["rows"] for f in keep)}}}]
+    (backup / "manifest.json").unlink()
+    (backup / "journal.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines) + '{"files": [{"pa')
+    orphan = files[len(files) // 2]["path"]
+    assert (backup / orphan).exists()
+    for f in files[len(files) // 2 + 1:]:
+        (backup / f["path"]).unlink()
+
+    tdetl.run(src, dst, parser=parser, batch_rows=1000)
+    got = _restored(tmp_path, backup)
+    assert got.equals(_expected(rows))
+
+
+def test_corrupt_file_is_refused_and_nothing_is_written(tmp_path: Path) -> None:
+    parser = _source(tmp_path, 5_000)
+    backup = tmp_path / "bk"
+    tdetl.run(f"csv:{tmp_path}/m0.csv", f"local:{backup}?file_rows=1000", parser=parser, batch_rows=1000)
+    entry = json.loads((backup / "manifest.json").read_text())["files"][-1]
+    path = backup / entry["path"]
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    out = tmp_path / "out.duckdb"
+    res = run_cli("run", "-f", f"local:{backup}", "-t", f"duckdb:{out}")
+    assert res.returncode == 1
+    assert res.stderr.count("\n") == 1 and str(path) in res.stderr and "corrupt" in res.stderr
+    if out.exists():
+        tables = duckdb.connect(str(out)).sql("SELECT table_name FROM information_schema.tables").fetchall()
+        assert tables == []
+
+
+def test_refusals(tmp_path: Path) -> None:
+    parser = _source(tmp_path, 1_000)
+    src = f"csv:{tmp_path}/m0.csv"
+    backup = tmp_path / "bk"
+    tdetl.run(src, f"local:{backup}", parser=parser)
+    with pytest.raises(BackupError, match="already holds a complete backup"):
+        tdetl.run(src, f"local:{backup}", parser=parser)
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "x.txt").write_text("mine")
+    with pytest.raises(BackupError, match="not empty"):
+        tdetl.run(src, f"local:{tmp_path / 'busy'}", parser=parser)
+    with pytest.raises(BackupError, match="not a tdetl backup"):
+        tdetl.run(f"local:{tmp_path / 'busy'}", f"duckdb:{tmp_path / 'x.duckdb'}")
+    manifest = json.loads((backup / "manifest.json").read_text())
+    manifest["version"] = 99
+    (backup / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BackupError, match="version 99 is not supported"):
+        tdetl.run(f"local:{backup}", f"duckdb:{tmp_path / 'x.duckdb'}")
+
+
+def test_unfinished_backup_of_another_source_is_not_mixed(tmp_path: Path) -> None:
+    parser = _source(tmp_path, 2_000, files=2)
+    backup = tmp_path / "bk"
+    (backup).mkdir()
+    head = {"journal": "tdetl-backup", "version": 1, "source": "csv:/elsewhere.csv", "created": "x",
+            "compression": {"codec": "zstd", "level": 3}}
+    (backup / "journal.jsonl").write_text(json.dumps(head) + "\n")
+    with pytest.raises(BackupError, match=r"unfinished backup of 'csv:/elsewhere\.csv'"):
+        tdetl.run(f"csv:{tmp_path}/m0.csv", f"local:{backup}", parser=parser)
+    with pytest.raises(BackupError, match="unfinished backup"):
+        tdetl.run(f"local:{backup}", f"duckdb:{tmp_path / 'x.duckdb'}")
+
+
+def test_jobs_restore_selection_and_lz4(tmp_path: Path) -> None:
+    parser = _source(tmp_path, 40_000, files=4)
+    backup = tmp_path / "bk"
+    s = tdetl.run(f"csv:{tmp_path}/m*.csv", f"local:{backup}?compression=lz4&file_rows=5000",
+                  parser=parser, jobs=2, batch_rows=5000)
+    assert s.rows_written == 40_000
+    assert _restored(tmp_path, backup).equals(_expected(40_000))
+    part = tmp_path / "part.duckdb"
+    tdetl.run(f"local:{backup}?tables=d3,meters.d7", f"duckdb:{part}", jobs=2)
+    got = duckdb.connect(str(part)).sql("SELECT tbname, count(*) FROM meters GROUP BY 1 ORDER BY 1").fetchall()
+    assert got == [("d3", 2000), ("d7", 2000)]
+    info = tdetl.inspect(f"local:{backup}")
+    assert info["rows"] == 40_000 and len(info["tables"]) == 20

@@ -1,0 +1,80 @@
+"""The real command line: exit codes, one-line errors, summaries, transforms, the quickstart."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+
+from .conftest import ROOT, SAMPLES, run_cli
+
+
+def test_quickstart_commands_from_readme(tmp_path: Path) -> None:
+    """The README's first command (after install) works as written, from a fresh directory."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("```sh", 1)[1].split("```", 1)[0]
+    joined = " ".join(ln.strip().rstrip("\\") for ln in block.splitlines())
+    runs = [part.strip() for part in joined.split("&&") if part.strip().startswith("tdetl ")]
+    assert len(runs) >= 2, "the README quickstart runs tdetl at least twice"
+    for line in runs:
+        args = shlex.split(line.replace("formats/", f"{ROOT}/formats/"))[1:]
+        res = run_cli(*args, cwd=tmp_path)
+        assert res.returncode == 0, (line, res.stderr)
+    con = duckdb.connect(str(tmp_path / "meters.duckdb"))
+    assert con.sql("SELECT count(*), count(DISTINCT tbname) FROM meters").fetchall() == [(1000, 10)]
+
+
+def test_run_summary_and_inspect(tmp_path: Path) -> None:
+    res = run_cli("run", "-f", f"csv:{SAMPLES / 'meters.csv'}", "-p", f"@{SAMPLES / 'meters.parser.json'}",
+                  "-t", f"local:{tmp_path / 'bk'}")
+    assert res.returncode == 0, res.stderr
+    assert "read 1,000 rows, wrote 1,000 rows" in res.stderr and "to 10 tables" in res.stderr
+    res = run_cli("inspect", f"local:{tmp_path / 'bk'}", "--json")
+    info = json.loads(res.stdout)
+    assert info["rows"] == 1000 and info["stables"][0]["name"] == "meters"
+    assert {t["name"] for t in info["tables"]} == {f"d{i}" for i in range(10)}
+    quiet = run_cli("run", "-qq", "--from", f"local:{tmp_path / 'bk'}", "--to", f"parquet:{tmp_path / 'pq'}")
+    assert quiet.returncode == 0 and quiet.stderr == ""
+
+
+def test_errors_are_one_line_with_nonzero_exit_and_no_password(tmp_path: Path) -> None:
+    cases = [
+        (["run", "-f", "ftp://user:s3cret@host:21/x", "-t", f"local:{tmp_path}/a"], "unknown source driver"),
+        (["run", "-f", f"csv:{SAMPLES / 'meters.csv'}", "-t", "taos+tcp://root:s3cret@h:6030/db"],
+         "unknown target driver"),
+        (["run", "-f", f"csv:{SAMPLES / 'meters.csv'}", "-p", "{bad", "-t", f"local:{tmp_path}/b"],
+         "--parser: not valid JSON"),
+        (["run", "-f", f"local:{tmp_path}/none", "-t", f"duckdb:{tmp_path}/x.duckdb"], "not a tdetl backup"),
+        (["run", "-f", f"csv:{SAMPLES / 'meters.csv'}", "-t", f"local:{tmp_path}/c", "--on-error", "skip"],
+         "--on-error 'skip'"),
+        (["run", "-f", f"csv:{SAMPLES / 'meters.csv'}", "-t", f"local:{tmp_path}/d", "-T", "shout:x"],
+         "unknown transform 'shout'"),
+    ]
+    for args, expect in cases:
+        res = run_cli(*args)
+        assert res.returncode == 1, (args, res.stderr)
+        assert res.stderr.startswith("tdetl: error: ") and res.stderr.count("\n") == 1, res.stderr
+        assert expect in res.stderr and "s3cret" not in res.stderr
+    usage = run_cli("run", "-f", "csv:x.csv")
+    assert usage.returncode == 2 and "-t/--to" in usage.stderr
+
+
+def test_transforms_rename_and_add_tag(tmp_path: Path) -> None:
+    res = run_cli("run", "-f", f"csv:{SAMPLES / 'meters.csv'}", "-p", f"@{SAMPLES / 'meters.parser.json'}",
+                  "-t", f"duckdb:{tmp_path / 'o.duckdb'}", "-T", "rename-child-table:prefix:old_",
+                  "-T", "rename-child-table:replace_with_regex:^old_d(?<n>\\d+)::dev_$n",
+                  "-T", "rename-super-table:suffix:_v2", "-T", "add-tag:site=north", "-q")
+    assert res.returncode == 0, res.stderr
+    con = duckdb.connect(str(tmp_path / "o.duckdb"))
+    rows = con.sql("SELECT DISTINCT tbname, site FROM meters_v2 ORDER BY 1").fetchall()
+    assert rows[:2] == [("dev_0", "north"), ("dev_1", "north")] and len(rows) == 10
+
+
+def test_console_script_is_installed() -> None:
+    script = Path(sys.executable).with_name("tdetl")
+    res = subprocess.run([str(script), "--version"], capture_output=True, text=True)
+    assert res.returncode == 0 and res.stdout.startswith("tdetl ")
