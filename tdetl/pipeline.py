@@ -81,6 +81,9 @@ def run(source: Source, sink: Sink, options: Options) -> Summary:
             summary.partitions_skipped += 1
         else:
             todo.append(p)
+    if summary.partitions_skipped or state:
+        log.info("resuming: %d of %d parts already done", summary.partitions_skipped,
+                 summary.partitions_skipped + len(todo))
     checkpoint: dict[str, Any] = dict(state)
     q: queue.Queue[Any] = queue.Queue(maxsize=max(1, options.queue_size))
     stop = threading.Event()
@@ -145,6 +148,7 @@ def run(source: Source, sink: Sink, options: Options) -> Summary:
             if item.position is not None:
                 checkpoint[item.partition] = item.position
             if sink.wants_flush():
+                log.debug("flush after %d rows", summary.rows_written)
                 sink.flush(dict(checkpoint))
             progress.update()
         if ended < len(todo):
@@ -166,6 +170,7 @@ def run(source: Source, sink: Sink, options: Options) -> Summary:
     progress.done()
     summary.tables = len(seen_tables)
     summary.rows_failed = options.on_error.failed
+    summary.rows_read += summary.rows_failed  # sources hand on only the rows that converted
     summary.elapsed = time.perf_counter() - summary.started
     return summary
 

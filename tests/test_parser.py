@@ -77,7 +77,7 @@ def test_drop_and_archive_policies_count_and_keep_bad_rows(tmp_path: Path) -> No
     parser = json.dumps({"parse": {"id": {"as": "int"}, "ts": {"as": "timestamp(ms)"},
                                    "v": {"as": "double"}, "loc": {"as": "varchar(4)"}}, "model": GOOD_MODEL})
     s = tdetl.run(src, f"duckdb:{tmp_path / 'drop.duckdb'}", parser=parser, on_error="drop")
-    assert (s.rows_written, s.rows_failed) == (2, 3)
+    assert (s.rows_read, s.rows_written, s.rows_failed) == (5, 2, 3)
     got = duckdb.connect(str(tmp_path / "drop.duckdb")).sql("SELECT tbname, v FROM m ORDER BY ts").fetchall()
     assert got == [("d1", 1.5), ("d3", 4.0)]
     archive = tmp_path / "bad.jsonl"

@@ -19,6 +19,7 @@ import polars as pl
 from ..errors import ConfigError, DsnError
 from ..model import Catalog
 from ..transform.parser import ROW, FrameCaster, TableBuilder, infer_fields, single_table_model
+from ..types import TDType
 from .base import Source
 
 _NUMBER_LIKE = r"^\s*[-+]?(\d+\.?\d*([eE][-+]?\d+)?|\.\d+|\d{4}-\d\d-\d\d.*|true|false)\s*$"
@@ -134,9 +135,9 @@ class CsvSource(Source):
         types = {f.alias: f.type for f in fields if f.type}
         for name in sample.columns:
             if name != ROW and name not in {f.name for f in fields}:
-                types.setdefault(name, _text())
+                types.setdefault(name, TDType("VARCHAR"))
         for f in fields:
-            types.setdefault(f.alias, _text())
+            types.setdefault(f.alias, TDType("VARCHAR"))
         self._caster = FrameCaster(fields)
         self._builder = TableBuilder(models, types, self.database, f"{self.dsn.masked()}")
 
@@ -183,11 +184,6 @@ def _malformed(path: Path, done: int, e: Exception) -> DsnError:
     text = str(e).strip()
     detail = text.split("Original error:")[-1].strip(" `\n") if "Original error:" in text else text
     return DsnError(f"{path}: malformed CSV after data row {done}: {detail or type(e).__name__}")
-
-
-def _text() -> Any:
-    from ..types import TDType
-    return TDType("VARCHAR")
 
 
 def _is_gzip(path: Path) -> bool:

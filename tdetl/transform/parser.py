@@ -11,14 +11,15 @@ table, ``tags`` and ``columns`` (aliases; the first column is the TIMESTAMP).
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import polars as pl
-import pyarrow as pa
 
 from ..errors import ConfigError, ErrorPolicy
 from ..model import Column, SuperTable, TableBatch, TableSpec, conform
@@ -232,6 +233,10 @@ def infer_fields(df: pl.DataFrame) -> tuple[Field, ...]:
     return tuple(out)
 
 
+# Polars releases the GIL inside its kernels, so columns convert in parallel on this pool.
+_POOL = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="tdetl-cast")
+
+
 @dataclass
 class FrameCaster:
     """Casts text frames to typed ones by ``fields``; fields not listed pass through as text."""
@@ -252,9 +257,9 @@ class FrameCaster:
                               f" (columns: {', '.join(c for c in df.columns if c != ROW)})")
         cols: dict[str, pl.Series] = {}
         bad: list[tuple[Field, pl.Series, str]] = []
-        for f, fn in self._casts:
+        outs = _POOL.map(lambda c: c[1](df[c[0].name]) if c[1] else df[c[0].name], self._casts)
+        for (f, fn), out in zip(self._casts, outs):
             src = df[f.name]
-            out = fn(src) if fn else src
             if fn is not None and f.type is not None:
                 failed = src.is_not_null() & out.is_null()
                 if failed.any():
@@ -271,7 +276,6 @@ class FrameCaster:
         if not bad:
             return typed
         mask = pl.select(pl.any_horizontal([m for _, m, _ in bad])).to_series()
-        rows = df.filter(mask)
         reasons: list[str] = []
         records: list[dict[str, Any]] = []
         first_bad = {}
@@ -286,7 +290,6 @@ class FrameCaster:
             records.append({"source": where, "line": line,
                             **{k: v for k, v in row.items() if k != ROW}})
         policy.reject(reasons, records)
-        del rows
         return typed.filter(~mask)
 
 
@@ -376,7 +379,3 @@ class TableBuilder:
 
 def single_table_model(fields: tuple[Field, ...], table: str) -> Model:
     return Model(table, None, (), tuple(f.alias for f in fields))
-
-
-def arrow_of(df: pl.DataFrame) -> pa.Table:
-    return df.to_arrow()
