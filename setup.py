@@ -4,7 +4,7 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 
 extensions = [
-    Extension("tdetl._native._probe", ["tdetl/_native/_probe.pyx"], extra_compile_args=["-O3"]),
+    Extension("tdetl._native.rawblock", ["tdetl/_native/rawblock.pyx"], extra_compile_args=["-O3"]),
 ]
 
 setup(ext_modules=cythonize(extensions, language_level=3, compiler_directives={"boundscheck": False}))

@@ -96,11 +96,11 @@ class TDType:
             return self.fixed_width
         if self.name == "JSON":
             return 16384
+        if self.name == "BLOB":
+            return 5  # what a 3.3.7.5 server puts in the block (shared/golden/blob.block)
         n = self.length or 0
         if self.name == "NCHAR":
             return 4 * n + 2
-        if self.name == "BLOB":
-            return n + 4
         return n + 2
 
     def arrow(self, precision: str = "ms") -> pa.DataType:
@@ -175,6 +175,21 @@ def type_from_id(type_id: int, nbytes: int) -> TDType:
         return TDType(name, precision=(nbytes >> 8) & 0xFF, scale=nbytes & 0xFF)
     if name in _SIZED:
         return TDType(name, length=nbytes)
+    return TDType(name)
+
+
+def type_from_schema(type_id: int, schema_bytes: int) -> TDType:
+    """The type a raw block's own schema entry describes (declared widths recovered from the
+    entry: VARCHAR n+2, NCHAR 4n+2, packed decimals)."""
+    name = _BY_ID.get(type_id)
+    if name is None:
+        raise ConfigError(f"unknown TDengine type id {type_id} in a raw block")
+    if name == "DECIMAL":
+        return TDType(name, precision=(schema_bytes >> 8) & 0xFF, scale=schema_bytes & 0xFF)
+    if name == "NCHAR":
+        return TDType(name, length=max(0, (schema_bytes - 2) // 4))
+    if name in _SIZED:
+        return TDType(name, length=max(0, schema_bytes - 2))
     return TDType(name)
 
 

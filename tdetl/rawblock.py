@@ -1,0 +1,254 @@
+"""Arrow <-> TDengine raw blocks (the format ``taos_write_raw_block*`` and taosAdapter's binary
+write actions take, and ``taos_fetch_raw_block`` returns). The byte work is in
+``tdetl/_native/rawblock.pyx``; this module plans each column from the type map, normalises Arrow
+input, and names the column and row of anything that cannot be encoded.
+
+    enc = Encoder()
+    for block in encode_blocks(batch, spec.columns, "ms", encoder=enc):   # memoryviews
+        send(block)                                                          # before the next one
+    batch = decode(block_bytes, spec.columns, "ms")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import pyarrow as pa
+
+from ._native import load
+from .errors import DataError
+from .model import Column, TableSpec
+from .types import TDType, type_from_schema
+
+_native: Any = None
+
+DEFAULT_MAX_BYTES = 8 << 20
+MAX_BLOB = (4 << 20) - 4
+_NS = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
+
+
+def _rb() -> Any:
+    global _native
+    if _native is None:
+        _native = load("rawblock")
+    return _native
+
+
+def Encoder(capacity: int = 1 << 16) -> Any:
+    """A reusable output buffer for :func:`encode` (one per thread)."""
+    return _rb().Encoder(capacity)
+
+
+def _fields(fields: Sequence[Column] | TableSpec) -> Sequence[Column]:
+    return fields.columns if isinstance(fields, TableSpec) else fields
+
+
+def _kind(t: TDType) -> str:
+    if t.name == "TIMESTAMP":
+        return "ts"
+    if t.name == "BOOL":
+        return "bool"
+    if t.name == "NCHAR":
+        return "nchar"
+    if t.name == "BLOB":
+        return "var32"
+    if t.name in ("VARCHAR", "VARBINARY", "GEOMETRY", "JSON"):
+        return "var16"
+    if t.name == "DECIMAL" and t.type_id == 21:
+        return "dec64"
+    if t.name == "NULL":
+        return "null"
+    return "fixed"
+
+
+def _normalise(arr: pa.Array, col: Column, precision: str) -> pa.Array:
+    """The Arrow form the native loops read for this column, cast only when needed."""
+    t, at = col.type, arr.type
+    try:
+        if t.name == "TIMESTAMP":
+            if pa.types.is_timestamp(at) or at == pa.int64():
+                return arr
+            return arr.cast(pa.timestamp(t.unit or precision))
+        if t.name in ("VARCHAR", "JSON", "NCHAR"):
+            ok = (pa.string(), pa.large_string()) if t.name == "NCHAR" else (
+                pa.string(), pa.large_string(), pa.binary(), pa.large_binary())
+            return arr if at in ok else arr.cast(pa.string())
+        if t.name in ("VARBINARY", "GEOMETRY", "BLOB"):
+            ok = (pa.binary(), pa.large_binary(), pa.string(), pa.large_string())
+            return arr if at in ok else arr.cast(pa.binary())
+        want = t.arrow(precision)
+        return arr if at == want else arr.cast(want)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as e:
+        raise DataError(f"column {col.name!r}: cannot encode Arrow {at} as {t}: {e}") from None
+
+
+def _plan(arr: pa.Array, col: Column, precision: str) -> tuple[Any, ...]:
+    t = col.type
+    kind = _kind(t)
+    bufs = arr.buffers()
+    valid = bufs[0].address if (bufs[0] is not None and arr.null_count) else 0
+    mul = div = 1
+    width = t.fixed_width or 0
+    if kind == "ts":
+        src = arr.type.unit if pa.types.is_timestamp(arr.type) else (t.unit or precision)
+        dst = t.unit or precision
+        if _NS[src] >= _NS[dst]:
+            mul = _NS[src] // _NS[dst]
+        else:
+            div = _NS[dst] // _NS[src]
+    if kind in ("var16", "nchar", "var32"):
+        owidth = 8 if arr.type in (pa.large_string(), pa.large_binary()) else 4
+        data = bufs[2].address if bufs[2] is not None else 0
+        offs = bufs[1].address
+        max_len = MAX_BLOB if kind == "var32" else (0 if t.name == "JSON" else (t.length or 0))
+    else:
+        owidth, offs, max_len = 0, 0, 0
+        data = bufs[1].address if kind != "null" and bufs[1] is not None else 0
+    return (_rb().KINDS[kind], t.type_id, t.schema_bytes(), width, max_len, mul, div, valid, data,
+            offs, owidth, arr.offset, arr.null_count)
+
+
+def _error(code: int, col: Column, row: int, arr: pa.Array, precision: str) -> DataError:
+    what = _rb().ERRORS.get(code, str(code))
+    if pa.types.is_timestamp(arr.type):
+        arr = arr.cast(pa.int64())  # report epochs: out-of-range values have no datetime form
+    value = arr[row].as_py() if 0 <= row < len(arr) else None
+    shown = repr(value)[:60]
+    t = col.type
+    if what == "too_long":
+        limit = "the 64 KiB value limit" if not t.length else str(t)
+        return DataError(f"column {col.name!r} row {row}: value {shown} is longer than {limit}")
+    if what == "lossy":
+        return DataError(f"column {col.name!r} row {row}: timestamp {shown} is not a whole number of"
+                         f" {t.unit or precision} (the target precision)")
+    return DataError(f"column {col.name!r} row {row}: value {shown} is out of range for {t}"
+                     + (f" at precision {precision}" if t.name == "TIMESTAMP" else ""))
+
+
+def encode(batch: pa.RecordBatch, fields: Sequence[Column] | TableSpec, precision: str = "ms",
+           encoder: Any = None) -> memoryview:
+    """One raw block holding ``batch``'s columns named by ``fields`` (in that order). The result
+    views the encoder's buffer: use it before the next call on the same encoder."""
+    cols = _fields(fields)
+    arrays, plans = [], []
+    for col in cols:
+        idx = batch.schema.get_field_index(col.name)
+        if idx < 0:
+            raise DataError(f"column {col.name!r} is not in the batch (it has {batch.schema.names})")
+        arr = _normalise(batch.column(idx), col, precision)
+        arrays.append(arr)
+        plans.append(_plan(arr, col, precision))
+    if batch.num_rows == 0:
+        raise DataError("a raw block needs at least one row")
+    enc = encoder if encoder is not None else Encoder()
+    view, code, ci, row = enc.encode(batch.num_rows, plans)
+    if code:
+        raise _error(code, cols[ci], row, arrays[ci], precision)
+    return view
+
+
+def encode_blocks(batch: pa.RecordBatch, fields: Sequence[Column] | TableSpec, precision: str = "ms",
+                  max_bytes: int = DEFAULT_MAX_BYTES, encoder: Any = None) -> Iterator[memoryview]:
+    """Blocks of at most ``max_bytes`` each (a single row larger than that is sent alone), in row
+    order. Each yielded view is valid until the next one is produced."""
+    enc = encoder if encoder is not None else Encoder()
+    stack = [(0, batch.num_rows)]
+    while stack:
+        start, n = stack.pop()
+        view = encode(batch.slice(start, n), fields, precision, enc)
+        if len(view) <= max_bytes or n == 1:
+            yield view
+            continue
+        parts = min(n, -(-len(view) // max_bytes) + 1)
+        step = -(-n // parts)
+        stack.extend(reversed([(s, min(step, start + n - s)) for s in range(start, start + n, step)]))
+
+
+def block_types(block: bytes | memoryview) -> list[TDType]:
+    """The column types a block's own schema entries describe."""
+    _, _, _, _, schema, _ = _rb().header(block)
+    return [type_from_schema(tid, nbytes) for tid, nbytes in schema]
+
+
+def _area_lengths(block: Any, cols: int, rows: int, lengths: list[int], schema: list[tuple[int, int]],
+                  length: int) -> list[int]:
+    """Value-area lengths, little-endian as clients deliver them; big-endian (server wire) only
+    when LE does not add up to the block length."""
+    def total(ls: list[int]) -> int:
+        meta = sum(4 * rows if _is_var(tid) else (rows + 7) >> 3 for tid, _ in schema)
+        return 28 + 9 * cols + meta + sum(ls)
+    if total(lengths) in (length - 1, length):
+        return lengths
+    swapped = [int.from_bytes(x.to_bytes(4, "little", signed=True), "big", signed=True) for x in lengths]
+    if total(swapped) in (length - 1, length):
+        return swapped
+    raise DataError(f"raw block lengths do not add up to its length {length}")
+
+
+def _is_var(type_id: int) -> bool:
+    return type_id in (8, 10, 15, 16, 18, 19, 20)
+
+
+def decode(block: bytes | memoryview | pa.Buffer, fields: Sequence[Column] | TableSpec | None = None,
+           precision: str = "ms") -> pa.RecordBatch:
+    """A RecordBatch from one raw block. ``fields`` names the columns and states their types (a
+    mismatch with the block is an error); without it names are c0..cN and types come from the block."""
+    rb = _rb()
+    mv = memoryview(block).cast("B") if not isinstance(block, memoryview) else block.cast("B")
+    try:
+        version, length, rows, cols, schema, lengths = rb.header(mv)
+    except ValueError as e:
+        raise DataError(f"not a raw block: {e}") from None
+    if version not in (1, 2) or length > len(mv) or rows <= 0:
+        raise DataError(f"not a raw block (version {version}, length {length}, rows {rows},"
+                        f" {len(mv)} bytes given)")
+    lengths = _area_lengths(mv, cols, rows, lengths, schema, length)
+    given = list(_fields(fields)) if fields is not None else None
+    if given is not None and len(given) != cols:
+        raise DataError(f"raw block has {cols} columns, fields name {len(given)}")
+    arrays, names = [], []
+    pos = 28 + 9 * cols
+    for i, (tid, nbytes) in enumerate(schema):
+        t = type_from_schema(tid, nbytes)
+        name = f"c{i}"
+        if given is not None:
+            name, want = given[i].name, given[i].type
+            if want.type_id != tid:
+                raise DataError(f"column {name!r}: block holds type id {tid}, field says {want}")
+            t = want if want.name != "DECIMAL" else t
+        kind = rb.KINDS[_kind(t)] if _kind(t) != "ts" else rb.KINDS["fixed"]
+        width = 8 if t.name == "TIMESTAMP" else (t.fixed_width or 0)
+        err, bad, nulls, validity, data, offsets, end = rb.decode_column(
+            mv[:length], pos, rows, kind, width, lengths[i], pa.allocate_buffer)
+        if err:
+            raise DataError(f"column {name!r} row {bad}: malformed value in raw block")
+        at = t.arrow(precision) if t.name != "BLOB" else pa.binary()
+        if t.name == "NULL":
+            arr = pa.nulls(rows)
+        elif offsets is not None:
+            arr = pa.Array.from_buffers(at, rows, [validity, offsets, data], null_count=nulls)
+        else:
+            arr = pa.Array.from_buffers(at, rows, [validity, data], null_count=nulls)
+        arrays.append(arr)
+        names.append(name)
+        pos = end
+    if pos + 1 != length and pos != length:
+        raise DataError(f"raw block length {length} does not match its columns ({pos + 1} bytes)")
+    return pa.RecordBatch.from_arrays(arrays, names=names)
+
+
+def decode_all(data: bytes | memoryview, fields: Sequence[Column] | TableSpec | None = None,
+               precision: str = "ms") -> Iterator[pa.RecordBatch]:
+    """Batches from concatenated blocks (as ``taos_fetch_raw_block`` results are stored)."""
+    mv = memoryview(data).cast("B")
+    pos = 0
+    while pos < len(mv):
+        length = int.from_bytes(mv[pos + 4:pos + 8], "little", signed=True)
+        if length <= 28 or pos + length > len(mv):
+            raise DataError(f"raw block at byte {pos} has bad length {length}")
+        yield decode(mv[pos:pos + length], fields, precision)
+        pos += length
+
+
+__all__ = ["DEFAULT_MAX_BYTES", "Encoder", "block_types", "decode", "decode_all", "encode", "encode_blocks"]
