@@ -171,23 +171,20 @@ def block_types(block: bytes | memoryview) -> list[TDType]:
     return [type_from_schema(tid, nbytes) for tid, nbytes in schema]
 
 
-def _area_lengths(block: Any, cols: int, rows: int, lengths: list[int], schema: list[tuple[int, int]],
+def _area_lengths(cols: int, rows: int, lengths: list[int], schema: list[tuple[int, int]],
                   length: int) -> list[int]:
     """Value-area lengths, little-endian as clients deliver them; big-endian (server wire) only
     when LE does not add up to the block length."""
-    def total(ls: list[int]) -> int:
-        meta = sum(4 * rows if _is_var(tid) else (rows + 7) >> 3 for tid, _ in schema)
-        return 28 + 9 * cols + meta + sum(ls)
-    if total(lengths) in (length - 1, length):
+    meta = sum(4 * rows if type_from_schema(tid, nbytes).is_var else (rows + 7) >> 3 for tid, nbytes in schema)
+
+    def fits(ls: list[int]) -> bool:
+        return 28 + 9 * cols + meta + sum(ls) in (length - 1, length)
+    if fits(lengths):
         return lengths
     swapped = [int.from_bytes(x.to_bytes(4, "little", signed=True), "big", signed=True) for x in lengths]
-    if total(swapped) in (length - 1, length):
+    if fits(swapped):
         return swapped
     raise DataError(f"raw block lengths do not add up to its length {length}")
-
-
-def _is_var(type_id: int) -> bool:
-    return type_id in (8, 10, 15, 16, 18, 19, 20)
 
 
 def decode(block: bytes | memoryview | pa.Buffer, fields: Sequence[Column] | TableSpec | None = None,
@@ -203,7 +200,7 @@ def decode(block: bytes | memoryview | pa.Buffer, fields: Sequence[Column] | Tab
     if version not in (1, 2) or length > len(mv) or rows <= 0:
         raise DataError(f"not a raw block (version {version}, length {length}, rows {rows},"
                         f" {len(mv)} bytes given)")
-    lengths = _area_lengths(mv, cols, rows, lengths, schema, length)
+    lengths = _area_lengths(cols, rows, lengths, schema, length)
     given = list(_fields(fields)) if fields is not None else None
     if given is not None and len(given) != cols:
         raise DataError(f"raw block has {cols} columns, fields name {len(given)}")
