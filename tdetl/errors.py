@@ -41,6 +41,15 @@ class SinkError(TdetlError):
     """A target refused data."""
 
 
+class TaosError(TdetlError):
+    """An error code and message from a TDengine server or client library."""
+
+    def __init__(self, code: int, message: str, where: str = "") -> None:
+        self.code, self.message = code, message
+        prefix = f"{where}: " if where else ""
+        super().__init__(f"{prefix}[0x{code & 0xFFFF:04X}] {message}")
+
+
 POLICIES = ("error", "drop", "archive")
 
 

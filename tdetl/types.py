@@ -103,6 +103,17 @@ class TDType:
             return 4 * n + 2
         return n + 2
 
+    def field_bytes(self) -> int:
+        """``bytes`` as ``taos_fetch_fields`` and TAOS_FIELD carry it: the declared length of
+        strings (characters for NCHAR), the storage width of fixed types and decimals."""
+        if self.name in _SIZED:
+            return self.length or 0
+        if self.name == "JSON":
+            return 4095
+        if self.name == "BLOB":
+            return 4 << 20
+        return self.fixed_width or 0
+
     def arrow(self, precision: str = "ms") -> pa.DataType:
         if self.name == "TIMESTAMP":
             return pa.timestamp(self.unit or precision)
@@ -161,7 +172,7 @@ def parse_type(text: str, where: str = "type") -> TDType:
     return TDType(name)
 
 
-def type_from_id(type_id: int, nbytes: int) -> TDType:
+def type_from_id(type_id: int, nbytes: int, precision: int | None = None, scale: int | None = None) -> TDType:
     """The type of a field as ``taos_fetch_fields`` reports it (declared n for strings). For
     decimals a 3.3.7.5 server reports only the width (8/16) there, while a raw block's schema entry
     holds the packed ``(width<<24)|(precision<<8)|scale``; both are accepted, the plain width
@@ -170,6 +181,8 @@ def type_from_id(type_id: int, nbytes: int) -> TDType:
     if name is None:
         raise ConfigError(f"unknown TDengine type id {type_id}")
     if name == "DECIMAL":
+        if precision:  # taosAdapter's query response gives them separately
+            return TDType(name, precision=precision, scale=scale or 0)
         if nbytes in (8, 16):
             return TDType(name, precision=18 if type_id == 21 else 38, scale=0)
         return TDType(name, precision=(nbytes >> 8) & 0xFF, scale=nbytes & 0xFF)

@@ -1,0 +1,1 @@
+"""Connections to TDengine: native (libtaos), WebSocket (taosAdapter /ws) and REST."""

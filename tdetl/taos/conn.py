@@ -1,0 +1,64 @@
+"""What every TDengine transport offers the drivers: SQL, results as raw blocks decoded to Arrow,
+and raw-block writes. Native, WebSocket and REST connections implement it."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+from .. import rawblock
+from ..model import Column
+
+
+@dataclass
+class Result:
+    """A query's outcome. For a statement, ``is_update`` and ``affected_rows``; for a select,
+    ``fields``, ``precision`` and its blocks (read once, in order)."""
+
+    fields: list[Column] = field(default_factory=list)
+    precision: str = "ms"
+    is_update: bool = True
+    affected_rows: int = 0
+    _blocks: Iterator[bytes | memoryview] = field(default_factory=lambda: iter(()))
+
+    def blocks(self) -> Iterator[bytes | memoryview]:
+        return self._blocks
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        for block in self._blocks:
+            yield rawblock.decode(block, self.fields, self.precision)
+
+    def table(self) -> pa.Table:
+        schema = pa.schema([pa.field(c.name, c.type.arrow(self.precision)) for c in self.fields])
+        return pa.Table.from_batches(list(self.batches()), schema)
+
+
+class Connection(ABC):
+    server_version: str = ""
+
+    @abstractmethod
+    def query(self, sql: str) -> Result:
+        """Run one SQL statement."""
+
+    def execute(self, sql: str) -> int:
+        res = self.query(sql)
+        for _ in res.blocks():  # drain a select so the server frees it
+            pass
+        return res.affected_rows
+
+    @abstractmethod
+    def write_block(self, table: str, block: bytes | memoryview, fields: Sequence[Column] | None) -> None:
+        """Write one raw block into an existing table of the current database; with ``fields``,
+        columns are matched by name."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

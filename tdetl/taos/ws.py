@@ -1,0 +1,140 @@
+"""taosAdapter's WebSocket protocol on ``/ws`` (shared/spec/rawblock.md §6, and the real exchange in
+shared/golden/ws_exchange.json): JSON actions in text frames; ``fetch_raw_block`` (7) and the raw
+writes ``write_raw_block`` (4) / ``write_raw_block_with_fields`` (5) in binary frames.
+taos-ws-py does not offer raw-block writes, so this speaks the protocol itself."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import struct
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
+from typing import Any
+
+from ..errors import DsnError, TaosError
+from ..model import Column
+from .conn import Connection, Result
+from .fields import PRECISIONS, columns_from_lists, pack_fields
+
+ACTION_WRITE_RAW_BLOCK = 4
+ACTION_WRITE_RAW_BLOCK_WITH_FIELDS = 5
+ACTION_FETCH_RAW_BLOCK = 7
+_REQ = struct.Struct("<QQQ")  # req_id, resource/message id, action
+_FETCH_HEAD = struct.Struct("<QQHQQII")  # flag, action, version, timing, req_id, code, message length
+
+
+class WsConnection(Connection):
+    def __init__(self, url: str, user: str = "root", password: str = "taosdata", db: str | None = None,
+                 timeout: float = 30.0, where: str = "") -> None:
+        from websockets.exceptions import WebSocketException
+        from websockets.sync.client import connect
+
+        self.where = where or url
+        self._ids = itertools.count(1)
+        self._stack = ExitStack()
+        try:
+            self.ws = self._stack.enter_context(connect(url, max_size=None, compression=None, open_timeout=timeout,
+                                                        close_timeout=5, proxy=None))
+        except (OSError, WebSocketException, TimeoutError) as e:
+            raise TaosError(0x000B, f"Unable to establish connection: {e}", self.where) from None
+        self.timeout = timeout
+        try:
+            self.server_version = self._call("version", {})["version"]
+            args: dict[str, Any] = {"user": user, "password": password}
+            if db:
+                args["db"] = db
+            self._call("conn", args)
+        except BaseException:
+            self._stack.close()
+            raise
+
+    # -- framing --------------------------------------------------------------------------------
+
+    def _recv(self) -> str | bytes:
+        try:
+            return self.ws.recv(timeout=self.timeout)
+        except TimeoutError:
+            raise TaosError(0x000B, f"no answer from taosAdapter in {self.timeout} s", self.where) from None
+        except Exception as e:  # connection closed or broken
+            raise TaosError(0x000B, f"WebSocket connection lost: {e}", self.where) from None
+
+    def _text_reply(self, req_id: int, action: str) -> dict[str, Any]:
+        msg = self._recv()
+        if isinstance(msg, bytes):
+            raise TaosError(0xFFFF, f"expected a text reply to {action}, got {len(msg)} binary bytes", self.where)
+        reply = json.loads(msg)
+        if reply.get("code", 0) != 0:
+            raise TaosError(reply["code"], reply.get("message", ""), self.where)
+        if reply.get("req_id") not in (req_id, None):
+            raise TaosError(0xFFFF, f"reply to req_id {reply.get('req_id')} while waiting for {req_id}", self.where)
+        return reply
+
+    def _call(self, action: str, args: dict[str, Any]) -> dict[str, Any]:
+        req_id = next(self._ids)
+        self.ws.send(json.dumps({"action": action, "args": {"req_id": req_id, **args}}))
+        return self._text_reply(req_id, action)
+
+    # -- Connection -----------------------------------------------------------------------------
+
+    def query(self, sql: str) -> Result:
+        reply = self._call("query", {"sql": sql})
+        if reply.get("is_update", True) or not reply.get("fields_count"):
+            return Result(is_update=True, affected_rows=reply.get("affected_rows", 0))
+        fields = columns_from_lists(reply["fields_names"], reply["fields_types"], reply["fields_lengths"],
+                                    reply.get("fields_precisions"), reply.get("fields_scales"))
+        return Result(fields, PRECISIONS.get(reply.get("precision", 0), "ms"), False, 0,
+                      self._fetch(reply["id"]))
+
+    def _fetch(self, result_id: int) -> Iterator[bytes]:
+        while True:
+            req_id = next(self._ids)
+            self.ws.send(_REQ.pack(req_id, result_id, ACTION_FETCH_RAW_BLOCK) + struct.pack("<H", 1))
+            msg = self._recv()
+            if isinstance(msg, str):  # an error comes back as JSON
+                reply = json.loads(msg)
+                raise TaosError(reply.get("code", 0xFFFF), reply.get("message", msg), self.where)
+            yield from self._parse_fetch(msg, req_id)
+            if msg[_FETCH_HEAD.size + _message_len(msg) + 8] == 1:
+                return
+
+    def _parse_fetch(self, msg: bytes, req_id: int) -> Iterator[bytes]:
+        flag, action, _ver, _timing, got_req, code, mlen = _FETCH_HEAD.unpack_from(msg)
+        if flag != 0xFFFFFFFFFFFFFFFF or action != ACTION_FETCH_RAW_BLOCK:
+            raise TaosError(0xFFFF, "malformed fetch_raw_block reply", self.where)
+        message = msg[_FETCH_HEAD.size:_FETCH_HEAD.size + mlen].decode(errors="replace")
+        if code:
+            raise TaosError(code, message, self.where)
+        if got_req != req_id:
+            raise TaosError(0xFFFF, f"fetch reply for req_id {got_req}, expected {req_id}", self.where)
+        pos = _FETCH_HEAD.size + mlen + 8  # skip the result id
+        if msg[pos] == 1:  # finished
+            return
+        (length,) = struct.unpack_from("<I", msg, pos + 1)
+        yield memoryview(msg)[pos + 5:pos + 5 + length]
+
+    def write_block(self, table: str, block: bytes | memoryview, fields: Sequence[Column] | None) -> None:
+        req_id = next(self._ids)
+        action = ACTION_WRITE_RAW_BLOCK if fields is None else ACTION_WRITE_RAW_BLOCK_WITH_FIELDS
+        name = table.encode()
+        rows = int.from_bytes(bytes(block[8:12]), "little")
+        head = _REQ.pack(req_id, req_id, action) + struct.pack("<iH", rows, len(name)) + name
+        tail = pack_fields(fields) if fields is not None else b""
+        self.ws.send(b"".join((head, block, tail)))
+        try:
+            self._text_reply(req_id, "write_raw_block")
+        except TaosError as e:
+            raise TaosError(e.code, f"table {table!r}: {e.message}", self.where) from None
+
+    def close(self) -> None:
+        self._stack.close()
+
+
+def _message_len(msg: bytes) -> int:
+    return int.from_bytes(msg[_FETCH_HEAD.size - 4:_FETCH_HEAD.size], "little")
+
+
+def ws_url(scheme: str, host: str | None, port: int | None, where: str) -> str:
+    if scheme not in ("ws", "wss"):
+        raise DsnError(f"{where}: WebSocket transport needs taos+ws:// or taos+wss://")
+    return f"{scheme}://{host or 'localhost'}:{port or 6041}/ws"
