@@ -1,0 +1,154 @@
+"""The native transport: TDengine's client library (libtaos) loaded with ctypes when a ``taos://``
+DSN is used. Results are read with ``taos_fetch_raw_block`` and decoded straight to Arrow; writes
+go through ``taos_write_raw_block_with_fields_with_reqid`` (shared/spec/rawblock.md §4)."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import itertools
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from ..errors import DsnError, TaosError
+from ..model import Column
+from .conn import Connection, Result
+from .fields import PRECISIONS, columns_from_lists
+
+TSDB_OPTION_CONFIGDIR = 3
+_CANDIDATES = ("libtaos.so", "/usr/lib/libtaos.so", "/usr/local/lib/libtaos.so",
+               "/usr/local/taos/driver/libtaos.so", "/usr/lib/x86_64-linux-gnu/libtaos.so")
+
+
+class TaosField(ctypes.Structure):
+    _fields_ = [("name", ctypes.c_char * 65), ("type", ctypes.c_int8), ("bytes", ctypes.c_int32)]
+
+
+_lib: ctypes.CDLL | None = None
+_lib_lock = threading.Lock()
+_reqids = itertools.count(1)
+
+
+def _declare(lib: ctypes.CDLL) -> None:
+    vp, cp, i32, i64 = ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_int64
+    sigs = {
+        "taos_connect": (vp, [cp, cp, cp, cp, ctypes.c_uint16]),
+        "taos_options": (i32, [i32, cp]),
+        "taos_query": (vp, [vp, cp]),
+        "taos_errno": (i32, [vp]),
+        "taos_errstr": (cp, [vp]),
+        "taos_fetch_raw_block": (i32, [vp, ctypes.POINTER(i32), ctypes.POINTER(vp)]),
+        "taos_num_fields": (i32, [vp]),
+        "taos_fetch_fields": (ctypes.POINTER(TaosField), [vp]),
+        "taos_result_precision": (i32, [vp]),
+        "taos_affected_rows": (i32, [vp]),
+        "taos_is_update_query": (ctypes.c_bool, [vp]),
+        "taos_free_result": (None, [vp]),
+        "taos_close": (None, [vp]),
+        "taos_get_server_info": (cp, [vp]),
+        "taos_write_raw_block_with_reqid": (i32, [vp, i32, vp, cp, i64]),
+        "taos_write_raw_block_with_fields_with_reqid": (i32, [vp, i32, vp, cp, ctypes.POINTER(TaosField), i32, i64]),
+    }
+    for name, (restype, argtypes) in sigs.items():
+        fn = getattr(lib, name)
+        fn.restype, fn.argtypes = restype, argtypes
+
+
+def load_library(path: str | None = None, config_dir: str | None = None, where: str = "taos://") -> ctypes.CDLL:
+    """libtaos, once per process: ``path`` (DSN ``libraryPath``) or the usual places."""
+    global _lib
+    with _lib_lock:
+        if _lib is not None:
+            return _lib
+        tried = [path] if path else [ctypes.util.find_library("taos") or "", *_CANDIDATES]
+        for cand in filter(None, tried):
+            if path and not Path(cand).exists():
+                break
+            try:
+                lib = ctypes.CDLL(cand)
+            except OSError:
+                continue
+            _declare(lib)
+            if config_dir:
+                lib.taos_options(TSDB_OPTION_CONFIGDIR, os.fsencode(config_dir))
+            _lib = lib
+            return lib
+        shown = ", ".join(filter(None, tried))
+        raise DsnError(f"{where}: the TDengine client library (libtaos.so) was not found (tried {shown});"
+                       " install the TDengine client package, pass libraryPath=/path/to/libtaos.so,"
+                       " or use taos+ws:// through taosAdapter")
+
+
+class NativeConnection(Connection):
+    def __init__(self, host: str | None, port: int | None, user: str, password: str, db: str | None,
+                 library: str | None = None, config_dir: str | None = None, where: str = "taos://") -> None:
+        self.lib = load_library(library, config_dir, where)
+        self.where = where
+        self.conn = self.lib.taos_connect((host or "localhost").encode(), user.encode(), password.encode(),
+                                          db.encode() if db else None, port or 6030)
+        if not self.conn:
+            code = self.lib.taos_errno(None)
+            raise TaosError(code, self._errstr(None), where)
+        info = self.lib.taos_get_server_info(self.conn)
+        self.server_version = info.decode() if info else ""
+
+    def _errstr(self, res: int | None) -> str:
+        msg = self.lib.taos_errstr(res)
+        return msg.decode(errors="replace") if msg else "unknown error"
+
+    def query(self, sql: str) -> Result:
+        res = self.lib.taos_query(self.conn, sql.encode())
+        code = self.lib.taos_errno(res)
+        if code:
+            msg = self._errstr(res)
+            self.lib.taos_free_result(res)
+            raise TaosError(code, msg, self.where)
+        n = self.lib.taos_num_fields(res)
+        if n == 0 or self.lib.taos_is_update_query(res):
+            rows = self.lib.taos_affected_rows(res)
+            self.lib.taos_free_result(res)
+            return Result(is_update=True, affected_rows=rows)
+        raw = self.lib.taos_fetch_fields(res)
+        fields = columns_from_lists([raw[i].name.decode() for i in range(n)], [raw[i].type for i in range(n)],
+                                    [raw[i].bytes for i in range(n)])
+        precision = PRECISIONS.get(self.lib.taos_result_precision(res), "ms")
+        return Result(fields, precision, False, 0, self._blocks(res))
+
+    def _blocks(self, res: int) -> Iterator[memoryview]:
+        """Each block views the library's memory: valid until the next one is fetched."""
+        rows, data = ctypes.c_int(0), ctypes.c_void_p()
+        try:
+            while True:
+                code = self.lib.taos_fetch_raw_block(res, ctypes.byref(rows), ctypes.byref(data))
+                if code:
+                    raise TaosError(code, self._errstr(res), self.where)
+                if rows.value == 0 or not data.value:
+                    return
+                length = ctypes.c_int32.from_address(data.value + 4).value
+                yield memoryview((ctypes.c_char * length).from_address(data.value)).cast("B")
+        finally:
+            self.lib.taos_free_result(res)
+
+    def write_block(self, table: str, block: bytes | memoryview, fields: Sequence[Column] | None) -> None:
+        mv = memoryview(block)
+        buf = (ctypes.c_char * len(mv)).from_buffer(mv) if not mv.readonly else \
+            (ctypes.c_char * len(mv)).from_buffer_copy(mv)
+        rows = int.from_bytes(bytes(mv[8:12]), "little")
+        reqid = next(_reqids)
+        if fields is None:
+            code = self.lib.taos_write_raw_block_with_reqid(self.conn, rows, buf, table.encode(), reqid)
+        else:
+            arr = (TaosField * len(fields))()
+            for i, c in enumerate(fields):
+                arr[i].name, arr[i].type, arr[i].bytes = c.name.encode(), c.type.type_id, c.type.field_bytes()
+            code = self.lib.taos_write_raw_block_with_fields_with_reqid(
+                self.conn, rows, buf, table.encode(), arr, len(fields), reqid)
+        if code:
+            raise TaosError(code, f"table {table!r}: {self._errstr(None)}", self.where)
+
+    def close(self) -> None:
+        if self.conn:
+            self.lib.taos_close(self.conn)
+            self.conn = None
