@@ -23,6 +23,7 @@ SINKS: dict[str, str] = {
     "csv": "tdetl.sinks.csv:CsvSink",
     "parquet": "tdetl.sinks.parquet:ParquetSink",
     "duckdb": "tdetl.sinks.duckdb:DuckDBSink",
+    "taos": "tdetl.sinks.taos:TaosSink",
 }
 
 

@@ -107,6 +107,17 @@ class Dsn:
             raise DsnError(f"{self.masked()}: parameter {key}={v!r} must be >= {minimum}")
         return n
 
+    def duration(self, key: str, default: float = 0.0) -> float:
+        """Seconds from ``500ms``, ``5s``, ``10m``, ``1h``, ``2d`` or a plain number of seconds."""
+        v = self.get(key)
+        if v is None or v == "":
+            return default
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*", v)
+        if not m:
+            raise DsnError(f"{self.masked()}: parameter {key}={v!r} is not a duration like 500ms, 5s or 10m")
+        scale = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2) or "s"]
+        return float(m.group(1)) * scale
+
     def choice(self, key: str, choices: tuple[str, ...], default: str) -> str:
         v = self.get(key, default) or default
         if v not in choices:

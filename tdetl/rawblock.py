@@ -148,21 +148,29 @@ def encode(batch: pa.RecordBatch, fields: Sequence[Column] | TableSpec, precisio
     return view
 
 
-def encode_blocks(batch: pa.RecordBatch, fields: Sequence[Column] | TableSpec, precision: str = "ms",
-                  max_bytes: int = DEFAULT_MAX_BYTES, encoder: Any = None) -> Iterator[memoryview]:
-    """Blocks of at most ``max_bytes`` each (a single row larger than that is sent alone), in row
-    order. Each yielded view is valid until the next one is produced."""
+def encode_ranges(batch: pa.RecordBatch, fields: Sequence[Column] | TableSpec, precision: str = "ms",
+                  max_bytes: int = DEFAULT_MAX_BYTES, encoder: Any = None,
+                  start: int = 0, rows: int | None = None) -> Iterator[tuple[int, int, memoryview]]:
+    """``(first row, row count, block)`` for blocks of at most ``max_bytes`` each (a single row
+    larger than that is sent alone), in row order. Each view is valid until the next is produced."""
     enc = encoder if encoder is not None else Encoder()
-    stack = [(0, batch.num_rows)]
+    stack = [(start, batch.num_rows - start if rows is None else rows)]
     while stack:
-        start, n = stack.pop()
-        view = encode(batch.slice(start, n), fields, precision, enc)
+        first, n = stack.pop()
+        view = encode(batch.slice(first, n), fields, precision, enc)
         if len(view) <= max_bytes or n == 1:
-            yield view
+            yield first, n, view
             continue
         parts = min(n, -(-len(view) // max_bytes) + 1)
         step = -(-n // parts)
-        stack.extend(reversed([(s, min(step, start + n - s)) for s in range(start, start + n, step)]))
+        stack.extend(reversed([(s, min(step, first + n - s)) for s in range(first, first + n, step)]))
+
+
+def encode_blocks(batch: pa.RecordBatch, fields: Sequence[Column] | TableSpec, precision: str = "ms",
+                  max_bytes: int = DEFAULT_MAX_BYTES, encoder: Any = None) -> Iterator[memoryview]:
+    """Blocks of at most ``max_bytes`` each, in row order (see :func:`encode_ranges`)."""
+    for _, _, view in encode_ranges(batch, fields, precision, max_bytes, encoder):
+        yield view
 
 
 def block_types(block: bytes | memoryview) -> list[TDType]:
@@ -248,4 +256,5 @@ def decode_all(data: bytes | memoryview, fields: Sequence[Column] | TableSpec | 
         pos += length
 
 
-__all__ = ["DEFAULT_MAX_BYTES", "Encoder", "block_types", "decode", "decode_all", "encode", "encode_blocks"]
+__all__ = ["DEFAULT_MAX_BYTES", "Encoder", "block_types", "decode", "decode_all", "encode", "encode_blocks",
+           "encode_ranges"]

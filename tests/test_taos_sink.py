@@ -1,0 +1,43 @@
+"""The taos target without a server: its parameters and its failure to connect. (Writing to a real
+server is covered by test_taos_integration.py.)"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tdetl.drivers import open_sink
+from tdetl.errors import DsnError
+from tdetl.pipeline import Options
+
+from .conftest import SAMPLES, run_cli
+
+
+@pytest.mark.parametrize("dsn,match", [
+    ("taos+ws://root:s3cret@h:6041", "name the target database"),
+    ("taos+ws://root:s3cret@h:6041/db?force-stmt", "force-stmt is not supported by tdetl yet"),
+    ("taos+ws://root:s3cret@h:6041/db?interval=soon", "interval='soon' is not a duration"),
+    ("taos+ws://root:s3cret@h:6041/db?max-sql-length=10", "max-sql-length='10' must be >= 1024"),
+    ("taos+ws://root:s3cret@h:6041/db?asert", "unknown parameter 'asert'"),
+    ("taos+http://root:s3cret@h:6041/db", "does not speak 'http'"),
+])
+def test_bad_target_parameters(dsn: str, match: str) -> None:
+    with pytest.raises(DsnError, match=match) as e:
+        open_sink(dsn, Options())
+    assert "s3cret" not in str(e.value)
+
+
+def test_parameters_are_read(tmp_path: Path) -> None:
+    sink = open_sink(f"taos+ws://h:6041/db.meters2?assert&interval=250ms&failes-to={tmp_path}/f.txt"
+                     "&max-sql-length=4096&batch-size=500&update-tags", Options())
+    assert (sink.db, sink.rename, sink.create_db, sink.pause, sink.max_sql, sink.rows_per_block) == (
+        "db", "meters2", True, 0.25, 4096, 500)
+    assert sink.update_tags and sink.failes_to == tmp_path / "f.txt"
+
+
+def test_unreachable_server_is_one_line_and_nothing_is_left(tmp_path: Path) -> None:
+    res = run_cli("run", "-f", f"csv:{SAMPLES / 'meters.csv'}", "-p", f"@{SAMPLES / 'meters.parser.json'}",
+                  "-t", "taos+ws://root:s3cret@127.0.0.1:9/db?assert")
+    assert res.returncode == 1 and res.stderr.count("\n") == 1
+    assert "[0x000B] Unable to establish connection" in res.stderr and "s3cret" not in res.stderr
