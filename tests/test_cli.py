@@ -45,7 +45,9 @@ def test_errors_are_one_line_with_nonzero_exit_and_no_password(tmp_path: Path) -
     cases = [
         (["run", "-f", "ftp://user:s3cret@host:21/x", "-t", f"local:{tmp_path}/a"], "unknown source driver"),
         (["run", "-f", f"csv:{SAMPLES / 'meters.csv'}", "-t", "taos+tcp://root:s3cret@h:6030/db"],
-         "unknown target driver"),
+         "driver 'taos' does not speak 'tcp'"),
+        (["run", "-f", f"csv:{SAMPLES / 'meters.csv'}", "-t", "kafka://root:s3cret@h:9092/t"],
+         "unknown target driver 'kafka'"),
         (["run", "-f", f"csv:{SAMPLES / 'meters.csv'}", "-p", "{bad", "-t", f"local:{tmp_path}/b"],
          "--parser: not valid JSON"),
         (["run", "-f", f"local:{tmp_path}/none", "-t", f"duckdb:{tmp_path}/x.duckdb"], "not a tdetl backup"),
