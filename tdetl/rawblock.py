@@ -150,11 +150,15 @@ def encode(batch: pa.RecordBatch, fields: Sequence[Column] | TableSpec, precisio
 
 def encode_ranges(batch: pa.RecordBatch, fields: Sequence[Column] | TableSpec, precision: str = "ms",
                   max_bytes: int = DEFAULT_MAX_BYTES, encoder: Any = None,
-                  start: int = 0, rows: int | None = None) -> Iterator[tuple[int, int, memoryview]]:
-    """``(first row, row count, block)`` for blocks of at most ``max_bytes`` each (a single row
-    larger than that is sent alone), in row order. Each view is valid until the next is produced."""
+                  start: int = 0, rows: int | None = None,
+                  max_rows: int = 0) -> Iterator[tuple[int, int, memoryview]]:
+    """``(first row, row count, block)`` for blocks of at most ``max_bytes`` (and ``max_rows``, if
+    set) each; a single row larger than that is sent alone. In row order; each view is valid until
+    the next is produced."""
     enc = encoder if encoder is not None else Encoder()
-    stack = [(start, batch.num_rows - start if rows is None else rows)]
+    total = batch.num_rows - start if rows is None else rows
+    step = max_rows if max_rows > 0 else max(total, 1)
+    stack = [(s, min(step, start + total - s)) for s in reversed(range(start, start + total, step))]
     while stack:
         first, n = stack.pop()
         view = encode(batch.slice(first, n), fields, precision, enc)

@@ -168,6 +168,8 @@ def test_blocks_split_under_a_byte_limit() -> None:
     assert len(blocks) >= 5 and all(len(b) <= whole // 5 for b in blocks)
     back = pa.Table.from_batches([rb.decode(b, fields, "ms") for b in blocks])
     assert back.to_pylist() == batch.to_pylist()
+    ranges = [(first, n) for first, n, _ in rb.encode_ranges(batch, fields, "ms", max_rows=3000)]
+    assert ranges == [(0, 3000), (3000, 3000), (6000, 3000), (9000, 1000)]
 
 
 def test_sliced_and_large_arrow_inputs() -> None:

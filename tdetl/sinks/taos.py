@@ -176,13 +176,9 @@ class TaosSink(Sink):
 
     def _write_blocks(self, spec: TableSpec, data: pa.RecordBatch, start: int, rows: int) -> None:
         assert self.conn is not None
-        max_bytes = self.block_bytes
-        ranges = rawblock.encode_ranges(data, spec.columns, self.precision, max_bytes, self.encoder, start, rows)
+        ranges = rawblock.encode_ranges(data, spec.columns, self.precision, self.block_bytes, self.encoder,
+                                        start, rows, self.rows_per_block)
         for first, n, block in ranges:
-            if self.rows_per_block and n > self.rows_per_block:
-                for s in range(first, first + n, self.rows_per_block):
-                    self._write_blocks(spec, data, s, min(self.rows_per_block, first + n - s))
-                continue
             try:
                 self.conn.write_block(spec.name, block, spec.columns)
             except TaosError as e:
