@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 SOURCES: dict[str, str] = {
     "csv": "tdetl.sources.csv:CsvSource",
     "local": "tdetl.sources.local:LocalSource",
+    "taos": "tdetl.sources.taos:TaosSource",
 }
 SINKS: dict[str, str] = {
     "local": "tdetl.sinks.local:LocalSink",

@@ -27,6 +27,7 @@ log = logging.getLogger("tdetl")
 
 Transform = Callable[[TableBatch], Iterable[TableBatch]]
 DONE = {"done": True}
+IDLE_FLUSH = 1.0  # seconds without new batches before buffered ones are flushed
 
 
 @dataclass
@@ -124,12 +125,17 @@ def run(source: Source, sink: Sink, options: Options) -> Summary:
         w.start()
     alive = len(workers)
     seen_tables: set[Any] = set()
+    dirty, last_write = False, time.monotonic()
     try:
         ended = 0
         while ended < len(todo):
             try:
                 item = q.get(timeout=0.2)
             except queue.Empty:
+                if dirty and time.monotonic() - last_write >= IDLE_FLUSH:
+                    # readers are idle (e.g. realtime between polls): make what came durable
+                    sink.flush(dict(checkpoint))
+                    dirty = False
                 alive = sum(w.is_alive() for w in workers)
                 if alive == 0 and q.empty():
                     break
@@ -142,6 +148,7 @@ def run(source: Source, sink: Sink, options: Options) -> Summary:
                 checkpoint[item.partition] = DONE
                 continue
             sink.write(item)
+            dirty, last_write = True, time.monotonic()
             seen_tables.add(item.spec)
             summary.rows_written += item.num_rows
             summary.bytes_written += item.data.nbytes
@@ -150,6 +157,7 @@ def run(source: Source, sink: Sink, options: Options) -> Summary:
             if sink.wants_flush():
                 log.debug("flush after %d rows", summary.rows_written)
                 sink.flush(dict(checkpoint))
+                dirty = False
             progress.update()
         if ended < len(todo):
             raise RuntimeError("a reader stopped without finishing its partition")

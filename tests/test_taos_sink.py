@@ -16,11 +16,11 @@ from .conftest import SAMPLES, run_cli
 
 @pytest.mark.parametrize("dsn,match", [
     ("taos+ws://root:s3cret@h:6041", "name the target database"),
-    ("taos+ws://root:s3cret@h:6041/db?force-stmt", "force-stmt is not supported by tdetl yet"),
+    ("taos+ws://root:s3cret@h:6041/db?timeout-per-table=ever", "timeout-per-table='ever' is not a duration"),
     ("taos+ws://root:s3cret@h:6041/db?interval=soon", "interval='soon' is not a duration"),
     ("taos+ws://root:s3cret@h:6041/db?max-sql-length=10", "max-sql-length='10' must be >= 1024"),
     ("taos+ws://root:s3cret@h:6041/db?asert", "unknown parameter 'asert'"),
-    ("taos+http://root:s3cret@h:6041/db", "does not speak 'http'"),
+    ("taos+mqtt://root:s3cret@h:6041/db", "does not speak 'mqtt'"),
 ])
 def test_bad_target_parameters(dsn: str, match: str) -> None:
     with pytest.raises(DsnError, match=match) as e:
@@ -30,10 +30,11 @@ def test_bad_target_parameters(dsn: str, match: str) -> None:
 
 def test_parameters_are_read(tmp_path: Path) -> None:
     sink = open_sink(f"taos+ws://h:6041/db.meters2?assert&interval=250ms&failes-to={tmp_path}/f.txt"
-                     "&max-sql-length=4096&batch-size=500&update-tags", Options())
+                     "&max-sql-length=4096&batch-size=500&update-tags&force-stmt&timeout-per-table=2m", Options())
     assert (sink.db, sink.rename, sink.create_db, sink.pause, sink.max_sql, sink.rows_per_block) == (
         "db", "meters2", True, 0.25, 4096, 500)
     assert sink.update_tags and sink.failes_to == tmp_path / "f.txt"
+    assert sink.force_stmt and sink.table_timeout == 120
 
 
 def test_unreachable_server_is_one_line_and_nothing_is_left(tmp_path: Path) -> None:

@@ -5,6 +5,9 @@ the source database's options), super tables (widened with ALTER when wider data
 child tables with their tags, many per ``CREATE TABLE`` under ``max-sql-length`` — then writes raw
 blocks matched to columns by name. A block the server refuses for its size is split and retried.
 Tables with BLOB columns go through SQL text: raw-block writes of BLOB crashed the 3.3.7.5 client.
+Over REST (``taos+http(s)://``) every table goes through ``INSERT`` text, many tables per statement.
+``force-stmt`` binds parameters instead (taos-ws-py / taospy); ``timeout-per-table`` fails a table
+whose writes took longer than that in total.
 With ``failes-to=<file>`` a table that fails is written to the file with its reason and the rest
 carries on; otherwise the first failure stops the run.
 """
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +29,14 @@ from ..model import Catalog, SuperTable, TableBatch, TableSpec
 from ..taos import ddl
 from ..taos.conn import Connection
 from ..taos.connect import CONNECTION_PARAMS, open_connection
+from ..taos.insert import insert_statements, value_rows
+from ..taos.stmt import StmtWriter
 from ..types import TDType
 from .base import Sink
 
 log = logging.getLogger("tdetl.taos")
 
 _SIZE_ERRORS = ("wal size exceeds limit", "exceed", "too large", "too big", "msg too long")
-_NOT_YET = ("force-stmt", "timeout-per-table")
 
 
 def _is_size_error(e: TaosError) -> bool:
@@ -39,16 +44,13 @@ def _is_size_error(e: TaosError) -> bool:
 
 
 class TaosSink(Sink):
-    protocols = (None, "ws", "wss")
+    protocols = (None, "ws", "wss", "http", "https")
     params = CONNECTION_PARAMS | frozenset({
         "assert", "batch-size", "interval", "max-sql-length", "failes-to", "timeout-per-table",
         "update-tags", "force-stmt", "block-bytes", "buffer-bytes"})
 
     def __init__(self, dsn: Dsn, options: Any) -> None:
         super().__init__(dsn, options)
-        for p in _NOT_YET:
-            if dsn.has(p):
-                raise DsnError(f"{dsn.masked()}: parameter {p} is not supported by tdetl yet")
         obj = dsn.object.strip("/")
         if not obj:
             raise DsnError(f"{dsn.masked()}: name the target database, e.g. taos://host:6030/<db>")
@@ -62,6 +64,10 @@ class TaosSink(Sink):
         self.update_tags = dsn.flag("update-tags")
         self.block_bytes = dsn.integer("block-bytes", rawblock.DEFAULT_MAX_BYTES, minimum=4096)
         self.buffer_bytes = dsn.integer("buffer-bytes", 64 << 20, minimum=1)
+        self.force_stmt = dsn.flag("force-stmt")
+        self.table_timeout = dsn.duration("timeout-per-table")
+        self.spent: dict[str, float] = {}
+        self.stmt: StmtWriter | None = None
         self.conn: Connection | None = None
         self.encoder = rawblock.Encoder()
         self.precision = "ms"
@@ -86,6 +92,12 @@ class TaosSink(Sink):
             hint = "" if self.create_db else " (add ?assert to create it)"
             raise SinkError(f"{self.dsn.masked()}: database {self.db!r} cannot be used: {e.message}{hint}") from None
         self.precision = self._database_precision()
+        if self.force_stmt:
+            if not self.conn.raw_writes:
+                raise DsnError(f"{self.dsn.masked()}: force-stmt needs taos:// or taos+ws://, not REST")
+            self.stmt = StmtWriter(self.dsn, self.db, self.dsn.user or "root",
+                                   self.dsn.password if self.dsn.password is not None else "taosdata",
+                                   self.dsn.masked())
 
     def _database_precision(self) -> str:
         assert self.conn is not None
@@ -120,9 +132,21 @@ class TaosSink(Sink):
             return
         pending, self._pending, self._bytes = self._pending, [], 0
         self._ensure_tables([b.spec for b in pending])
+        assert self.conn is not None
+        as_sql = [b for b in pending if b.spec.name not in self.failed and self._needs_sql(b.spec)]
         for b in pending:
-            if b.spec.name not in self.failed:
-                self._write_table(b.spec, b.data)
+            if b.spec.name not in self.failed and not self._needs_sql(b.spec):
+                self._guarded(b.spec.name, lambda b=b: self._write_one(b.spec, b.data))
+        if as_sql and self.failes_to is None:  # many tables per statement
+            self._guarded(as_sql[0].spec.name, lambda: self._write_sql(as_sql))
+        else:
+            for b in as_sql:
+                self._guarded(b.spec.name, lambda b=b: self._write_sql([b]))
+
+    def _needs_sql(self, spec: TableSpec) -> bool:
+        """REST cannot take raw blocks; BLOB raw-block writes crashed the 3.3.7.5 client."""
+        assert self.conn is not None
+        return not self.conn.raw_writes or (self.stmt is None and any(c.type.name == "BLOB" for c in spec.columns))
 
     def _ensure_tables(self, specs: list[TableSpec]) -> None:
         grown: dict[str, SuperTable] = {}
@@ -157,28 +181,46 @@ class TaosSink(Sink):
                     self._sql(f"ALTER TABLE {ddl.ident(s.name)} SET TAG {ddl.ident(tag.name)}"
                               f" = {ddl.literal(tag.type, s.tag_dict.get(tag.name))}")
 
-    def _write_table(self, spec: TableSpec, data: pa.RecordBatch) -> None:
+    def _guarded(self, table: str, write: Callable[[], None]) -> None:
+        """Run one table's write; a failure stops the run, or with failes-to is recorded and skipped."""
+        began = time.monotonic()
         try:
-            if any(c.type.name == "BLOB" for c in spec.columns):
-                self._write_sql(spec, data)
-            else:
-                self._write_blocks(spec, data, 0, data.num_rows)
+            write()
         except (TaosError, DataError) as e:
             reason = " ".join(str(e).split())
             if self.failes_to is None:
-                raise SinkError(f"{self.dsn.masked()}: table {spec.name!r}: {reason}") from None
-            self.failed[spec.name] = reason
+                raise SinkError(f"{self.dsn.masked()}: table {table!r}: {reason}") from None
+            self.failed[table] = reason
             with self.failes_to.open("a", encoding="utf-8") as fh:
-                fh.write(f"{spec.name}\t{reason}\n")
-            log.warning("table %s failed: %s", spec.name, reason)
+                fh.write(f"{table}\t{reason}\n")
+            log.warning("table %s failed: %s", table, reason)
+        finally:
+            self.spent[table] = self.spent.get(table, 0.0) + time.monotonic() - began
         if self.pause:
             time.sleep(self.pause)
 
-    def _write_blocks(self, spec: TableSpec, data: pa.RecordBatch, start: int, rows: int) -> None:
+    def _check_time(self, table: str, began: float) -> None:
+        """timeout-per-table: a table whose writes took longer in total fails (between blocks; a
+        call already inside the client library is not interrupted)."""
+        if self.table_timeout and self.spent.get(table, 0.0) + time.monotonic() - began > self.table_timeout:
+            raise TaosError(0xFFFF, f"timeout-per-table={self.table_timeout:g}s exceeded", self.dsn.masked())
+
+    def _write_one(self, spec: TableSpec, data: pa.RecordBatch) -> None:
+        began = time.monotonic()
+        if self.stmt is not None:
+            step = self.rows_per_block or data.num_rows
+            for first in range(0, data.num_rows, step):
+                self._check_time(spec.name, began)
+                self.stmt.write(spec.name, spec.columns, data.slice(first, step), self.precision)
+            return
+        self._write_blocks(spec, data, 0, data.num_rows, began)
+
+    def _write_blocks(self, spec: TableSpec, data: pa.RecordBatch, start: int, rows: int, began: float) -> None:
         assert self.conn is not None
         ranges = rawblock.encode_ranges(data, spec.columns, self.precision, self.block_bytes, self.encoder,
                                         start, rows, self.rows_per_block)
         for first, n, block in ranges:
+            self._check_time(spec.name, began)
             try:
                 self.conn.write_block(spec.name, block, spec.columns)
             except TaosError as e:
@@ -186,35 +228,24 @@ class TaosSink(Sink):
                     raise
                 half = n // 2
                 log.info("table %s: block of %d rows refused for size, splitting", spec.name, n)
-                self._write_blocks(spec, data, first, half)
-                self._write_blocks(spec, data, first + half, n - half)
+                self._write_blocks(spec, data, first, half, began)
+                self._write_blocks(spec, data, first + half, n - half, began)
 
-    def _write_sql(self, spec: TableSpec, data: pa.RecordBatch) -> None:
-        """INSERT text under max-sql-length (the slow path, for BLOB tables)."""
-        cols = list(spec.columns)
-        arrays = []
-        for arr in data.columns:
-            if pa.types.is_timestamp(arr.type):
-                arr = arr.cast(pa.timestamp(self.precision)).cast(pa.int64())
-            arrays.append(arr.to_pylist())
-        head = f"INSERT INTO {ddl.ident(spec.name)} ({', '.join(ddl.ident(c.name) for c in cols)}) VALUES "
-        parts: list[str] = []
-        size = len(head)
-        for row in zip(*arrays):
-            text = "(" + ", ".join(ddl.literal(c.type, v) for c, v in zip(cols, row)) + ")"
-            if parts and size + len(text) + 1 > self.max_sql:
-                self._sql(head + " ".join(parts))
-                parts, size = [], len(head)
-            parts.append(text)
-            size += len(text) + 1
-        if parts:
-            self._sql(head + " ".join(parts))
+    def _write_sql(self, batches: list[TableBatch]) -> None:
+        """INSERT text, many tables per statement, under max-sql-length."""
+        items = ((b.spec.name, b.spec.columns, value_rows(b.data, b.spec.columns, self.precision))
+                 for b in batches)
+        for stmt in insert_statements(items, self.max_sql):
+            self._sql(stmt)
 
     def close(self) -> None:
         try:
             self.flush()
         finally:
             self._disconnect()
+        if self.stmt is not None:
+            self.stmt.close()
+            self.stmt = None
         if self.failed:
             log.warning("%d tables failed; see %s", len(self.failed), self.failes_to)
 

@@ -23,11 +23,17 @@ class Result:
     is_update: bool = True
     affected_rows: int = 0
     _blocks: Iterator[bytes | memoryview] = field(default_factory=lambda: iter(()))
+    _batches: Iterator[pa.RecordBatch] | None = None  # transports without raw blocks (REST)
 
     def blocks(self) -> Iterator[bytes | memoryview]:
+        if self._batches is not None:
+            raise TypeError("this result came over REST: it has Arrow batches, not raw blocks")
         return self._blocks
 
     def batches(self) -> Iterator[pa.RecordBatch]:
+        if self._batches is not None:
+            yield from self._batches
+            return
         for block in self._blocks:
             yield rawblock.decode(block, self.fields, self.precision)
 
@@ -38,6 +44,7 @@ class Result:
 
 class Connection(ABC):
     server_version: str = ""
+    raw_writes = True  # False: writes must be INSERT text (REST)
 
     @abstractmethod
     def query(self, sql: str) -> Result:
@@ -45,7 +52,7 @@ class Connection(ABC):
 
     def execute(self, sql: str) -> int:
         res = self.query(sql)
-        for _ in res.blocks():  # drain a select so the server frees it
+        for _ in res.batches() if res._batches is not None else res.blocks():  # drain: the server frees it
             pass
         return res.affected_rows
 

@@ -1,5 +1,5 @@
 """Open a TDengine connection from a ``taos``/``tmq`` DSN: no protocol = native (libtaos),
-``+ws``/``+wss`` = taosAdapter WebSocket."""
+``+ws``/``+wss`` = taosAdapter WebSocket, ``+http``/``+https`` = REST (also TDengine 2.x)."""
 
 from __future__ import annotations
 
@@ -29,4 +29,10 @@ def open_connection(dsn: Dsn, db: str | None = None, timeout: float = 30.0) -> C
         if token:
             url += f"?token={quote(token)}"
         return WsConnection(url, user, password, db, timeout, where)
-    raise DsnError(f"{where}: transport {dsn.protocol!r} is not available for TDengine (use taos:// or taos+ws://)")
+    if dsn.protocol in ("http", "https"):
+        from .rest import RestConnection
+
+        return RestConnection(dsn.protocol, dsn.host, dsn.port, user, password, db, dsn.get("token") or None,
+                              timeout, where)
+    raise DsnError(f"{where}: transport {dsn.protocol!r} is not available for TDengine"
+                   " (use taos://, taos+ws://, taos+wss://, taos+http:// or taos+https://)")
