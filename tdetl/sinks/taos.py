@@ -92,6 +92,9 @@ class TaosSink(Sink):
             hint = "" if self.create_db else " (add ?assert to create it)"
             raise SinkError(f"{self.dsn.masked()}: database {self.db!r} cannot be used: {e.message}{hint}") from None
         self.precision = self._database_precision()
+        known = [self._target(spec) for spec in catalog.tables.values()]
+        if known:  # tables the source knows exist in the target even when no row of theirs arrives
+            self._ensure_tables(known)
         if self.force_stmt:
             if not self.conn.raw_writes:
                 raise DsnError(f"{self.dsn.masked()}: force-stmt needs taos:// or taos+ws://, not REST")

@@ -52,7 +52,18 @@ class LocalSource(Source):
             for entry in self._files():  # all of them before any data moves
                 fmt.read_verified(self.root, entry)
             self._verified = True
-        return self._catalog
+        if not self.want_stables and not self.want_tables:
+            return self._catalog
+        part = Catalog(dict(self._catalog.databases))
+        for key, spec in self._catalog.tables.items():
+            if self._wanted(spec.name, spec.stable):
+                part.tables[key] = spec
+                if spec.stable is not None:
+                    part.stables[(spec.database, spec.stable)] = self._catalog.stables[(spec.database, spec.stable)]
+        for key, st in self._catalog.stables.items():
+            if st.name in self.want_stables:
+                part.stables[key] = st
+        return part
 
     def describe(self) -> Catalog:
         """The catalog without reading data files (for ``inspect``)."""

@@ -14,7 +14,8 @@ from ..model import Column, SuperTable, TableSpec
 from ..types import TDType
 
 DEFAULT_MAX_SQL = 800_000  # taosX's max-sql-length default
-_DB_OPTIONS = ("precision", "keep", "duration", "vgroups", "replica", "buffer", "pages", "page_size",
+_QUOTED_OPTIONS = ("precision", "cachemodel", "encrypt_algorithm")
+_DB_OPTIONS = ("precision", "keep", "duration", "vgroups", "replica", "buffer", "pages", "pagesize",
                "minrows", "maxrows", "comp", "wal_level", "wal_fsync_period", "cachemodel", "cachesize",
                "wal_retention_period", "wal_retention_size", "stt_trigger", "single_stable",
                "table_prefix", "table_suffix", "tsdb_pagesize", "keep_time_offset", "encrypt_algorithm",
@@ -66,7 +67,9 @@ def create_database(name: str, options: dict[str, Any], precision: str | None) -
         opts["precision"] = precision
     for k, v in opts.items():
         text = str(v)
-        if k == "precision":
+        if k in _QUOTED_OPTIONS:
+            if not re.fullmatch(r"[A-Za-z0-9_]+", text):
+                raise ConfigError(f"database option {k}={v!r} is not a plain value")
             text = f"'{text}'"
         elif not re.fullmatch(r"[A-Za-z0-9_.,:-]+", text):
             raise ConfigError(f"database option {k}={v!r} is not a plain value")

@@ -26,12 +26,15 @@ def _literals(arr: pa.Array, col: Column, precision: str) -> pa.Array:
     """SQL literals of one column (``NULL`` for nulls) as a string array."""
     t = col.type
     if t.name == "TIMESTAMP":
-        text = arr.cast(pa.timestamp(precision)).cast(pa.int64()).cast(pa.string())
+        try:
+            text = arr.cast(pa.timestamp(precision)).cast(pa.int64()).cast(pa.string())
+        except pa.ArrowInvalid as e:
+            raise DataError(f"column {col.name!r}: {e} (the database precision is {precision})") from None
     elif t.name == "BOOL":
         text = pc.if_else(arr, "true", "false")
     elif t.name in ("VARBINARY", "GEOMETRY", "BLOB"):
-        hexed = pa.array([None if v is None else "\\x" + v.hex() for v in arr.to_pylist()], pa.string())
-        text = _quoted(hexed)
+        hexed = pa.array([None if v is None else "'\\x" + v.hex() + "'" for v in arr.to_pylist()], pa.string())
+        text = hexed  # hex digits need no escaping
     elif t.name in ("VARCHAR", "NCHAR", "JSON"):
         text = _quoted(arr.cast(pa.string()))
     elif t.name in ("FLOAT", "DOUBLE"):
