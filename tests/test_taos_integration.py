@@ -23,6 +23,10 @@ from tdetl.taos.connect import open_connection
 from .test_roundtrip import COLUMNS, expected_rows, normalise, write_csv
 
 SERVERS = [v.rstrip("/") for v in (os.environ.get("TDETL_TEST_TAOS"), os.environ.get("TDETL_TEST_TAOSWS")) if v]
+# taosAdapter serves REST on the WebSocket port: the REST transport is tested when WebSocket is.
+REST = [v.replace("taos+ws://", "taos+http://", 1).replace("taos+wss://", "taos+https://", 1)
+        for v in SERVERS if v.startswith(("taos+ws://", "taos+wss://"))]
+TRANSPORTS = SERVERS + REST
 pytestmark = [
     pytest.mark.taos,
     pytest.mark.skipif(not SERVERS, reason="no TDengine server: set TDETL_TEST_TAOS=taos://root:taosdata@host:6030"
@@ -48,9 +52,9 @@ def db(server: str) -> Iterator[str]:
 
 
 def _read_back(db: str, sql: str) -> list[pa.Table]:
-    """The same query through every configured transport."""
+    """The same query through every configured transport (REST included)."""
     out = []
-    for s in SERVERS:
+    for s in TRANSPORTS:
         with _connect(s, db) as conn:
             out.append(conn.query(sql).table())
     return out
@@ -139,3 +143,129 @@ def test_backup_restored_into_taos_equals_the_source(server: str, db: str, tmp_p
         assert [r["tbname"] for r in rows] == want["tbname"].to_list()
         assert {(r["tbname"], r["groupid"], r["location"]) for r in rows} == set(
             want.select("tbname", "groupid", "location").unique().iter_rows())
+
+
+# -- TDengine as a source ------------------------------------------------------------------------
+
+def _load_meters(server: str, db: str, tmp_path: Path, rows: int = 20 * 500, tables: int = 20) -> Any:
+    from tdetl.samples import PARSER, meters
+
+    data = meters(rows, tables=tables)
+    data.write_csv(tmp_path / "m.csv")
+    tdetl.run(f"csv:{tmp_path / 'm.csv'}", f"{server}/{db}?assert", parser=json.dumps(PARSER))
+    with _connect(server) as conn:
+        conn.execute(f"CREATE TABLE `{db}`.`notes` (ts TIMESTAMP, msg NCHAR(20))")
+        conn.execute(f"INSERT INTO `{db}`.`notes` VALUES (1700000000000, 'héllo') (1700000000001, NULL)")
+        conn.execute(f"CREATE TABLE `{db}`.`empty_child` USING `{db}`.`meters` TAGS (99, 'nowhere')")
+    return data
+
+
+def _snapshot(server: str, db: str) -> dict[str, Any]:
+    """Everything a sync must carry: tables with tags, every row, the database precision."""
+    with _connect(server, db) as conn:
+        meters = conn.query("SELECT tbname, groupid, location, ts, current, voltage, phase FROM meters").table()
+        tags = conn.query("SELECT TAGS tbname, groupid, location FROM meters").table()
+        notes = conn.query("SELECT ts, msg FROM notes").table()
+        prec = conn.query(f"SELECT `precision` FROM information_schema.ins_databases WHERE name = '{db}'").table()
+    return {"meters": sorted(meters.to_pylist(), key=lambda r: (r["tbname"], r["ts"])),
+            "tags": sorted(tags.to_pylist(), key=lambda r: r["tbname"]),
+            "notes": sorted(notes.to_pylist(), key=lambda r: r["ts"]), "precision": prec.column(0).to_pylist()}
+
+
+@pytest.fixture
+def db2(server: str) -> Iterator[str]:
+    name = f"tdetl_it2_{uuid.uuid4().hex[:12]}"
+    yield name
+    with _connect(server) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS `{name}`")
+
+
+@pytest.mark.parametrize("target", TRANSPORTS or ["unset"])
+def test_whole_database_sync_with_tags(server: str, target: str, db: str, db2: str, tmp_path: Path) -> None:
+    if target.split("@")[-1].split(":")[0] != server.split("@")[-1].split(":")[0]:
+        pytest.skip("source and target are different servers")
+    _load_meters(server, db, tmp_path)
+    s = tdetl.run(f"{server}/{db}", f"{target}/{db2}?assert", jobs=2)
+    assert s.rows_written == 20 * 500 + 2
+    assert _snapshot(server, db2) == _snapshot(server, db)
+
+
+def test_backup_from_taos_restores_equal_with_database_options(server: str, db: str, db2: str,
+                                                               tmp_path: Path) -> None:
+    _load_meters(server, db, tmp_path)
+    with _connect(server) as conn:
+        conn.execute(f"ALTER DATABASE `{db}` KEEP 3650")
+    s = tdetl.run(f"{server}/{db}", f"local:{tmp_path / 'bk'}", jobs=2)
+    assert s.rows_written == 20 * 500 + 2
+    manifest = json.loads((tmp_path / "bk" / "manifest.json").read_text())
+    assert {"empty_child", "notes", "d0"} <= {t["name"] for t in manifest["tables"]}
+    tdetl.run(f"local:{tmp_path / 'bk'}", f"{server}/{db2}?assert")
+    assert _snapshot(server, db2) == _snapshot(server, db)
+    with _connect(server) as conn:
+        keep = conn.query(f"SELECT `keep`, `name` FROM information_schema.ins_databases"
+                          f" WHERE name IN ('{db}', '{db2}')").table().to_pylist()
+    assert len({r["keep"] for r in keep}) == 1
+
+
+def test_source_params_select_part_of_a_database(server: str, db: str, tmp_path: Path) -> None:
+    _load_meters(server, db, tmp_path)
+    start, end = "2023-11-14T22:13:30Z", "2023-11-14T22:13:40Z"  # 1_700_000_010_000 .. 1_700_000_020_000
+    out = tmp_path / "part.duckdb"
+    for params in (f"tables=meters.d1,d2&start={start}&end={end}",
+                   f"select-from-stable&tables=meters.d1,meters.d2&start={start}&end={end}"):
+        tdetl.run(f"{server}/{db}?{params}", f"duckdb:{out}")
+        import duckdb
+
+        with duckdb.connect(str(out)) as con:
+            got = con.execute("SELECT tbname, count(*), min(epoch_ms(ts)), max(epoch_ms(ts)) FROM meters"
+                              " GROUP BY tbname ORDER BY tbname").fetchall()
+        assert got == [("d1", 10, 1_700_000_010_000, 1_700_000_019_000), ("d2", 10, 1_700_000_010_000,
+                                                                            1_700_000_019_000)]
+        out.unlink()
+
+
+def test_realtime_sync_follows_new_rows_and_tables(server: str, db: str, db2: str, tmp_path: Path) -> None:
+    import threading
+    import time
+    from datetime import datetime, timezone
+
+    _load_meters(server, db, tmp_path, rows=100, tables=2)
+    end = datetime.fromtimestamp(time.time() + 4, timezone.utc).isoformat()
+
+    def produce() -> None:
+        with _connect(server, db) as conn:
+            for k in range(5):
+                time.sleep(0.4)
+                conn.execute(f"INSERT INTO d0 VALUES (NOW, {k}, {k}, 0.5) rt_new USING meters TAGS (7, 'rt')"
+                             f" VALUES (NOW, {k}, {-k}, 0.5)")
+
+    worker = threading.Thread(target=produce)
+    worker.start()
+    tdetl.run(f"{server}/{db}?mode=realtime&interval=200ms&excursion=100ms&end={end}", f"{server}/{db2}?assert")
+    worker.join()
+    for got in _read_back(db2, "SELECT tbname, voltage FROM meters ORDER BY tbname, ts"):
+        rows = got.to_pylist()
+        assert [r["voltage"] for r in rows if r["tbname"] == "rt_new"] == [0, -1, -2, -3, -4]
+        assert [r["voltage"] for r in rows if r["tbname"] == "d0"] == [0, 1, 2, 3, 4]
+
+
+def test_force_stmt_writes_equal_rows(server: str, db: str, tmp_path: Path) -> None:
+    from tdetl.samples import PARSER, meters
+
+    meters(2000, tables=4).write_csv(tmp_path / "m.csv")
+    tdetl.run(f"csv:{tmp_path / 'm.csv'}", f"{server}/{db}?assert&force-stmt&batch-size=300",
+              parser=json.dumps(PARSER))
+    want = sorted(meters(2000, tables=4).select("tbname", "voltage").iter_rows())
+    for got in _read_back(db, "SELECT tbname, voltage FROM meters"):
+        assert sorted((r["tbname"], r["voltage"]) for r in got.to_pylist()) == want
+
+
+def test_rest_target_writes_every_column_type(db: str, tmp_path: Path) -> None:
+    if not REST:
+        pytest.skip("REST is tested through taosAdapter: set TDETL_TEST_TAOSWS")
+    parser = _no_json_tag(write_csv(tmp_path / "all.csv", "ms"))
+    tdetl.run(f"csv:{tmp_path / 'all.csv'}", f"{REST[0]}/{db}?assert&max-sql-length=2048", parser=parser)
+    cols = ", ".join(f"`{c}`" for c, _ in COLUMNS)
+    want = [{k: v for k, v in r.items() if k != "t_json"} for r in expected_rows("ms")]
+    for got in _read_back(db, f"SELECT tbname, t_id, t_name, {cols} FROM alltypes"):
+        assert normalise(got) == want

@@ -135,9 +135,9 @@ def test_tables_start_end_and_select_from_stable(emu: tuple[Emulator, str]) -> N
     ("stables=nosuch", "super table 'nosuch' is not in database 'src'"),
     ("tables=meters.nosuch", "table 'meters.nosuch' is not in database 'src'"),
 ])
-def test_bad_source_parameters_are_one_line(emu: tuple[Emulator, str], tmp_path: Path, params: str,
+def test_bad_source_parameters_are_one_line(emu3: tuple[Emulator, str], tmp_path: Path, params: str,
                                             match: str) -> None:
-    _, url = emu
+    _, url = emu3
     res = run_cli("run", "-f", f"{url}/src?{params}", "-t", f"local:{tmp_path / 'x'}")
     assert res.returncode == 1 and res.stderr.count("\n") == 1, res.stderr
     assert match in res.stderr and "taosdata" not in res.stderr

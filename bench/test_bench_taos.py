@@ -1,0 +1,191 @@
+"""TDengine ingest, backup and restore (opt-in: set TDETL_TEST_TAOS=taos://root:taosdata@host:6030).
+
+20 child tables x 50,000 meters rows (ts, current FLOAT, voltage INT, phase FLOAT; tags groupid
+INT, location VARCHAR(24)), written in the same run through:
+- tdetl's raw-block path (the ``taos`` target; native or WebSocket per the env var),
+- taospy SQL text (``INSERT INTO t VALUES (...) ...`` built in Python, 1 MB statements),
+- taospy stmt binding (``new_multi_binds`` per table),
+then backed up to ``local:`` and restored by tdetl, and by ``taosdump`` when it is on PATH.
+
+    TDETL_TEST_TAOS=taos://root:taosdata@localhost:6030 pytest bench/test_bench_taos.py --benchmark-only
+Rates are in each result's extra_info (rows/s).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+import tdetl
+from tdetl.dsn import parse_dsn
+from tdetl.model import Catalog, Database, SuperTable, TableBatch
+from tdetl.pipeline import Options
+from tdetl.sinks.taos import TaosSink
+from tdetl.taos.connect import open_connection
+
+from .conftest import COLUMNS, ROWS, TAGS
+
+SERVER = (os.environ.get("TDETL_TEST_TAOS") or os.environ.get("TDETL_TEST_TAOSWS") or "").rstrip("/")
+pytestmark = pytest.mark.skipif(not SERVER,
+                                reason="no TDengine server: set TDETL_TEST_TAOS=taos://root:taosdata@host:6030")
+
+
+def _rate(benchmark: Any, rows: int) -> None:
+    benchmark.extra_info["rows_per_s"] = round(rows / benchmark.stats.stats.min)
+
+
+@pytest.fixture(scope="module")
+def db() -> Iterator[str]:
+    name = f"tdetl_bench_{uuid.uuid4().hex[:8]}"
+    yield name
+    with open_connection(parse_dsn(SERVER + "/")) as conn:
+        for suffix in ("", "_sql", "_stmt", "_restored", "_dump"):
+            conn.execute(f"DROP DATABASE IF EXISTS `{name}{suffix}`")
+
+
+def _catalog(db: str) -> Catalog:
+    cat = Catalog({db: Database(db, "ms")})
+    cat.stables[(db, "meters")] = SuperTable(db, "meters", COLUMNS, TAGS, "ms")
+    return cat
+
+
+def test_ingest_raw_blocks(benchmark: Any, data: list[TableBatch], db: str) -> None:
+    sink = TaosSink(parse_dsn(f"{SERVER}/{db}?assert"), Options())
+    sink.prepare(_catalog(db))
+    sink._ensure_tables([b.spec.replace(database=db) for b in data])  # DDL outside the timing
+
+    def write() -> None:
+        for b in data:
+            sink.write(b)
+        sink.flush()
+
+    benchmark.pedantic(write, rounds=3, warmup_rounds=1)
+    sink.close()
+    _rate(benchmark, ROWS)
+    with open_connection(parse_dsn(SERVER + "/"), db) as conn:
+        assert conn.query("SELECT COUNT(*) FROM meters").table().column(0).to_pylist() == [ROWS]
+
+
+def _taospy(db: str) -> Any:
+    taos = pytest.importorskip("taos", reason="taospy needs the native client library")
+    dsn = parse_dsn(SERVER + "/")
+    if dsn.protocol:
+        pytest.skip("the taospy baselines need a native taos:// server")
+    conn = taos.connect(host=dsn.host or "localhost", user=dsn.user or "root",
+                        password=dsn.password or "taosdata", port=dsn.port or 6030)
+    conn.execute(f"CREATE DATABASE IF NOT EXISTS `{db}`")
+    conn.select_db(db)
+    conn.execute("CREATE STABLE IF NOT EXISTS meters (ts TIMESTAMP, current FLOAT, voltage INT, phase FLOAT)"
+                 " TAGS (groupid INT, location VARCHAR(24))")
+    return taos, conn
+
+
+def _create_children(conn: Any, data: list[TableBatch]) -> None:
+    for b in data:
+        g, loc = b.spec.tag_values
+        conn.execute(f"CREATE TABLE IF NOT EXISTS `{b.spec.name}` USING meters TAGS ({g}, '{loc}')")
+
+
+def test_baseline_taospy_sql_text(benchmark: Any, data: list[TableBatch], db: str) -> None:
+    _, conn = _taospy(db + "_sql")
+    _create_children(conn, data)
+    tables = [(b.spec.name, b.data.column(0).cast(pa.int64()).to_pylist(),
+               *(c.to_pylist() for c in b.data.columns[1:])) for b in data]
+
+    def write() -> None:
+        for name, ts, cur, volt, ph in tables:
+            parts, size = [], 0
+            for row in zip(ts, cur, volt, ph):
+                text = f"({row[0]},{row[1]},{row[2]},{row[3]})"
+                parts.append(text)
+                size += len(text)
+                if size > 1_000_000:
+                    conn.execute(f"INSERT INTO `{name}` VALUES " + " ".join(parts))
+                    parts, size = [], 0
+            if parts:
+                conn.execute(f"INSERT INTO `{name}` VALUES " + " ".join(parts))
+
+    benchmark.pedantic(write, rounds=1, warmup_rounds=0)
+    _rate(benchmark, ROWS)
+    conn.close()
+
+
+def test_baseline_taospy_stmt(benchmark: Any, data: list[TableBatch], db: str) -> None:
+    taos, conn = _taospy(db + "_stmt")
+    _create_children(conn, data)
+    tables = [(b.spec.name, b.data.column(0).cast(pa.int64()).to_pylist(),
+               *(c.to_pylist() for c in b.data.columns[1:])) for b in data]
+
+    def write() -> None:
+        stmt = conn.statement("INSERT INTO ? VALUES (?, ?, ?, ?)")
+        for name, ts, cur, volt, ph in tables:
+            stmt.set_tbname(name)
+            params = taos.new_multi_binds(4)
+            params[0].timestamp(ts)
+            params[1].float(cur)
+            params[2].int(volt)
+            params[3].float(ph)
+            stmt.bind_param_batch(params)
+            stmt.execute()
+        stmt.close()
+
+    benchmark.pedantic(write, rounds=1, warmup_rounds=0)
+    _rate(benchmark, ROWS)
+    conn.close()
+
+
+def test_backup_and_restore(benchmark: Any, data: list[TableBatch], db: str,
+                            tmp_path_factory: pytest.TempPathFactory) -> None:
+    root = tmp_path_factory.mktemp("bk")
+    with open_connection(parse_dsn(SERVER + "/")) as conn:
+        have = conn.query(f"SELECT COUNT(*) FROM information_schema.ins_databases WHERE name = '{db}'").table()
+    if have.column(0).to_pylist() != [1]:  # run on its own: load the database first
+        sink = TaosSink(parse_dsn(f"{SERVER}/{db}?assert"), Options())
+        sink.prepare(_catalog(db))
+        for b in data:
+            sink.write(b)
+        sink.close()
+
+    def backup() -> None:
+        shutil.rmtree(root / "b", ignore_errors=True)
+        tdetl.run(f"{SERVER}/{db}", f"local:{root / 'b'}", jobs=2)
+
+    benchmark.pedantic(backup, rounds=3, warmup_rounds=0)
+    _rate(benchmark, ROWS)
+    size = sum(p.stat().st_size for p in (root / "b").rglob("*") if p.is_file())
+    benchmark.extra_info["backup_bytes"] = size
+    import time
+
+    began = time.perf_counter()
+    s = tdetl.run(f"local:{root / 'b'}", f"{SERVER}/{db}_restored?assert", jobs=2)
+    restore = time.perf_counter() - began
+    assert s.rows_written == ROWS
+    benchmark.extra_info["restore_rows_per_s"] = round(ROWS / restore)
+    _taosdump(benchmark, db, root)
+
+
+def _taosdump(benchmark: Any, db: str, root: Path) -> None:
+    """taosdump of the same database in the same run, when the tool is installed."""
+    exe = shutil.which("taosdump")
+    if not exe:
+        benchmark.extra_info["taosdump"] = "not on PATH"
+        return
+    dsn = parse_dsn(SERVER + "/")
+    auth = ["-h", dsn.host or "localhost", "-P", str(dsn.port or 6030), "-u", dsn.user or "root",
+            f"-p{dsn.password or 'taosdata'}"]
+    import time
+
+    out = root / "dump"
+    out.mkdir()
+    began = time.perf_counter()
+    subprocess.run([exe, *auth, "-o", str(out), "-D", db], check=True, capture_output=True)
+    benchmark.extra_info["taosdump_rows_per_s"] = round(ROWS / (time.perf_counter() - began))
+    benchmark.extra_info["taosdump_bytes"] = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
