@@ -18,6 +18,8 @@ SOURCES: dict[str, str] = {
     "csv": "tdetl.sources.csv:CsvSource",
     "local": "tdetl.sources.local:LocalSource",
     "taos": "tdetl.sources.taos:TaosSource",
+    "kafka": "tdetl.sources.kafka:KafkaSource",
+    "mqtt": "tdetl.sources.mqtt:MqttSource",
 }
 SINKS: dict[str, str] = {
     "local": "tdetl.sinks.local:LocalSink",

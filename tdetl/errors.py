@@ -37,6 +37,10 @@ class BackupError(TdetlError):
     """A backup directory that is missing, incomplete, foreign or corrupt."""
 
 
+class SourceError(TdetlError):
+    """A source (broker, server) failed: unreachable, refused, misconfigured on its side."""
+
+
 class SinkError(TdetlError):
     """A target refused data."""
 

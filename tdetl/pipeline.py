@@ -135,6 +135,7 @@ def run(source: Source, sink: Sink, options: Options) -> Summary:
                 if dirty and time.monotonic() - last_write >= IDLE_FLUSH:
                     # readers are idle (e.g. realtime between polls): make what came durable
                     sink.flush(dict(checkpoint))
+                    source.acknowledge(dict(checkpoint))
                     dirty = False
                 alive = sum(w.is_alive() for w in workers)
                 if alive == 0 and q.empty():
@@ -157,12 +158,14 @@ def run(source: Source, sink: Sink, options: Options) -> Summary:
             if sink.wants_flush():
                 log.debug("flush after %d rows", summary.rows_written)
                 sink.flush(dict(checkpoint))
+                source.acknowledge(dict(checkpoint))
                 dirty = False
             progress.update()
         if ended < len(todo):
             raise RuntimeError("a reader stopped without finishing its partition")
         sink.flush(dict(checkpoint))
         sink.close()
+        source.acknowledge(dict(checkpoint))
     except BaseException:
         stop.set()
         try:

@@ -24,3 +24,6 @@ def golden() -> Path:
     if not GOLDEN.is_dir():
         pytest.skip(f"golden blocks not found at {GOLDEN} (shared/ must sit beside the repo)")
     return GOLDEN
+
+
+from .services import mosquitto, tansu  # noqa: E402, F401 - broker fixtures for every test module

@@ -34,5 +34,9 @@ class Source(ABC):
     def read(self, partition: str, start: Any = None) -> Iterator[TableBatch]:
         """Batches of one partition, from ``start`` (a position an earlier batch carried)."""
 
+    def acknowledge(self, checkpoint: dict[str, Any]) -> None:  # noqa: B027 - optional hook
+        """Everything up to these positions is durable in the sink (brokers commit offsets or ack
+        messages here: at-least-once)."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         pass

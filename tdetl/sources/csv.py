@@ -43,6 +43,9 @@ class CsvSource(Source):
         if parser is not None and parser.form != "fields":
             raise ConfigError("--parser: the payload.json form is for MQTT messages; CSV needs"
                               " the parse/model form")
+        if parser is not None and parser.json_fields:
+            raise ConfigError(f"--parser: parse.{parser.json_fields[0][0]}: decoding JSON inside a field is for"
+                              " Kafka and MQTT messages, not CSV")
         self.fields = tuple(parser.fields) if parser else ()
         self.models = tuple(parser.models) if parser else ()
         self._builder: TableBuilder | None = None

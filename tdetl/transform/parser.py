@@ -15,7 +15,7 @@ import os
 import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,7 @@ class ParserConfig:
     fields: tuple[Field, ...]
     models: tuple[Model, ...]
     form: str  # "fields" (CSV/Kafka) or "payload" (MQTT JSON)
+    json_fields: list[tuple[str, list[Field]]] = field(default_factory=list)  # {"json": ["id::int"]}
 
 
 def load_parser(text: str) -> ParserConfig:
@@ -75,23 +76,23 @@ def load_parser(text: str) -> ParserConfig:
     unknown = set(doc) - {"parse", "model", "global"}
     if unknown:
         raise ConfigError(f"{where}: unknown key {sorted(unknown)[0]!r} (expected parse, model)")
-    fields, form = _load_parse(doc.get("parse", {}), where)
+    fields, form, json_fields = _load_parse(doc.get("parse", {}), where)
     raw_models = doc.get("model", [])
     raw_models = [raw_models] if isinstance(raw_models, dict) else raw_models
     if not isinstance(raw_models, list):
         raise ConfigError(f"{where}: 'model' must be an object or a list of objects")
     models = tuple(_load_model(m, i, where) for i, m in enumerate(raw_models))
-    known = {f.alias for f in fields}
+    known = {f.alias for f in fields} | {f.alias for _, inner in json_fields for f in inner}
     if form == "payload":
         for m in models:
             for name in (*m.tags, *m.columns, *m.template_fields()):
                 if name not in known:
                     raise ConfigError(f"{where}: model {m.using or m.name!r} names {name!r},"
                                       f" which no parse rule produces")
-    return ParserConfig(fields, models, form)
+    return ParserConfig(fields, models, form, json_fields)
 
 
-def _load_parse(parse: Any, where: str) -> tuple[tuple[Field, ...], str]:
+def _load_parse(parse: Any, where: str) -> tuple[tuple[Field, ...], str, list[tuple[str, list[Field]]]]:
     if not isinstance(parse, dict):
         raise ConfigError(f"{where}: 'parse' must be an object")
     if "payload" in parse:
@@ -106,14 +107,15 @@ def _load_parse(parse: Any, where: str) -> tuple[tuple[Field, ...], str]:
             alias = str(item.get("alias") or name)
             cast = item.get("cast")
             out.append(Field(name, alias, parse_type(cast, f"{where}: field {name!r}") if cast else None))
-        return tuple(out), "payload"
+        return tuple(out), "payload", []
     out = []
+    json_fields: list[tuple[str, list[Field]]] = []
     for name, rule in parse.items():
         if not isinstance(rule, dict):
             raise ConfigError(f"{where}: parse.{name} must be an object like {{\"as\": \"int\"}}")
         if "json" in rule:
-            raise ConfigError(f"{where}: parse.{name}: decoding JSON inside a field is done by the"
-                              " message parser (Kafka/MQTT), not available for this source")
+            json_fields.append((name, _json_rule(rule["json"], f"{where}: parse.{name}.json")))
+            continue
         bad = set(rule) - {"as", "alias"}
         if bad:
             raise ConfigError(f"{where}: parse.{name}: unknown key {sorted(bad)[0]!r} (expected as, alias)")
@@ -124,7 +126,20 @@ def _load_parse(parse: Any, where: str) -> tuple[tuple[Field, ...], str]:
     dup = {a for a in aliases if aliases.count(a) > 1}
     if dup:
         raise ConfigError(f"{where}: alias {sorted(dup)[0]!r} is given to more than one field")
-    return tuple(out), "fields"
+    return tuple(out), "fields", json_fields
+
+
+def _json_rule(items: Any, where: str) -> list[Field]:
+    """``["id::int", "message::binary", "$.a.b::double"]``: keys (or JSON paths) with a type."""
+    if not isinstance(items, list) or not all(isinstance(x, str) for x in items):
+        raise ConfigError(f"{where}: must be a list like [\"id::int\", \"message::binary\"]")
+    out = []
+    for item in items:
+        name, sep, t = item.partition("::")
+        if not name:
+            raise ConfigError(f"{where}: {item!r} names no key")
+        out.append(Field(name, name, parse_type(t, f"{where}: {item!r}") if sep else None))
+    return out
 
 
 def _load_model(m: Any, i: int, where: str) -> Model:
@@ -165,6 +180,8 @@ def _ts_cast(unit: str) -> Cast:
 
 
 def _binary_cast(s: pl.Series) -> pl.Series:
+    if s.dtype == pl.Binary:  # bytes already (message keys and values)
+        return s
     hexed = s.str.starts_with("\\x")
     decoded = s.str.slice(2).str.decode("hex", strict=False)
     return pl.select(pl.when(hexed).then(decoded).otherwise(s.cast(pl.Binary))).to_series()

@@ -1,0 +1,229 @@
+"""``kafka://[user:pass@]host:9092[/]?group=...&topics=...`` as a source (kafka-python).
+
+``--jobs N`` runs N consumers in the group (one per partition of the pipeline). Offsets are never
+auto-committed: a batch's offsets are committed, by the consumer's own thread on its next poll (or
+at the end), only after the sink reports the batch durable — at-least-once, and TDengine keeps one
+row per table and timestamp, so a replay after a crash rewrites the same rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import ssl
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ..dsn import Dsn
+from ..errors import DsnError, SourceError
+from ..model import TableBatch
+from ..transform.messages import Messages
+from .messages import MessageSource
+
+log = logging.getLogger("tdetl.kafka")
+_TP = re.compile(r"^([^:]+):(\d+)(?:\.\.(\d+))?$")
+
+
+def parse_topic_partitions(text: str, where: str) -> list[tuple[str, int]]:
+    """``tp1:0..2,tp2:1`` -> [(tp1,0),(tp1,1),(tp1,2),(tp2,1)]."""
+    out = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        m = _TP.match(part)
+        if not m:
+            raise DsnError(f"{where}: topic_partitions item {part!r} is not <topic>:<n> or <topic>:<a>..<b>")
+        lo = int(m.group(2))
+        hi = int(m.group(3)) if m.group(3) else lo
+        if hi < lo:
+            raise DsnError(f"{where}: topic_partitions item {part!r} has an empty range")
+        out += [(m.group(1), p) for p in range(lo, hi + 1)]
+    return out
+
+
+def parse_fallback(text: str, where: str) -> tuple[str, int | None]:
+    """``Earliest``, ``Latest`` or ``ByTime(<ms>)``."""
+    t = text.strip()
+    if t.lower() in ("earliest", "latest"):
+        return t.lower(), None
+    m = re.fullmatch(r"(?i)bytime\((\d+)\)", t)
+    if m:
+        return "bytime", int(m.group(1))
+    raise DsnError(f"{where}: fallback_offset={text!r} must be Earliest, Latest or ByTime(<ms>)")
+
+
+class KafkaSource(MessageSource):
+    params = frozenset({"group", "topics", "topic_partitions", "fallback_offset", "timeout", "use_ssl", "ca",
+                        "cert", "cert_key", "sasl_mechanism", "client_id", "batch_size", "batch_timeout",
+                        "database", "session_timeout"})
+    default_table = "kafka_data"
+
+    def __init__(self, dsn: Dsn, options: Any) -> None:
+        super().__init__(dsn, options)
+        where = dsn.masked()
+        self.where = where
+        self.servers = f"{dsn.host or 'localhost'}:{dsn.port or 9092}"
+        self.topics = dsn.get_all("topics")
+        self.assigned = parse_topic_partitions(dsn.get("topic_partitions") or "", where)
+        if not self.topics and not self.assigned:
+            raise DsnError(f"{where}: name what to read: topics=<a,b> or topic_partitions=<t>:<0..2>")
+        self.group = dsn.get("group") or "tdetl"
+        self.fallback = parse_fallback(dsn.get("fallback_offset") or "Earliest", where)
+        timeout = dsn.get("timeout") or "500"
+        if timeout == "never":
+            self.idle: float | None = None
+        elif timeout.isdigit():
+            self.idle = int(timeout) / 1000
+        else:
+            self.idle = dsn.duration("timeout")
+        self.session_ms = int(dsn.duration("session_timeout", 10.0) * 1000)
+        self.use_ssl = dsn.flag("use_ssl")
+        self.sasl = dsn.get("sasl_mechanism") or ("PLAIN" if dsn.user else None)
+        if self.sasl and self.sasl.upper() not in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"):
+            raise DsnError(f"{where}: sasl_mechanism={self.sasl!r} must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
+        self._tls_files: list[Path] = []
+        self._consumers: dict[str, Any] = {}
+        self._commits: dict[str, dict[Any, Any]] = {}
+
+    def partitions(self) -> list[str]:
+        if self.assigned:
+            return ["consumer-0"]  # assigned partitions: one consumer, no group rebalancing
+        return [f"consumer-{i}" for i in range(max(1, self.options.jobs))]
+
+    def _pem_file(self, key: str) -> str | None:
+        text = self.dsn.value(key)
+        if not text:
+            return None
+        if not text.lstrip().startswith("-----"):
+            return text  # a path
+        fh = tempfile.NamedTemporaryFile("w", suffix=".pem", delete=False)
+        with fh:
+            fh.write(text)
+        self._tls_files.append(Path(fh.name))
+        return fh.name
+
+    def _consumer(self, partition: str) -> Any:
+        from kafka import KafkaConsumer
+
+        kwargs: dict[str, Any] = dict(
+            bootstrap_servers=self.servers, group_id=self.group, enable_auto_commit=False,
+            client_id=self.dsn.get("client_id") or f"tdetl-{partition}",
+            auto_offset_reset="latest" if self.fallback[0] == "latest" else "earliest",
+            session_timeout_ms=self.session_ms, heartbeat_interval_ms=max(100, self.session_ms // 4),
+            max_poll_records=self.batch_size, consumer_timeout_ms=float("inf"))
+        if self.use_ssl or self.sasl:
+            proto = ("SASL_" if self.sasl else "") + ("SSL" if self.use_ssl else "PLAINTEXT")
+            kwargs["security_protocol"] = proto
+        if self.use_ssl:
+            kwargs.update(ssl_cafile=self._pem_file("ca"), ssl_certfile=self._pem_file("cert"),
+                          ssl_keyfile=self._pem_file("cert_key"), ssl_check_hostname=True)
+        if self.sasl:
+            kwargs.update(sasl_mechanism=self.sasl.upper(), sasl_plain_username=self.dsn.user or "",
+                          sasl_plain_password=self.dsn.password or "")
+        try:
+            consumer = KafkaConsumer(**kwargs)
+        except (ssl.SSLError, OSError) as e:
+            raise SourceError(f"{self.where}: cannot set up the consumer: {e}") from None
+        except Exception as e:  # kafka.errors.* (NoBrokersAvailable, ...)
+            raise SourceError(f"{self.where}: {type(e).__name__}: {e}") from None
+        if self.assigned:
+            from kafka import TopicPartition
+
+            tps = [TopicPartition(t, p) for t, p in self.assigned]
+            consumer.assign(tps)
+            self._fallback(consumer, tps)
+        else:
+            from kafka import ConsumerRebalanceListener
+
+            source = self
+
+            class Listener(ConsumerRebalanceListener):
+                def on_partitions_revoked(self, revoked: Any) -> None:
+                    pass
+
+                def on_partitions_assigned(self, assigned: Any) -> None:
+                    source._fallback(consumer, list(assigned))
+
+            consumer.subscribe(self.topics, listener=Listener())
+        return consumer
+
+    def _fallback(self, consumer: Any, tps: list[Any]) -> None:
+        """Where partitions without a committed offset start: ByTime seeks by timestamp
+        (Earliest/Latest are the client's auto_offset_reset)."""
+        kind, ms = self.fallback
+        if kind != "bytime" or not tps:
+            return
+        fresh = [tp for tp in tps if consumer.committed(tp) is None]
+        if not fresh:
+            return
+        found = consumer.offsets_for_times({tp: ms for tp in fresh})
+        for tp in fresh:
+            hit = found.get(tp)
+            if hit is None:
+                consumer.seek_to_end(tp)
+            else:
+                consumer.seek(tp, hit.offset)
+
+    def read(self, partition: str, start: Any = None) -> Iterator[TableBatch]:
+        consumer = self._consumer(partition)
+        with self._lock:
+            self._consumers[partition] = consumer
+        yield from self.batches(partition, self._polls(partition, consumer))
+
+    def _polls(self, partition: str, consumer: Any) -> Iterator[tuple[Messages, Any] | None]:
+        from kafka.structs import OffsetAndMetadata
+
+        last_data = time.monotonic()
+        while not self._stop.is_set():
+            self._commit(partition, consumer)
+            got = consumer.poll(timeout_ms=int(self.batch_timeout * 1000), max_records=self.batch_size)
+            records = [r for recs in got.values() for r in recs]
+            if not records:
+                if not consumer.assignment():  # still joining the group: the idle clock has not started
+                    last_data = time.monotonic()
+                elif self.idle is not None and time.monotonic() - last_data >= self.idle:
+                    return
+                yield None
+                continue
+            last_data = time.monotonic()
+            msgs = Messages([r.value or b"" for r in records], [r.topic for r in records],
+                            [r.partition for r in records], [r.offset for r in records],
+                            [r.key for r in records], [r.timestamp for r in records])
+            offsets: dict[Any, Any] = {}
+            for tp, recs in got.items():
+                offsets[tp] = OffsetAndMetadata(recs[-1].offset + 1, "", -1)
+            yield msgs, offsets
+
+    def release(self, partition: str, tokens: list[Any]) -> None:
+        merged: dict[Any, Any] = {}
+        for offsets in tokens:
+            for tp, om in offsets.items():
+                if tp not in merged or om.offset > merged[tp].offset:
+                    merged[tp] = om
+        with self._lock:
+            self._commits.setdefault(partition, {}).update(merged)
+
+    def _commit(self, partition: str, consumer: Any) -> None:
+        with self._lock:
+            todo = self._commits.pop(partition, None)
+        if todo:
+            try:
+                consumer.commit(todo)
+                log.debug("%s committed %s", partition, {f"{tp.topic}/{tp.partition}": o.offset
+                                                         for tp, o in todo.items()})
+            except Exception as e:  # a rebalance took the partition: its new owner re-reads
+                log.warning("%s: offset commit failed (%s); those messages will be read again", partition, e)
+
+    def close(self) -> None:
+        super().close()
+        with self._lock:
+            consumers = dict(self._consumers)
+        for partition, consumer in consumers.items():
+            self._commit(partition, consumer)
+            try:
+                consumer.close(autocommit=False)
+            except Exception:  # closing is best effort
+                pass
+        for f in self._tls_files:
+            f.unlink(missing_ok=True)

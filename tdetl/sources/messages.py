@@ -1,0 +1,68 @@
+"""What the broker sources (MQTT, Kafka) share: micro-batching, parsing through the compiled
+``--parser``, and at-least-once delivery — each batch gets a sequence number as its position, and
+the broker-side acknowledgement (offset commit, PUBACK) of a batch is released only when the
+pipeline reports that position durable in the sink."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from ..dsn import Dsn
+from ..model import Catalog, TableBatch
+from ..transform.messages import MessageParser, Messages
+from .base import Source
+
+
+class MessageSource(Source):
+    default_table = "messages"
+
+    def __init__(self, dsn: Dsn, options: Any) -> None:
+        super().__init__(dsn, options)
+        self.batch_size = dsn.integer("batch_size", 10_000, minimum=1)
+        self.batch_timeout = dsn.duration("batch_timeout", 1.0) if dsn.get("batch_timeout") else 1.0
+        self.parser = MessageParser(options.parser, dsn.get("database") or None, dsn.masked(), self.default_table)
+        self._lock = threading.Lock()
+        self._seq = 0
+        self._pending: dict[str, list[tuple[int, Any]]] = {}
+        self._stop = threading.Event()
+
+    def catalog(self) -> Catalog:
+        cat = Catalog()
+        for st in self.parser.builder.stables():
+            cat.add_stable(st)
+        return cat
+
+    def emit(self, partition: str, msgs: Messages, token: Any) -> list[TableBatch]:
+        """Parse one micro-batch; ``token`` is what acknowledging it takes (offsets, message ids)."""
+        with self._lock:
+            self._seq += 1
+            seq = self._seq
+            self._pending.setdefault(partition, []).append((seq, token))
+        return self.parser.parse(msgs, self.options.on_error, partition, seq)
+
+    def acknowledge(self, checkpoint: dict[str, Any]) -> None:
+        for partition, pos in checkpoint.items():
+            done = isinstance(pos, dict) and pos.get("done")
+            if not done and not isinstance(pos, int):
+                continue
+            with self._lock:
+                pending = self._pending.get(partition, [])
+                ready = [tok for seq, tok in pending if done or seq <= pos]
+                self._pending[partition] = [(seq, tok) for seq, tok in pending if not (done or seq <= pos)]
+            if ready:
+                self.release(partition, ready)
+
+    def release(self, partition: str, tokens: list[Any]) -> None:
+        """Acknowledge to the broker (runs on the pipeline's thread)."""
+
+    def batches(self, partition: str, polls: Iterator[tuple[Messages, Any] | None]) -> Iterator[TableBatch]:
+        for item in polls:
+            if item is None or self._stop.is_set():
+                continue
+            msgs, token = item
+            yield from self.emit(partition, msgs, token)
+
+    def close(self) -> None:
+        self._stop.set()

