@@ -12,6 +12,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -81,7 +82,8 @@ def _start_mosquitto(d: Path, port: int, tls_port: int) -> subprocess.Popen:
 def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
     if not shutil.which("mosquitto"):
         missing("mosquitto (Debian package 'mosquitto')")
-    d = tmp_path_factory.mktemp("mosquitto")
+    # mosquitto drops to its own user: its files must not sit under pytest's 0700 temp root
+    d = Path(tempfile.mkdtemp(prefix="tdetl-mosquitto-"))
     d.chmod(0o755)
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
                     "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
@@ -96,6 +98,7 @@ def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
     m = Mosquitto(port, tls_port, d / "server.crt", d, _start_mosquitto(d, port, tls_port))
     yield m
     stop(m.proc)
+    shutil.rmtree(d, ignore_errors=True)
 
 
 def tansu_binary() -> str | None:

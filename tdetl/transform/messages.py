@@ -45,11 +45,11 @@ class Messages:
         return f"message {self.topics[i]}/{self.partitions[i]}@{self.offsets[i]}"
 
 
-def path_expr(path: str, where: str) -> pl.Expr:
-    """``id``, ``$.data.city`` or ``$["location"][0]["city"]`` as a Polars expression."""
+def path_expr(path: str, where: str) -> tuple[str, pl.Expr]:
+    """``id``, ``$.data.city`` or ``$["location"][0]["city"]`` as (top-level key, Polars expression)."""
     if not path.startswith("$"):
-        return pl.col(path)
-    rest, pos, expr = path[1:], 0, None
+        return path, pl.col(path)
+    rest, pos, expr, root = path[1:], 0, None, ""
     while pos < len(rest):
         m = _PATH_PART.match(rest, pos)
         if not m:
@@ -60,11 +60,14 @@ def path_expr(path: str, where: str) -> pl.Expr:
                 raise ConfigError(f"{where}: JSON path {path!r} must start with a key")
             expr = expr.list.get(int(m.group(4)), null_on_oob=True)
         else:
-            expr = pl.col(key) if expr is None else expr.struct.field(key)
+            if expr is None:
+                root, expr = key, pl.col(key)
+            else:
+                expr = expr.struct.field(key)
         pos = m.end()
     if expr is None:
         raise ConfigError(f"{where}: JSON path {path!r} names nothing")
-    return expr
+    return root, expr
 
 
 def _as_text(s: pl.Series) -> pl.Series:
@@ -171,9 +174,7 @@ class MessageParser:
         if self.form == "payload":
             df = self._decode_json(msgs.payloads, msgs, policy)
             cols = [pl.col(ROW)]
-            for f, expr in self._paths:
-                root = f.name.lstrip("$").lstrip(".").split(".")[0].split("[")[0].strip("\"'") \
-                    if f.name.startswith("$") else f.name
+            for f, (root, expr) in self._paths:
                 if root not in df.columns:
                     cols.append(pl.lit(None, pl.String).alias(f.alias))
                 else:
