@@ -129,7 +129,7 @@ class MessageParser:
     # -- decoding -------------------------------------------------------------------------------
 
     def _decode_json(self, payloads: Sequence[bytes | str], msgs: Messages, policy: ErrorPolicy,
-                     index: Sequence[int] | None = None) -> pl.DataFrame:
+                     index: Sequence[int] | None = None, full: bool = False) -> pl.DataFrame:
         """Rows from JSON documents (arrays expand to several rows), with ROW = message index."""
         n = len(payloads)
         index = list(range(n)) if index is None else list(index)
@@ -137,12 +137,17 @@ class MessageParser:
         if n and min(map(len, raw)) > 0:
             joined = b"\n".join(raw)
             if joined.count(b"\n") == n - 1 and not any(p[:1] == b"[" for p in raw):
-                try:
-                    df = pl.read_ndjson(io.BytesIO(joined), infer_schema_length=None)
+                # a short schema inference first (3.5x faster); the full pass when types vary later on.
+                # A key first seen after the sample is dropped silently by the short pass: callers
+                # check their keys and come back with full=True.
+                for infer in ((None,) if full else (200, None)):
+                    try:
+                        df = pl.read_ndjson(io.BytesIO(joined), infer_schema_length=infer)
+                    except (pl.exceptions.PolarsError, ValueError, OverflowError):
+                        continue
                     if df.height == n:
                         return df.with_columns(pl.Series(ROW, index, pl.Int64))
-                except (pl.exceptions.PolarsError, ValueError, OverflowError):
-                    pass
+                    break
         rows: list[bytes] = []
         owners: list[int] = []
         reasons, records = [], []
@@ -172,15 +177,24 @@ class MessageParser:
 
     def _text_frame(self, msgs: Messages, policy: ErrorPolicy) -> pl.DataFrame:
         if self.form == "payload":
-            df = self._decode_json(msgs.payloads, msgs, policy)
-            cols = [pl.col(ROW)]
-            for f, (root, expr) in self._paths:
-                if root not in df.columns:
-                    cols.append(pl.lit(None, pl.String).alias(f.alias))
-                else:
-                    cols.append(expr.alias(f.alias))
-            out = df.select(cols)
-            return pl.DataFrame([out[ROW], *(_as_text(out[c]) for c in out.columns if c != ROW)])
+            out = None
+            for full in (False, True):
+                quiet = _Quiet()
+                df = self._decode_json(msgs.payloads, msgs, policy if full else quiet, full=full)  # type: ignore[arg-type]
+                if not full and (quiet.rejected or any(root not in df.columns for _, (root, _) in self._paths)):
+                    continue
+                cols = [pl.col(ROW)] + [
+                    (expr if root in df.columns else pl.lit(None, pl.String)).alias(f.alias)
+                    for f, (root, expr) in self._paths]
+                try:
+                    out = df.select(cols)
+                    break
+                except pl.exceptions.PolarsError:
+                    if full:
+                        raise
+            assert out is not None
+            untyped = {f.alias for f in self.fields if f.type is None}
+            return out.with_columns([_as_text(out[c]) for c in out.columns if c in untyped])
         meta = pl.DataFrame({
             ROW: pl.Series(range(len(msgs)), dtype=pl.Int64),
             "ts": pl.Series(msgs.ts_ms, dtype=pl.Int64).cast(pl.String),
@@ -195,7 +209,8 @@ class MessageParser:
             decoded = self._decode_json(meta[name].to_list(), msgs, policy)
             picked = decoded.select([pl.col(ROW), *((pl.col(f.name) if f.name in decoded.columns
                                                     else pl.lit(None, pl.String)).alias(f.alias) for f in inner)])
-            picked = pl.DataFrame([picked[ROW], *(_as_text(picked[c]) for c in picked.columns if c != ROW)])
+            untyped = {f.alias for f in inner if f.type is None}
+            picked = picked.with_columns([_as_text(picked[c]) for c in picked.columns if c in untyped])
             frame = frame.drop([f.alias for f in inner if f.alias in frame.columns]).join(
                 picked, on=ROW, how="inner", maintain_order="right")
         # binary meta fields stay bytes only when typed binary; otherwise they are text
@@ -227,6 +242,16 @@ class MessageParser:
             return []
         return self.builder.build(typed, _MessagePolicy(policy, msgs), line_of, partition,  # type: ignore[arg-type]
                                   position)
+
+
+class _Quiet:
+    """Collects rejections of a first, fast attempt (they are reported by the second one)."""
+
+    def __init__(self) -> None:
+        self.rejected = False
+
+    def reject(self, reasons: list[str], records: list[dict[str, Any]]) -> None:
+        self.rejected = self.rejected or bool(reasons)
 
 
 class _MessagePolicy:

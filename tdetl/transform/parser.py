@@ -220,6 +220,31 @@ def text_cast(t: TDType) -> Cast:
     return lambda s: s  # VARCHAR, NCHAR, JSON stay text
 
 
+def any_cast(t: TDType) -> Cast:
+    """Like :func:`text_cast`, but numbers and booleans already decoded (from JSON) convert
+    directly; a float bound for an integer column must be integral, else it is reported."""
+    from_text = text_cast(t)
+
+    def cast(s: pl.Series) -> pl.Series:
+        dt = s.dtype
+        if dt in (pl.String, pl.Binary, pl.Null):
+            return from_text(s.cast(pl.String) if dt == pl.Null else s)
+        if dt.is_numeric() and t.name in _PL_NUM:
+            if dt.is_float() and not _PL_NUM[t.name].is_float():
+                s = pl.select(pl.when(s == s.floor()).then(s)).to_series()
+            return s.cast(_PL_NUM[t.name], strict=False)
+        if dt.is_integer() and t.name == "TIMESTAMP":
+            return s.cast(pl.Int64).cast(pl.Datetime(t.unit or "ms"))
+        if dt == pl.Boolean and t.name == "BOOL":
+            return s
+        if isinstance(dt, (pl.Struct, pl.List)):
+            text = s.struct.json_encode() if isinstance(dt, pl.Struct) else pl.Series(
+                s.name, [None if v is None else json.dumps(v.to_list()) for v in s], pl.String)
+            return from_text(text)
+        return from_text(s.cast(pl.String).str.to_lowercase() if dt == pl.Boolean else s.cast(pl.String))
+    return cast
+
+
 def _too_long(t: TDType, s: pl.Series) -> pl.Series | None:
     if t.length is None:
         return None
@@ -261,7 +286,7 @@ class FrameCaster:
     fields: tuple[Field, ...]
 
     def __post_init__(self) -> None:
-        self._casts = [(f, text_cast(f.type) if f.type else None) for f in self.fields]
+        self._casts = [(f, any_cast(f.type) if f.type else None) for f in self.fields]
 
     def cast(self, df: pl.DataFrame, where: str, line_of: Callable[[int], int],
              policy: ErrorPolicy) -> pl.DataFrame:
