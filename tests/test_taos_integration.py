@@ -43,12 +43,17 @@ def server(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
-@pytest.fixture
-def db(server: str) -> Iterator[str]:
-    name = f"tdetl_it_{uuid.uuid4().hex[:12]}"
+def _scratch_db(server: str, prefix: str) -> Iterator[str]:
+    """A database name of the test's own, dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     yield name
     with _connect(server) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS `{name}`")
+
+
+@pytest.fixture
+def db(server: str) -> Iterator[str]:
+    yield from _scratch_db(server, "tdetl_it")
 
 
 def _read_back(db: str, sql: str) -> list[pa.Table]:
@@ -174,10 +179,7 @@ def _snapshot(server: str, db: str) -> dict[str, Any]:
 
 @pytest.fixture
 def db2(server: str) -> Iterator[str]:
-    name = f"tdetl_it2_{uuid.uuid4().hex[:12]}"
-    yield name
-    with _connect(server) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS `{name}`")
+    yield from _scratch_db(server, "tdetl_it2")
 
 
 @pytest.mark.parametrize("target", TRANSPORTS or ["unset"])

@@ -164,8 +164,8 @@ class CsvSource(Source):
         offset = 1 + self.skip + (1 if self.has_header(path) else 0)
         skip_rows = int(start["row"]) if start else 0
 
-        def line_of(row: int) -> int:
-            return row + offset
+        def locate(row: int) -> tuple[str, dict[str, Any]]:
+            return f"{path}:{row + offset}", {"source": str(path), "line": row + offset}
 
         lf = self._scan(path)
         if skip_rows:
@@ -176,8 +176,8 @@ class CsvSource(Source):
                 if chunk.height == 0:
                     continue
                 done = int(chunk[ROW][-1]) + 1
-                typed = self._caster.cast(chunk, str(path), line_of, self.options.on_error)
-                yield from self._builder.build(typed, self.options.on_error, line_of, partition,
+                typed = self._caster.cast(chunk, str(path), locate, self.options.on_error)
+                yield from self._builder.build(typed, self.options.on_error, locate, partition,
                                                {"row": done})
         except pl.exceptions.PolarsError as e:
             raise _malformed(path, done, e) from None

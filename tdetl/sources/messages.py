@@ -21,7 +21,7 @@ class MessageSource(Source):
     def __init__(self, dsn: Dsn, options: Any) -> None:
         super().__init__(dsn, options)
         self.batch_size = dsn.integer("batch_size", 10_000, minimum=1)
-        self.batch_timeout = dsn.duration("batch_timeout", 1.0) if dsn.get("batch_timeout") else 1.0
+        self.batch_timeout = dsn.duration("batch_timeout", 1.0)
         self.parser = MessageParser(options.parser, dsn.get("database") or None, dsn.masked(), self.default_table)
         self._lock = threading.Lock()
         self._seq = 0

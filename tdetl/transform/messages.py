@@ -21,7 +21,7 @@ import polars as pl
 from ..errors import ConfigError, ErrorPolicy
 from ..model import TableBatch
 from ..types import TDType, parse_type
-from .parser import ROW, Field, FrameCaster, Model, ParserConfig, TableBuilder
+from .parser import ROW, Field, FrameCaster, Model, ParserConfig, TableBuilder, as_text
 
 META = ("ts", "topic", "partition", "offset", "key", "value")
 _PATH_PART = re.compile(r"""\.([A-Za-z_][\w-]*)|\[\s*(?:"([^"]*)"|'([^']*)'|(\d+))\s*\]""")
@@ -71,19 +71,8 @@ def path_expr(path: str, where: str) -> tuple[str, pl.Expr]:
 
 
 def _as_text(s: pl.Series) -> pl.Series:
-    """Values decoded from JSON as text, the input the casts take (objects and lists as JSON)."""
-    if s.dtype == pl.String:
-        return s
-    if isinstance(s.dtype, pl.Struct):
-        return s.struct.json_encode()
-    if isinstance(s.dtype, (pl.List, pl.Array)):
-        return pl.select(pl.lit(s).map_batches(lambda x: pl.Series([None if v is None else json.dumps(
-            v.to_list()) for v in x]), return_dtype=pl.String)).to_series()
-    if s.dtype == pl.Boolean:
-        return s.cast(pl.String).str.to_lowercase()
-    if s.dtype == pl.Null:
-        return s.cast(pl.String)
-    return s.cast(pl.String)
+    """Untyped fields stay text: objects and lists as JSON, numbers and booleans as written."""
+    return s if s.dtype == pl.String else as_text(s)
 
 
 class MessageParser:
@@ -225,23 +214,22 @@ class MessageParser:
         if frame.height == 0:
             return []
 
-        def line_of(i: int) -> int:
-            return i
+        def locate(i: int) -> tuple[str, dict[str, Any]]:
+            return f"{self.where}: {msgs.where(i)}", {"topic": msgs.topics[i], "partition": msgs.partitions[i],
+                                                      "offset": msgs.offsets[i]}
 
-        typed = self.caster.cast(frame, self.where, line_of, _MessagePolicy(policy, msgs))  # type: ignore[arg-type]
+        typed = self.caster.cast(frame, self.where, locate, policy)
         for ts in self.ts_fields:
             missing = typed[ts].is_null()
             if missing.any():
                 bad = typed.filter(missing)[ROW].to_list()
-                _MessagePolicy(policy, msgs).reject(
-                    [f"{self.where}: {msgs.where(i)}: required field {ts!r} is missing" for i in bad],
-                    [{"message": msgs.payloads[i].decode("utf-8", "replace"), "reason": f"missing {ts}"}
-                     for i in bad])
+                policy.reject([f"{locate(i)[0]}: required field {ts!r} is missing" for i in bad],
+                              [{**locate(i)[1], "message": msgs.payloads[i].decode("utf-8", "replace")}
+                               for i in bad])
                 typed = typed.filter(~missing)
         if typed.height == 0:
             return []
-        return self.builder.build(typed, _MessagePolicy(policy, msgs), line_of, partition,  # type: ignore[arg-type]
-                                  position)
+        return self.builder.build(typed, policy, locate, partition, position)
 
 
 class _Quiet:
@@ -252,20 +240,3 @@ class _Quiet:
 
     def reject(self, reasons: list[str], records: list[dict[str, Any]]) -> None:
         self.rejected = self.rejected or bool(reasons)
-
-
-class _MessagePolicy:
-    """Rewrites the caster's ``where:line`` reasons to name the message (topic/partition@offset)."""
-
-    def __init__(self, inner: ErrorPolicy, msgs: Messages) -> None:
-        self.inner, self.msgs = inner, msgs
-
-    def reject(self, reasons: list[str], records: list[dict[str, Any]]) -> None:
-        fixed = []
-        for r in reasons:
-            m = re.match(r"(.*?):(\d+): (.*)", r)
-            if m and int(m.group(2)) < len(self.msgs) and "message " not in r:
-                fixed.append(f"{m.group(1)}: {self.msgs.where(int(m.group(2)))}: {m.group(3)}")
-            else:
-                fixed.append(r)
-        self.inner.reject(fixed, records)

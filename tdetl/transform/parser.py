@@ -162,6 +162,8 @@ def _load_model(m: Any, i: int, where: str) -> Model:
 # ---- compiled casts (text -> typed), reused for every batch ------------------------------------
 
 Cast = Callable[[pl.Series], pl.Series]
+# Where a row came from, for error reports: (text such as "file.csv:12", fields for the archive).
+Locate = Callable[[int], tuple[str, dict[str, Any]]]
 
 
 def _ts_cast(unit: str) -> Cast:
@@ -237,12 +239,19 @@ def any_cast(t: TDType) -> Cast:
             return s.cast(pl.Int64).cast(pl.Datetime(t.unit or "ms"))
         if dt == pl.Boolean and t.name == "BOOL":
             return s
-        if isinstance(dt, (pl.Struct, pl.List)):
-            text = s.struct.json_encode() if isinstance(dt, pl.Struct) else pl.Series(
-                s.name, [None if v is None else json.dumps(v.to_list()) for v in s], pl.String)
-            return from_text(text)
-        return from_text(s.cast(pl.String).str.to_lowercase() if dt == pl.Boolean else s.cast(pl.String))
+        return from_text(as_text(s))
     return cast
+
+
+def as_text(s: pl.Series) -> pl.Series:
+    """A decoded JSON value as text: objects and lists as JSON, booleans as true/false."""
+    if isinstance(s.dtype, pl.Struct):
+        return s.struct.json_encode()
+    if isinstance(s.dtype, (pl.List, pl.Array)):  # rare (arrays in a mapped field): per value
+        return pl.Series(s.name, [None if v is None else json.dumps(v.to_list()) for v in s], pl.String)
+    if s.dtype == pl.Boolean:
+        return s.cast(pl.String).str.to_lowercase()
+    return s.cast(pl.String)
 
 
 def _too_long(t: TDType, s: pl.Series) -> pl.Series | None:
@@ -288,9 +297,8 @@ class FrameCaster:
     def __post_init__(self) -> None:
         self._casts = [(f, any_cast(f.type) if f.type else None) for f in self.fields]
 
-    def cast(self, df: pl.DataFrame, where: str, line_of: Callable[[int], int],
-             policy: ErrorPolicy) -> pl.DataFrame:
-        """Typed frame (aliases applied). Bad values are reported by ``where:line`` through the
+    def cast(self, df: pl.DataFrame, where: str, locate: Locate, policy: ErrorPolicy) -> pl.DataFrame:
+        """Typed frame (aliases applied). Bad values are reported with ``locate(row)`` through the
         policy; with drop/archive their rows are removed."""
         listed = {f.name for f in self.fields}
         missing = [f.name for f in self.fields if f.name not in df.columns]
@@ -327,10 +335,9 @@ class FrameCaster:
         for i in sorted(first_bad):
             f, why = first_bad[i]
             row = df.row(i, named=True)
-            line = line_of(row[ROW])
-            reasons.append(f"{where}:{line}: column {f.name!r} value {row[f.name]!r} {why}")
-            records.append({"source": where, "line": line,
-                            **{k: v for k, v in row.items() if k != ROW}})
+            at, origin = locate(row[ROW])
+            reasons.append(f"{at}: column {f.name!r} value {row[f.name]!r} {why}")
+            records.append({**origin, **{k: v for k, v in row.items() if k != ROW}})
         policy.reject(reasons, records)
         return typed.filter(~mask)
 
@@ -387,7 +394,7 @@ class TableBuilder:
         t = self.types[name]
         return TDType(t.name, t.length, t.precision, t.scale) if t.name == "TIMESTAMP" else t
 
-    def build(self, df: pl.DataFrame, policy: ErrorPolicy, line_of: Callable[[int], int],
+    def build(self, df: pl.DataFrame, policy: ErrorPolicy, locate: Locate,
               partition: str, position: Any) -> list[TableBatch]:
         out: list[TableBatch] = []
         for m, expr in zip(self.models, self._exprs):
@@ -395,7 +402,7 @@ class TableBuilder:
             missing = named["__tbname"].is_null()
             if missing.any():
                 i = int(missing.arg_true()[0])
-                policy.reject([f"{self.where}:{line_of(int(named[ROW][i]))}: table name template"
+                policy.reject([f"{locate(int(named[ROW][i]))[0]}: table name template"
                                f" {m.name!r} gives no name (a field it uses is empty)"], [])
                 named = named.filter(~missing)
             precision = self.types[m.columns[0]].unit or "ms"
