@@ -66,6 +66,7 @@ class ErrorPolicy:
     mode: str = "error"
     archive_path: Path | None = None
     failed: int = 0
+    filtered: int = 0  # rows a parser filter removed: not errors, but counted
     examples: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -77,6 +78,10 @@ class ErrorPolicy:
         if mode == "archive" and not arg:
             raise ConfigError(f"--on-error {text!r}: archive needs a file, e.g. archive:bad.jsonl")
         return cls(mode=mode, archive_path=Path(arg) if arg else None)
+
+    def filtered_out(self, n: int) -> None:
+        with self._lock:
+            self.filtered += n
 
     def reject(self, reasons: list[str], records: list[dict[str, Any]]) -> None:
         """Handle a group of bad records found in one batch (reasons[i] belongs to records[i])."""

@@ -181,7 +181,8 @@ def run(source: Source, sink: Sink, options: Options) -> Summary:
     progress.done()
     summary.tables = len(seen_tables)
     summary.rows_failed = options.on_error.failed
-    summary.rows_read += summary.rows_failed  # sources hand on only the rows that converted
+    summary.rows_filtered = options.on_error.filtered
+    summary.rows_read += summary.rows_failed + summary.rows_filtered  # sources hand on only rows they keep
     summary.elapsed = time.perf_counter() - summary.started
     return summary
 

@@ -13,6 +13,7 @@ class Summary:
     rows_read: int = 0
     rows_written: int = 0
     rows_failed: int = 0
+    rows_filtered: int = 0  # dropped on purpose by a parser filter
     bytes_written: int = 0
     tables: int = 0
     partitions_skipped: int = 0
@@ -25,6 +26,7 @@ class Summary:
 
     def line(self) -> str:
         resumed = f", {self.partitions_skipped} parts already done" if self.partitions_skipped else ""
+        resumed += f", filtered out {self.rows_filtered:,}" if self.rows_filtered else ""
         return (f"read {self.rows_read:,} rows, wrote {self.rows_written:,} rows"
                 f" ({_size(self.bytes_written)}) to {self.tables:,} tables, failed {self.rows_failed:,}"
                 f"{resumed}; {self.elapsed:.2f} s, {self.rows_per_second:,.0f} rows/s")

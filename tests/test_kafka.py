@@ -177,3 +177,69 @@ def test_kill_9_mid_stream_then_rerun_loses_nothing(tansu: Tansu, tmp_path: Path
     tdetl.run(f"local:{bk}", f"duckdb:{out}")
     ids = [r[0] for r in _rows(out, "SELECT id FROM readings")]
     assert set(ids) == set(range(total))  # every message landed (a replayed one may land twice)
+
+
+def test_text_messages_through_regex_convert_and_mapping(tansu: Tansu, tmp_path: Path) -> None:
+    """Plain-text values (not JSON): a regex with named groups makes the fields."""
+    topic = _topic(tansu, 1)
+    states = ["0", "1", "2"]
+    _produce(tansu, topic, [f"dev=d{i % 3};ts={1_700_000_000_000 + i};temp={i * 0.5};state={states[i % 3]}".encode()
+                            for i in range(90)] + [b"garbled"])
+    parser = {"parse": {"value": {"as": "varchar"}},
+              "transform": [
+                  {"regex": "value", "pattern": r"^dev=(?<dev>\w+);ts=(?<ts>\d+);temp=(?<temp>[\d.]+);state=(?<st>\d)$",
+                   "as": {"ts": "timestamp(ms)", "temp": "double"}},
+                  {"convert": "st", "map": {"0": "idle", "1": "run"}, "default": "fault"}],
+              "model": {"name": "${dev}", "using": "plant", "tags": ["dev"], "columns": ["ts", "temp", "st", "f"],
+                        "mapping": {"f": {"expr": "temp * 9 / 5 + 32"}}}}
+    url = f"kafka://{tansu.bootstrap}?session_timeout=2s&topics={topic}&timeout=1500&group=g{uuid.uuid4().hex[:6]}"
+    out = tmp_path / "t.duckdb"
+    archive = tmp_path / "bad.jsonl"
+    s = tdetl.run(url, f"duckdb:{out}", parser=json.dumps(parser), on_error=f"archive:{archive}")
+    assert (s.rows_written, s.rows_failed) == (90, 1)
+    bad = json.loads(archive.read_text())
+    assert bad["record"]["message"] == "garbled" and bad["record"]["offset"] == 90
+    assert f"message {topic}/0@90" in bad["reason"] and "does not match the pattern" in bad["reason"]
+    got = _rows(out, "SELECT tbname, epoch_ms(ts), temp, st, f FROM plant ORDER BY ts")
+    assert got == [(f"d{i % 3}", 1_700_000_000_000 + i, i * 0.5, ["idle", "run", "fault"][i % 3],
+                    pytest.approx(i * 0.5 * 9 / 5 + 32)) for i in range(90)]
+
+
+def test_bytime_fallback_seeks_by_timestamp(tansu: Tansu, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ByTime below the broker: tansu answers ListOffsets-by-time with offset 0 whatever the time
+    (spec/services.md), so the consumer's lookup is answered from the records' real timestamps,
+    read back from the broker; our side must seek there and commit nothing until the sink has rows."""
+    from kafka import KafkaConsumer, KafkaProducer
+    from kafka.structs import OffsetAndTimestamp
+
+    topic = _topic(tansu, 2)
+    p = KafkaProducer(bootstrap_servers=tansu.bootstrap)
+    base = 1_700_000_000_000
+    for i in range(60):
+        p.send(topic, _reading(i), partition=i % 2, timestamp_ms=base + i * 1000)
+    p.flush()
+    p.close()
+
+    def offsets_for_times(self: Any, query: dict[Any, int]) -> dict[Any, Any]:
+        reader = KafkaConsumer(bootstrap_servers=tansu.bootstrap, enable_auto_commit=False)
+        reader.assign(list(query))
+        reader.seek_to_beginning()
+        records = [r for recs in reader.poll(timeout_ms=3000, max_records=1000).values() for r in recs]
+        reader.close()
+        out: dict[Any, Any] = {}
+        for tp, ms in query.items():
+            hits = sorted((r.offset, r.timestamp) for r in records if r.partition == tp.partition and r.timestamp >= ms)
+            out[tp] = OffsetAndTimestamp(hits[0][0], hits[0][1], -1) if hits else None
+        return out
+
+    monkeypatch.setattr(KafkaConsumer, "offsets_for_times", offsets_for_times)
+    group = f"g{uuid.uuid4().hex[:6]}"
+    url = (f"kafka://{tansu.bootstrap}?session_timeout=2s&topics={topic}&timeout=1500&group={group}"
+           f"&fallback_offset=ByTime({base + 40_000})")
+    out = tmp_path / "b.duckdb"
+    tdetl.run(url, f"duckdb:{out}", parser=json.dumps(JSON_PARSER))
+    assert [r[0] for r in _rows(out, "SELECT id FROM readings ORDER BY id")] == list(range(40, 60))
+    assert _committed(tansu, group, topic, 2) == {0: 30, 1: 30}
+    # a committed group ignores the fallback: a rerun starts where it stopped (nothing new)
+    again = tdetl.run(url, f"duckdb:{tmp_path / 'c.duckdb'}", parser=json.dumps(JSON_PARSER))
+    assert again.rows_written == 0

@@ -146,3 +146,53 @@ def test_keys_and_types_that_first_appear_late_in_a_batch_are_kept() -> None:
     out = MessageParser(load_parser(json.dumps(cfg)), None, "w").parse(msgs, ErrorPolicy(), "p", 1)
     rows = [r for b in out for r in b.data.to_pylist()]
     assert len(rows) == n and rows[-1]["x"] == 2.5 and rows[-1]["late"] == 7 and rows[0]["late"] is None
+
+
+def test_mqtt5_persistent_session_and_transform_rules(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    """version=5.0 with clean_session=false keeps the session (expiry interval) across our restart;
+    a filter and mapping rules run on the messages."""
+    parser = json.loads(json.dumps(PARSER))
+    parser["transform"] = [{"filter": "id % 2 == 0 && starts_with(city, 's')"}]
+    parser["model"]["columns"] = ["ts", "id", "v", "v10"]
+    parser["model"]["mapping"] = {"v10": {"expr": "round(v * 10)", "as": "int"}}
+    client = f"v5{uuid.uuid4().hex[:6]}"
+    url = (f"mqtt://127.0.0.1:{mosquitto.port}?topics=five/%23::2&client_id={client}&version=5.0"
+           "&clean_session=false&timeout=1s&batch_timeout=100ms")
+    first = tmp_path / "1.duckdb"
+    s = _run_while_publishing(url, first, [("five/a", json.dumps(_doc(i)).encode(), 2) for i in range(6)],
+                              mosquitto, parser=json.dumps(parser))
+    assert _ids(first) == [0, 2, 4] and s.rows_filtered == 3
+    _publish(mosquitto, [("five/a", json.dumps(_doc(i, "sf" if i < 10 else "la")).encode(), 1)
+                         for i in range(6, 12)])  # we are down
+    second = tmp_path / "2.duckdb"
+    tdetl.run(url, f"duckdb:{second}", parser=json.dumps(parser))
+    with duckdb.connect(str(second)) as con:
+        assert con.execute("SELECT id, v10 FROM meters ORDER BY id").fetchall() == [(6, 30), (8, 40)]
+
+
+def test_broker_restart_under_a_running_consumer(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    """The source reconnects with back-off and subscribes again; what is published after that lands."""
+    url = (f"mqtt://127.0.0.1:{mosquitto.port}?topics=rs/%23::1&client_id=r{uuid.uuid4().hex[:6]}"
+           "&timeout=6s&batch_timeout=100ms")
+    out = tmp_path / "r.duckdb"
+    result: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            result["summary"] = tdetl.run(url, f"duckdb:{out}", parser=json.dumps(PARSER))
+        except BaseException as e:
+            result["error"] = e
+
+    t = threading.Thread(target=run)
+    t.start()
+    time.sleep(1.0)
+    _publish(mosquitto, [("rs/a", json.dumps(_doc(i)).encode(), 1) for i in range(5)])
+    time.sleep(0.5)
+    mosquitto.restart()
+    time.sleep(3.0)  # back-off is 1 s at first: reconnected and subscribed again by now
+    _publish(mosquitto, [("rs/a", json.dumps(_doc(i)).encode(), 1) for i in range(5, 10)])
+    t.join(60)
+    assert not t.is_alive()
+    if "error" in result:
+        raise result["error"]
+    assert _ids(out) == list(range(10))

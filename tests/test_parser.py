@@ -28,7 +28,7 @@ GOOD_MODEL = {"name": "d{id}", "using": "m", "tags": ["loc"], "columns": ["ts", 
     ({"model": [{"name": "d", "tags": ["x"]}]}, r"model\[0\] needs 'columns'"),
     ({"parse": {"payload": {"json": [{"alias": "x"}]}}}, r"payload.json\[0\] needs a 'name'"),
     ({"parse": {"payload": {"json": [{"name": "a"}]}}, "model": {"name": "d{b}", "columns": ["a"]}},
-     "names 'b', which no parse rule produces"),
+     "names 'b', which no parse, transform or mapping rule produces"),
 ])
 def test_bad_configs(config: object, match: str) -> None:
     text = config if isinstance(config, str) else json.dumps(config)

@@ -48,6 +48,7 @@ class CsvSource(Source):
                               " Kafka and MQTT messages, not CSV")
         self.fields = tuple(parser.fields) if parser else ()
         self.models = tuple(parser.models) if parser else ()
+        self.steps = parser.steps if parser else ()
         self._builder: TableBuilder | None = None
         self._caster: FrameCaster | None = None
         self._headers: dict[Path, bool] = {}
@@ -142,7 +143,7 @@ class CsvSource(Source):
         for f in fields:
             types.setdefault(f.alias, TDType("VARCHAR"))
         self._caster = FrameCaster(fields)
-        self._builder = TableBuilder(models, types, self.database, f"{self.dsn.masked()}")
+        self._builder = TableBuilder(models, types, self.database, f"{self.dsn.masked()}", self.steps)
 
     # -- contract ---------------------------------------------------------------------------------
 

@@ -85,6 +85,7 @@ class KafkaSource(MessageSource):
         self._tls_files: list[Path] = []
         self._consumers: dict[str, Any] = {}
         self._commits: dict[str, dict[Any, Any]] = {}
+        self._unplaced: dict[int, set[Any]] = {}  # per consumer: assigned, not yet seeked (ByTime)
 
     def partitions(self) -> list[str]:
         if self.assigned:
@@ -143,7 +144,12 @@ class KafkaSource(MessageSource):
                     pass
 
                 def on_partitions_assigned(self, assigned: Any) -> None:
-                    source._fallback(consumer, list(assigned))
+                    # this runs on kafka-python's IO thread, which must not block (committed and
+                    # offsets_for_times do): hold the partitions until the polling thread places them
+                    if source.fallback[0] == "bytime" and assigned:
+                        consumer.pause(*assigned)
+                        with source._lock:
+                            source._unplaced.setdefault(id(consumer), set()).update(assigned)
 
             consumer.subscribe(self.topics, listener=Listener())
         return consumer
@@ -171,12 +177,22 @@ class KafkaSource(MessageSource):
             self._consumers[partition] = consumer
         yield from self.batches(partition, self._polls(partition, consumer))
 
+    def _place(self, consumer: Any) -> None:
+        """Seek partitions the group just gave us (held paused by the listener), then resume them."""
+        with self._lock:
+            todo = self._unplaced.pop(id(consumer), set())
+        todo &= consumer.assignment()
+        if todo:
+            self._fallback(consumer, sorted(todo))
+            consumer.resume(*todo)
+
     def _polls(self, partition: str, consumer: Any) -> Iterator[tuple[Messages, Any] | None]:
         from kafka.structs import OffsetAndMetadata
 
         last_data = time.monotonic()
         while not self._stop.is_set():
             self._commit(partition, consumer)
+            self._place(consumer)
             got = consumer.poll(timeout_ms=int(self.batch_timeout * 1000), max_records=self.batch_size)
             records = [r for recs in got.values() for r in recs]
             if not records:

@@ -127,8 +127,14 @@ class MqttSource(MessageSource):
         client.on_connect, client.on_message, client.on_disconnect = on_connect, on_message, on_disconnect
         try:
             if self.protocol == 5:
+                from paho.mqtt.packettypes import PacketTypes
+                from paho.mqtt.properties import Properties
+
+                props = Properties(PacketTypes.CONNECT)
+                if not self.clean:  # MQTT 5 keeps a session only for its expiry interval: keep it
+                    props.SessionExpiryInterval = 0xFFFFFFFF
                 client.connect(self.dsn.host or "localhost", self.dsn.port or 1883, self.keep_alive,
-                               clean_start=self.clean)
+                               clean_start=self.clean, properties=props)
             else:
                 client.connect(self.dsn.host or "localhost", self.dsn.port or 1883, self.keep_alive)
         except (OSError, ssl.SSLError) as e:

@@ -112,8 +112,7 @@ class MessageParser:
         cast_fields = tuple(Field(f.alias, f.alias, f.type) for f in fields) + tuple(
             Field(f.alias, f.alias, f.type) for _, inner in self.json_fields for f in inner)
         self.caster = FrameCaster(cast_fields)
-        self.builder = TableBuilder(self.models, types, database, where)
-        self.ts_fields = {m.columns[0] for m in self.models}
+        self.builder = TableBuilder(self.models, types, database, where, config.steps if config else ())
 
     # -- decoding -------------------------------------------------------------------------------
 
@@ -215,18 +214,11 @@ class MessageParser:
             return []
 
         def locate(i: int) -> tuple[str, dict[str, Any]]:
-            return f"{self.where}: {msgs.where(i)}", {"topic": msgs.topics[i], "partition": msgs.partitions[i],
-                                                      "offset": msgs.offsets[i]}
+            return f"{self.where}: {msgs.where(i)}", {
+                "topic": msgs.topics[i], "partition": msgs.partitions[i], "offset": msgs.offsets[i],
+                "message": msgs.payloads[i].decode("utf-8", "replace")}
 
         typed = self.caster.cast(frame, self.where, locate, policy)
-        for ts in self.ts_fields:
-            missing = typed[ts].is_null()
-            if missing.any():
-                bad = typed.filter(missing)[ROW].to_list()
-                policy.reject([f"{locate(i)[0]}: required field {ts!r} is missing" for i in bad],
-                              [{**locate(i)[1], "message": msgs.payloads[i].decode("utf-8", "replace")}
-                               for i in bad])
-                typed = typed.filter(~missing)
         if typed.height == 0:
             return []
         return self.builder.build(typed, policy, locate, partition, position)

@@ -24,6 +24,7 @@ import polars as pl
 from ..errors import ConfigError, ErrorPolicy
 from ..model import Column, SuperTable, TableBatch, TableSpec, conform
 from ..types import TDType, parse_type
+from .rules import Mapping, Step, StepRunner, compile_mapping, load_mapping, load_steps, with_now
 
 ROW = "__row"
 _TEMPLATE = re.compile(r"\$?\{([^{}]*)\}")
@@ -44,6 +45,7 @@ class Model:
     using: str | None
     tags: tuple[str, ...]
     columns: tuple[str, ...]
+    mapping: tuple[Mapping, ...] = ()
 
     def template_fields(self) -> list[str]:
         return _TEMPLATE.findall(self.name)
@@ -55,6 +57,7 @@ class ParserConfig:
     models: tuple[Model, ...]
     form: str  # "fields" (CSV/Kafka) or "payload" (MQTT JSON)
     json_fields: list[tuple[str, list[Field]]] = field(default_factory=list)  # {"json": ["id::int"]}
+    steps: tuple[Step, ...] = ()  # "transform": regex, split, convert, filter
 
 
 def load_parser(text: str) -> ParserConfig:
@@ -73,23 +76,25 @@ def load_parser(text: str) -> ParserConfig:
         raise ConfigError(f"{where}: not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
     if not isinstance(doc, dict):
         raise ConfigError(f"{where}: must be a JSON object with 'parse' and/or 'model'")
-    unknown = set(doc) - {"parse", "model", "global"}
+    unknown = set(doc) - {"parse", "transform", "model", "global"}
     if unknown:
-        raise ConfigError(f"{where}: unknown key {sorted(unknown)[0]!r} (expected parse, model)")
+        raise ConfigError(f"{where}: unknown key {sorted(unknown)[0]!r} (expected parse, transform, model)")
     fields, form, json_fields = _load_parse(doc.get("parse", {}), where)
+    steps = load_steps(doc.get("transform"), where)
     raw_models = doc.get("model", [])
     raw_models = [raw_models] if isinstance(raw_models, dict) else raw_models
     if not isinstance(raw_models, list):
         raise ConfigError(f"{where}: 'model' must be an object or a list of objects")
     models = tuple(_load_model(m, i, where) for i, m in enumerate(raw_models))
     known = {f.alias for f in fields} | {f.alias for _, inner in json_fields for f in inner}
+    known |= {out for st in steps for out in st.outputs()}
     if form == "payload":
         for m in models:
             for name in (*m.tags, *m.columns, *m.template_fields()):
-                if name not in known:
+                if name not in known | {r.target for r in m.mapping}:
                     raise ConfigError(f"{where}: model {m.using or m.name!r} names {name!r},"
-                                      f" which no parse rule produces")
-    return ParserConfig(fields, models, form, json_fields)
+                                      f" which no parse, transform or mapping rule produces")
+    return ParserConfig(fields, models, form, json_fields, steps)
 
 
 def _load_parse(parse: Any, where: str) -> tuple[tuple[Field, ...], str, list[tuple[str, list[Field]]]]:
@@ -145,7 +150,7 @@ def _json_rule(items: Any, where: str) -> list[Field]:
 def _load_model(m: Any, i: int, where: str) -> Model:
     if not isinstance(m, dict):
         raise ConfigError(f"{where}: model[{i}] must be an object")
-    bad = set(m) - {"name", "using", "tags", "columns"}
+    bad = set(m) - {"name", "using", "tags", "columns", "mapping"}
     if bad:
         raise ConfigError(f"{where}: model[{i}]: unknown key {sorted(bad)[0]!r}")
     name = m.get("name")
@@ -156,7 +161,8 @@ def _load_model(m: Any, i: int, where: str) -> Model:
             raise ConfigError(f"{where}: model[{i}].{key} must be a list of field names")
     if not m.get("columns"):
         raise ConfigError(f"{where}: model[{i}] needs 'columns' (the first is the timestamp)")
-    return Model(name, m.get("using"), tuple(m.get("tags", [])), tuple(m["columns"]))
+    return Model(name, m.get("using"), tuple(m.get("tags", [])), tuple(m["columns"]),
+                 load_mapping(m.get("mapping"), f"{where}: model[{i}]"))
 
 
 # ---- compiled casts (text -> typed), reused for every batch ------------------------------------
@@ -337,7 +343,7 @@ class FrameCaster:
             row = df.row(i, named=True)
             at, origin = locate(row[ROW])
             reasons.append(f"{at}: column {f.name!r} value {row[f.name]!r} {why}")
-            records.append({**origin, **{k: v for k, v in row.items() if k != ROW}})
+            records.append({**{k: v for k, v in row.items() if k != ROW}, **origin})  # provenance wins
         policy.reject(reasons, records)
         return typed.filter(~mask)
 
@@ -365,51 +371,67 @@ def _sized(t: TDType, s: pl.Series) -> TDType:
 
 
 class TableBuilder:
-    """Turns a typed frame into TableBatches, one per child table per model."""
+    """Runs the ``transform`` steps, then per model its ``mapping`` rules, and turns the frame into
+    TableBatches, one per child table per model."""
 
     def __init__(self, models: tuple[Model, ...], types: dict[str, TDType], database: str | None,
-                 where: str) -> None:
-        self.models, self.types, self.database, self.where = models, types, database, where
+                 where: str, steps: tuple[Step, ...] = ()) -> None:
+        self.models, self.database, self.where = models, database, where
         self._exprs = [_name_expr(m.name) for m in models]
+        self.steps = StepRunner(steps, types)
+        self.types = self.steps.types
+        self._maps: list[tuple[list[pl.Expr], FrameCaster | None]] = []
+        self._types: list[dict[str, TDType]] = []
         for m in models:
+            exprs, out, typed = compile_mapping(m.mapping, self.types)
+            mtypes = {**self.types, **out}
+            self._maps.append((exprs, FrameCaster(tuple(Field(n, n, t) for n, t in typed.items())) if typed else None))
+            self._types.append(mtypes)
             for name in (*m.tags, *m.columns, *m.template_fields()):
-                if name not in types:
+                if name not in mtypes:
                     raise ConfigError(f"{where}: model {m.using or m.name!r} names field {name!r},"
-                                      f" which is not in the data (fields: {', '.join(types)})")
-            if types[m.columns[0]].name != "TIMESTAMP":
+                                      f" which is not in the data (fields: {', '.join(mtypes)})")
+            if mtypes[m.columns[0]].name != "TIMESTAMP":
                 raise ConfigError(f"{where}: model {m.using or m.name!r}: first column"
-                                  f" {m.columns[0]!r} must be a TIMESTAMP, not {types[m.columns[0]]}")
+                                  f" {m.columns[0]!r} must be a TIMESTAMP, not {mtypes[m.columns[0]]}")
 
     def stables(self) -> list[SuperTable]:
         out = []
-        for m in self.models:
+        for m, types in zip(self.models, self._types):
             if m.using:
-                precision = self.types[m.columns[0]].unit or "ms"
+                precision = types[m.columns[0]].unit or "ms"
                 out.append(SuperTable(self.database, m.using,
-                                      tuple(Column(c, self._plain(c)) for c in m.columns),
-                                      tuple(Column(t, self._plain(t)) for t in m.tags), precision))
+                                      tuple(Column(c, _plain(types[c])) for c in m.columns),
+                                      tuple(Column(t, _plain(types[t])) for t in m.tags), precision))
         return out
-
-    def _plain(self, name: str) -> TDType:
-        t = self.types[name]
-        return TDType(t.name, t.length, t.precision, t.scale) if t.name == "TIMESTAMP" else t
 
     def build(self, df: pl.DataFrame, policy: ErrorPolicy, locate: Locate,
               partition: str, position: Any) -> list[TableBatch]:
         out: list[TableBatch] = []
-        for m, expr in zip(self.models, self._exprs):
-            named = df.with_columns(expr.alias("__tbname"))
+        df = self.steps.run(df, policy, locate)
+        for m, expr, (maps, caster), types in zip(self.models, self._exprs, self._maps, self._types):
+            named = df
+            if maps:
+                named = with_now(named).with_columns(maps).drop("__now")
+                if caster is not None:
+                    named = caster.cast(named, m.mapping[0].where, locate, policy)
+            ts = m.columns[0]
+            missing = named[ts].is_null()
+            if missing.any():
+                bad = named.filter(missing)[ROW].to_list()
+                policy.reject([f"{locate(i)[0]}: required field {ts!r} (the timestamp) is missing" for i in bad],
+                              [locate(i)[1] for i in bad])
+                named = named.filter(~missing)
+            named = named.with_columns(expr.alias("__tbname"))
             missing = named["__tbname"].is_null()
             if missing.any():
                 i = int(missing.arg_true()[0])
                 policy.reject([f"{locate(int(named[ROW][i]))[0]}: table name template"
                                f" {m.name!r} gives no name (a field it uses is empty)"], [])
                 named = named.filter(~missing)
-            precision = self.types[m.columns[0]].unit or "ms"
-            cols = [Column(c, self._plain(c)) for c in m.columns]
-            tags = [Column(t, self._plain(t)) for t in m.tags]
-            cols = [Column(c.name, _sized(c.type, named[c.name])) for c in cols]
-            tags = [Column(c.name, _sized(c.type, named[c.name])) for c in tags]
+            precision = types[ts].unit or "ms"
+            cols = [Column(c, _sized(_plain(types[c]), named[c])) for c in m.columns]
+            tags = [Column(t, _sized(_plain(types[t]), named[t])) for t in m.tags]
             for (name,), group in named.partition_by("__tbname", as_dict=True, maintain_order=True).items():
                 values = ()
                 if tags:
@@ -424,6 +446,11 @@ class TableBuilder:
             last = out[-1]
             out[-1] = TableBatch(last.spec, last.data, partition, position)
         return out
+
+
+def _plain(t: TDType) -> TDType:
+    """A TIMESTAMP column without the parse unit: the table's precision applies."""
+    return TDType(t.name, t.length, t.precision, t.scale) if t.name == "TIMESTAMP" else t
 
 
 def single_table_model(fields: tuple[Field, ...], table: str) -> Model:
