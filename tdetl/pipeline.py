@@ -130,9 +130,9 @@ def run(source: Source, sink: Sink, options: Options) -> Summary:
         ended = 0
         while ended < len(todo):
             try:
-                item = q.get(timeout=0.2)
+                item = q.get(timeout=0.05)
             except queue.Empty:
-                if dirty and time.monotonic() - last_write >= IDLE_FLUSH:
+                if dirty and (source.wants_flush() or time.monotonic() - last_write >= IDLE_FLUSH):
                     # readers are idle (e.g. realtime between polls): make what came durable
                     sink.flush(dict(checkpoint))
                     source.acknowledge(dict(checkpoint))
@@ -155,7 +155,7 @@ def run(source: Source, sink: Sink, options: Options) -> Summary:
             summary.bytes_written += item.data.nbytes
             if item.position is not None:
                 checkpoint[item.partition] = item.position
-            if sink.wants_flush():
+            if sink.wants_flush() or (q.empty() and source.wants_flush()):
                 log.debug("flush after %d rows", summary.rows_written)
                 sink.flush(dict(checkpoint))
                 source.acknowledge(dict(checkpoint))

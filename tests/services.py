@@ -92,7 +92,7 @@ def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
     (d / "server.key").chmod(0o644)  # mosquitto drops to its own user: it must read the key
     port, tls_port = free_port(), free_port()
     (d / "mosquitto.conf").write_text(
-        "per_listener_settings false\nallow_anonymous true\npersistence false\nlog_dest stderr\n"
+        "per_listener_settings false\nallow_anonymous true\npersistence false\nmax_queued_messages 0\nlog_dest stderr\n"
         f"log_type error\nlog_type warning\nlistener {port} 127.0.0.1\nlistener {tls_port} 127.0.0.1\n"
         f"certfile {d / 'server.crt'}\nkeyfile {d / 'server.key'}\n")
     m = Mosquitto(port, tls_port, d / "server.crt", d, _start_mosquitto(d, port, tls_port))

@@ -46,3 +46,21 @@ def test_sample_parser_matches_schema() -> None:
         raise AssertionError("an unknown model key passed the schema")
     except jsonschema.ValidationError:
         pass
+
+
+def test_transform_sample_matches_schema_and_runs_as_documented() -> None:
+    """The sample with every transform step and mapping rule is valid and equals the tested config."""
+    from .test_transforms import PARSER
+
+    schema = json.loads((ROOT / "formats" / "parser.schema.json").read_text())
+    sample = json.loads((SAMPLES / "web.parser.json").read_text())
+    jsonschema.validate(sample, schema)
+    assert sample == PARSER
+    for bad in ({"transform": [{"split": "loc", "separator": "."}]},  # no count
+                {"transform": [{"regex": "x", "pattern": "(?<a>.)", "filter": "a"}]},
+                {"model": {"name": "x", "columns": ["ts"], "mapping": {"y": {"generator": "uuid"}}}}):
+        try:
+            jsonschema.validate(bad, schema)
+        except jsonschema.ValidationError:
+            continue
+        raise AssertionError(f"{bad} passed the schema")

@@ -196,3 +196,17 @@ def test_broker_restart_under_a_running_consumer(mosquitto: Mosquitto, tmp_path:
     if "error" in result:
         raise result["error"]
     assert _ids(out) == list(range(10))
+
+
+def test_qos1_beyond_the_brokers_in_flight_window(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    """MQTT 3.1.1: mosquitto sends at most 20 unacknowledged QoS 1 messages (max_inflight_messages)
+    and we acknowledge only after the sink flushed; a lull must trigger that flush, or the run
+    would stall at 20 messages."""
+    client = f"w{uuid.uuid4().hex[:6]}"
+    url = (f"mqtt://127.0.0.1:{mosquitto.port}?topics=win/%23::1&client_id={client}&version=3.1.1"
+           "&clean_session=false&timeout=1s")
+    tdetl.run(url, f"duckdb:{tmp_path / '0.duckdb'}", parser=json.dumps(PARSER))  # the session exists now
+    _publish(mosquitto, [("win/a", json.dumps(_doc(i)).encode(), 1) for i in range(500)])  # queued for us
+    out = tmp_path / "1.duckdb"
+    s = tdetl.run(url, f"duckdb:{out}", parser=json.dumps(PARSER))
+    assert s.rows_written == 500 and _ids(out) == list(range(500))

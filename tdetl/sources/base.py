@@ -38,5 +38,10 @@ class Source(ABC):
         """Everything up to these positions is durable in the sink (brokers commit offsets or ack
         messages here: at-least-once)."""
 
+    def wants_flush(self) -> bool:
+        """True when the source cannot go on until what it handed over is acknowledged (an MQTT
+        broker stops sending at its in-flight limit): the pipeline then flushes at once."""
+        return False
+
     def close(self) -> None:  # noqa: B027 - optional hook
         pass

@@ -27,6 +27,7 @@ class MessageSource(Source):
         self._seq = 0
         self._pending: dict[str, list[tuple[int, Any]]] = {}
         self._stop = threading.Event()
+        self._starved = threading.Event()
 
     def catalog(self) -> Catalog:
         cat = Catalog()
@@ -53,6 +54,14 @@ class MessageSource(Source):
                 self._pending[partition] = [(seq, tok) for seq, tok in pending if not (done or seq <= pos)]
             if ready:
                 self.release(partition, ready)
+        self._starved.clear()
+
+    def wants_flush(self) -> bool:
+        return self._starved.is_set()
+
+    def unacknowledged(self) -> bool:
+        with self._lock:
+            return any(self._pending.values())
 
     def release(self, partition: str, tokens: list[Any]) -> None:
         """Acknowledge to the broker (runs on the pipeline's thread)."""
