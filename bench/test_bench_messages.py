@@ -66,3 +66,20 @@ def test_baseline_json_loads_loop(benchmark: Any, messages: Messages) -> None:
     out = benchmark.pedantic(loop, args=(messages,), rounds=3, warmup_rounds=1)
     assert out.num_rows == N
     _rate(benchmark)
+
+
+def test_batch_parser_with_transforms(benchmark: Any, messages: Messages) -> None:
+    """The same, plus a split, a filter keeping every row, and three mapping rules (expr, format,
+    generator now): what the transform rules cost on top of test_batch_parser."""
+    cfg = json.loads(json.dumps(PARSER))
+    cfg["transform"] = [{"split": "loc", "separator": ".", "count": 2},
+                        {"filter": "voltage >= 200 && starts_with(loc_1, 'Cal')"}]
+    cfg["model"]["tags"] = ["id", "loc_1", "loc_2"]
+    cfg["model"]["columns"] = ["ts", "current", "voltage", "phase", "power", "label", "at"]
+    cfg["model"]["mapping"] = {"power": {"expr": "round(current * voltage * sqrt(3), 2)"},
+                               "label": {"format": "${loc_2}-${pad(id, 3, '0')}"}, "at": {"generator": "now"}}
+    parser = MessageParser(load_parser(json.dumps(cfg)), None, "bench")
+    policy = ErrorPolicy()
+    out = benchmark.pedantic(parser.parse, args=(messages, policy, "p", 1), rounds=5, warmup_rounds=1)
+    assert sum(b.num_rows for b in out) == N and policy.failed == 0 and policy.filtered == 0
+    _rate(benchmark)
