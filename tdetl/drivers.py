@@ -20,6 +20,7 @@ SOURCES: dict[str, str] = {
     "taos": "tdetl.sources.taos:TaosSource",
     "kafka": "tdetl.sources.kafka:KafkaSource",
     "mqtt": "tdetl.sources.mqtt:MqttSource",
+    "influxdb": "tdetl.sources.influxdb:InfluxDBSource",
 }
 SINKS: dict[str, str] = {
     "local": "tdetl.sinks.local:LocalSink",

@@ -46,8 +46,6 @@ class Dsn:
 
     def masked(self) -> str:
         """The DSN as written, with the password replaced by ``***``."""
-        if self.password is None:
-            return self.text
         return _mask_text(self.text)
 
     def without_password(self) -> str:
@@ -142,6 +140,8 @@ class Dsn:
 
 
 def _mask_text(text: str) -> str:
+    """Passwords out: ``user:***@`` and the value of ``password=`` / ``token=`` parameters."""
+    text = re.sub(r"([?&](?:password|token)=)[^&]*", r"\1***", text)
     return re.sub(r"(//[^/@:]*):[^@/]*@", r"\1:***@", text, count=1)
 
 

@@ -134,3 +134,48 @@ def tansu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tansu]:
     wait_port(port, proc, "tansu", log)
     yield Tansu(port, proc)
     stop(proc)
+
+
+@dataclass
+class Influxd:
+    url: str  # http://127.0.0.1:<port>
+    port: int
+
+    def query(self, q: str, db: str | None = None) -> dict:
+        import json
+        import urllib.parse
+        import urllib.request
+
+        args = {"q": q, **({"db": db} if db else {})}
+        with urllib.request.urlopen(f"{self.url}/query", urllib.parse.urlencode(args).encode()) as r:
+            return json.loads(r.read())
+
+    def write(self, db: str, lines: list[str]) -> None:
+        import urllib.request
+
+        req = urllib.request.Request(f"{self.url}/write?db={db}&precision=ns", "\n".join(lines).encode(),
+                                     method="POST")
+        with urllib.request.urlopen(req) as r:
+            assert r.status == 204
+
+
+@pytest.fixture(scope="session")
+def influxd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Influxd]:
+    """InfluxDB 1.x (Debian ``influxdb``) on loopback, its data in a temp dir (spec/services.md §3)."""
+    exe = shutil.which("influxd") or ("/usr/bin/influxd" if Path("/usr/bin/influxd").exists() else None)
+    if not exe:
+        missing("influxd (Debian package 'influxdb')")
+    d = tmp_path_factory.mktemp("influxd")
+    port, rpc = free_port(), free_port()
+    (d / "influxdb.conf").write_text(
+        f'reporting-enabled = false\nbind-address = "127.0.0.1:{rpc}"\n[meta]\n  dir = "{d}/meta"\n'
+        f'[data]\n  dir = "{d}/data"\n  wal-dir = "{d}/wal"\n  query-log-enabled = false\n'
+        f'[monitor]\n  store-enabled = false\n[http]\n  enabled = true\n  bind-address = "127.0.0.1:{port}"\n'
+        f'  auth-enabled = false\n  log-enabled = false\n[logging]\n  level = "warn"\n'
+        f'[continuous_queries]\n  enabled = false\n')
+    log = d / "influxd.log"
+    proc = subprocess.Popen([exe, "run", "-config", str(d / "influxdb.conf")], stdout=subprocess.DEVNULL,
+                            stderr=open(log, "ab"))
+    wait_port(port, proc, "influxd", log)
+    yield Influxd(f"http://127.0.0.1:{port}", port)
+    stop(proc)
