@@ -29,7 +29,7 @@ import polars as pl
 from ..dsn import Dsn
 from ..errors import DsnError, SourceError
 from ..model import Catalog, Column, SuperTable, TableBatch, TableSpec, conform
-from ..transform.parser import _sized
+from ..transform.parser import sized
 from ..types import TDType
 from .base import Source
 
@@ -234,8 +234,8 @@ class InfluxDBSource(Source):
         tagvals = {t: (series.get("tags") or {}).get(t) or None for t in tags}
         key = m + "".join(f",{t}={v}" for t, v in sorted(tagvals.items()) if v is not None)
         name = self._name(key, tagvals)
-        cols = [Column("ts", TDType("TIMESTAMP"))] + [Column(f, _sized(t, df[f])) for f, t in fields]
-        tagcols = [Column(t, _sized(TDType("VARCHAR"), pl.Series([tagvals[t] or ""]))) for t in tags]
+        cols = [Column("ts", TDType("TIMESTAMP"))] + [Column(f, sized(t, df[f])) for f, t in fields]
+        tagcols = [Column(t, sized(TDType("VARCHAR"), pl.Series([tagvals[t] or ""]))) for t in tags]
         spec = TableSpec(name, tuple(cols), self.database, m, tuple(tagcols), tuple(tagvals[t] for t in tags), "ns")
         data = df.select(pl.col("time").cast(pl.Datetime("ns")).alias("ts"), *(pl.col(f) for f, _ in fields))
         return TableBatch(spec, conform(data.to_arrow(), spec), m, None)

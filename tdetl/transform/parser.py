@@ -24,6 +24,7 @@ import polars as pl
 from ..errors import ConfigError, ErrorPolicy
 from ..model import Column, SuperTable, TableBatch, TableSpec, conform
 from ..types import TDType, parse_type
+from .expr import NOW
 from .rules import Mapping, Step, StepRunner, compile_mapping, load_mapping, load_steps, with_now
 
 ROW = "__row"
@@ -357,7 +358,7 @@ def _name_expr(template: str) -> pl.Expr:
     return pl.format(_TEMPLATE.sub("{}", template.replace("{}", "")), *[pl.col(f) for f in fields])
 
 
-def _sized(t: TDType, s: pl.Series) -> TDType:
+def sized(t: TDType, s: pl.Series) -> TDType:
     """Give an undeclared VARCHAR/NCHAR/VARBINARY width from the data (at least 1)."""
     if t.length is not None or t.name not in ("VARCHAR", "NCHAR", "VARBINARY", "GEOMETRY"):
         return t
@@ -412,7 +413,7 @@ class TableBuilder:
         for m, expr, (maps, caster), types in zip(self.models, self._exprs, self._maps, self._types):
             named = df
             if maps:
-                named = with_now(named).with_columns(maps).drop("__now")
+                named = with_now(named).with_columns(maps).drop(NOW)
                 if caster is not None:
                     named = caster.cast(named, m.mapping[0].where, locate, policy)
             ts = m.columns[0]
@@ -430,8 +431,8 @@ class TableBuilder:
                                f" {m.name!r} gives no name (a field it uses is empty)"], [])
                 named = named.filter(~missing)
             precision = types[ts].unit or "ms"
-            cols = [Column(c, _sized(_plain(types[c]), named[c])) for c in m.columns]
-            tags = [Column(t, _sized(_plain(types[t]), named[t])) for t in m.tags]
+            cols = [Column(c, sized(_plain(types[c]), named[c])) for c in m.columns]
+            tags = [Column(t, sized(_plain(types[t]), named[t])) for t in m.tags]
             for (name,), group in named.partition_by("__tbname", as_dict=True, maintain_order=True).items():
                 values = ()
                 if tags:

@@ -184,12 +184,15 @@ class _Compiled:
     exprs: list[pl.Expr]  # new columns (regex/split/convert) or [predicate] (filter)
     typed: dict[str, TDType]  # outputs to cast ('as'), with failures reported
     must_match: pl.Expr | None = None  # regex: rows it must match
+    caster: Any = None  # FrameCaster for ``typed``, built once
 
 
 class StepRunner:
     """The ``transform`` steps compiled against the field types; ``types`` grows by their outputs."""
 
     def __init__(self, steps: tuple[Step, ...], types: dict[str, TDType]) -> None:
+        from .parser import Field, FrameCaster  # parser imports this module
+
         self.types = dict(types)
         self.compiled: list[_Compiled] = []
         for st in steps:
@@ -223,11 +226,13 @@ class StepRunner:
                     raise ConfigError(f"{st.where}: expression {st.spec['filter']!r} gives {dtype},"
                                       f" not true/false")
                 self.compiled.append(_Compiled(st, [pred], {}))
+            if typed:
+                self.compiled[-1].caster = FrameCaster(tuple(Field(n, n, t) for n, t in typed.items()))
             for name in st.outputs():
                 self.types[name] = typed.get(name, TDType("VARCHAR"))
 
     def run(self, df: pl.DataFrame, policy: ErrorPolicy, locate: Any) -> pl.DataFrame:
-        from .parser import ROW, Field, FrameCaster  # parser imports this module
+        from .parser import ROW  # parser imports this module
 
         if not self.compiled:
             return df
@@ -248,9 +253,8 @@ class StepRunner:
                                   [locate(int(r))[1] for r in bad[ROW]])
                     df = df.filter(~miss)
             df = df.with_columns(c.exprs)
-            if c.typed:
-                caster = FrameCaster(tuple(Field(n, n, t) for n, t in c.typed.items()))
-                df = caster.cast(df, c.step.where, locate, policy)
+            if c.caster is not None:
+                df = c.caster.cast(df, c.step.where, locate, policy)
         return df.drop(NOW)
 
 
