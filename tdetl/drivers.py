@@ -21,6 +21,7 @@ SOURCES: dict[str, str] = {
     "kafka": "tdetl.sources.kafka:KafkaSource",
     "mqtt": "tdetl.sources.mqtt:MqttSource",
     "influxdb": "tdetl.sources.influxdb:InfluxDBSource",
+    "opentsdb": "tdetl.sources.opentsdb:OpenTSDBSource",
 }
 SINKS: dict[str, str] = {
     "local": "tdetl.sinks.local:LocalSink",

@@ -33,7 +33,7 @@ class DuckDBSink(Sink):
         self.if_exists = dsn.choice("if_exists", ("replace", "append", "fail"), "replace")
         self.buffer_rows = dsn.integer("buffer_rows", 1 << 20, minimum=1)
         self.con: duckdb.DuckDBPyConnection | None = None
-        self._ready: set[str] = set()
+        self._ready: dict[str, set[str]] = {}  # table -> its columns
         self._buffer: dict[str, list[pa.RecordBatch]] = {}
         self._rows = 0
 
@@ -54,14 +54,14 @@ class DuckDBSink(Sink):
     def _insert(self) -> None:
         assert self.con is not None
         for name, batches in self._buffer.items():
-            try:
-                table = pa.Table.from_batches(batches)
-            except pa.ArrowInvalid:
-                raise SinkError(f"{self.dsn.masked()}: tables of {name!r} differ in columns") from None
-            self._ensure(name, table)
+            try:  # a super table that grew (a tag first seen later) gives batches more columns
+                table = pa.concat_tables([pa.Table.from_batches([b]) for b in batches], promote_options="default")
+            except pa.ArrowInvalid as e:
+                raise SinkError(f"{self.dsn.masked()}: tables of {name!r} differ in column types: {e}") from None
             self.con.register("__tdetl_batch", table)
             try:
-                _exec(self.con, f"INSERT INTO {quote_ident(name)} SELECT * FROM __tdetl_batch")
+                self._ensure(name)
+                _exec(self.con, f"INSERT INTO {quote_ident(name)} BY NAME SELECT * FROM __tdetl_batch")
             except duckdb.Error as e:
                 raise SinkError(f"{self.dsn.masked()}: table {name!r} refused rows: {e}") from None
             finally:
@@ -69,22 +69,25 @@ class DuckDBSink(Sink):
         self._buffer.clear()
         self._rows = 0
 
-    def _ensure(self, name: str, table: pa.Table) -> None:
-        if name in self._ready:
-            return
+    def _ensure(self, name: str) -> None:
+        """Create (or replace) the table on first sight; add the columns a later batch brings."""
         assert self.con is not None
-        exists = _exec(self.con, "SELECT count(*) FROM information_schema.tables WHERE table_name = ?",
-                       [name])[0][0]
-        if exists and self.if_exists == "fail":
-            raise SinkError(f"{self.dsn.masked()}: table {name!r} already exists (if_exists=fail)")
-        if exists and self.if_exists == "replace":
-            _exec(self.con, f"DROP TABLE {quote_ident(name)}")
-            exists = 0
-        if not exists:
-            self.con.register("__tdetl_batch", table.slice(0, 0))
-            _exec(self.con, f"CREATE TABLE {quote_ident(name)} AS SELECT * FROM __tdetl_batch")
-            self.con.unregister("__tdetl_batch")
-        self._ready.add(name)
+        if name not in self._ready:
+            exists = _exec(self.con, "SELECT count(*) FROM information_schema.tables WHERE table_name = ?",
+                           [name])[0][0]
+            if exists and self.if_exists == "fail":
+                raise SinkError(f"{self.dsn.masked()}: table {name!r} already exists (if_exists=fail)")
+            if exists and self.if_exists == "replace":
+                _exec(self.con, f"DROP TABLE {quote_ident(name)}")
+                exists = 0
+            if not exists:
+                _exec(self.con, f"CREATE TABLE {quote_ident(name)} AS SELECT * FROM __tdetl_batch LIMIT 0")
+            self._ready[name] = {r[0] for r in _exec(self.con, f"DESCRIBE {quote_ident(name)}")}
+        known = self._ready[name]
+        for col, kind, *_ in _exec(self.con, "DESCRIBE SELECT * FROM __tdetl_batch"):
+            if col not in known:
+                _exec(self.con, f"ALTER TABLE {quote_ident(name)} ADD COLUMN {quote_ident(col)} {kind}")
+                known.add(col)
 
     def flush(self, checkpoint: dict[str, Any] | None = None) -> None:
         if self._buffer:

@@ -57,7 +57,10 @@ class TimeRange:
         if win.upper() in WINDOWS:
             self.window = WINDOWS[win.upper()] * NS
         else:
-            self.window = int(dsn.duration("readWindow") * NS)
+            try:
+                self.window = int(dsn.duration("readWindow") * NS)
+            except DsnError:
+                self.window = 0
             if self.window <= 0:
                 raise DsnError(f"{where}: readWindow={win!r} must be D, H, M or a duration such as 10s")
         timeout = dsn.get("timeout") or "never"
