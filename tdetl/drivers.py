@@ -22,6 +22,8 @@ SOURCES: dict[str, str] = {
     "mqtt": "tdetl.sources.mqtt:MqttSource",
     "influxdb": "tdetl.sources.influxdb:InfluxDBSource",
     "opentsdb": "tdetl.sources.opentsdb:OpenTSDBSource",
+    "opcua": "tdetl.sources.opcua:OpcUaSource",
+    "opc": "tdetl.sources.opcua:OpcUaSource",
 }
 SINKS: dict[str, str] = {
     "local": "tdetl.sinks.local:LocalSink",

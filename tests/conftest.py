@@ -26,4 +26,4 @@ def golden() -> Path:
     return GOLDEN
 
 
-from .services import influxd, mosquitto, tansu  # noqa: E402, F401 - service fixtures for every test module
+from .services import influxd, mosquitto, opcua, tansu  # noqa: E402, F401 - service fixtures for every test module

@@ -12,6 +12,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -179,3 +180,52 @@ def influxd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Influxd]:
     wait_port(port, proc, "influxd", log)
     yield Influxd(f"http://127.0.0.1:{port}", port)
     stop(proc)
+
+
+class OpcUaServers:
+    """Starts ``tests/opcua_server.py`` processes (a real asyncua Server) on loopback; each logs
+    what it wrote. ``start(port, *args)`` returns once the server prints READY; ``kill`` stops one
+    abruptly (a crash, for restart tests). All are stopped when the test ends."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.procs: list[subprocess.Popen] = []
+        self.log = root / "written.jsonl"
+
+    def start(self, port: int, *args: str) -> subprocess.Popen:
+        out = open(self.root / f"server-{len(self.procs)}.out", "w")
+        proc = subprocess.Popen([sys.executable, "-m", "tests.opcua_server", str(port), str(self.log), *args],
+                                stdout=subprocess.PIPE, stderr=out, text=True, cwd=Path(__file__).parent.parent)
+        self.procs.append(proc)
+        line = proc.stdout.readline() if proc.stdout else ""
+        if "READY" not in line:
+            raise RuntimeError(f"asyncua server did not start: {(self.root / out.name).read_text()[-2000:]}")
+        return proc
+
+    def kill(self, proc: subprocess.Popen) -> None:
+        proc.kill()
+        proc.wait()
+
+    def written(self) -> list[dict]:
+        import json
+
+        if not self.log.exists():
+            return []
+        return [json.loads(x) for x in self.log.read_text().splitlines() if x.strip()]
+
+    def close(self) -> None:
+        for p in self.procs:
+            stop(p)
+
+
+@pytest.fixture
+def opcua(tmp_path: Path) -> Iterator[OpcUaServers]:
+    try:
+        import asyncua  # noqa: F401
+    except ImportError:
+        missing("asyncua")
+    servers = OpcUaServers(tmp_path)
+    try:
+        yield servers
+    finally:
+        servers.close()
