@@ -59,9 +59,9 @@ def test_all_metrics_come_back_equal_across_windows(tsdb: OpenTSDBServer, tmp_pa
     out = tmp_path / "t.duckdb"
     s = tdetl.run(_url(tsdb, endTime=END, readWindow="M"), f"duckdb:{out}", jobs=2)  # metrics= empty: all
     assert s.rows_written == 240
-    assert _rows(out, 'SELECT epoch_ms(ts), dc, host, value FROM "sys.cpu.user" ORDER BY ts') == want["sys.cpu.user"]
-    assert _rows(out, 'SELECT epoch_ms(ts), line, value FROM "plant.temp" ORDER BY ts') == want["plant.temp"]
-    names = _rows(out, 'SELECT DISTINCT tbname, dc, host FROM "sys.cpu.user" ORDER BY host')
+    assert _rows(out, 'SELECT epoch_ms(ts), dc, host, value FROM sys_cpu_user ORDER BY ts') == want["sys.cpu.user"]
+    assert _rows(out, 'SELECT epoch_ms(ts), line, value FROM plant_temp ORDER BY ts') == want["plant.temp"]
+    names = _rows(out, 'SELECT DISTINCT tbname, dc, host FROM sys_cpu_user ORDER BY host')
     assert [n for n, _, _ in names] == [
         "t_" + hashlib.md5(f"sys.cpu.user,dc={dc},host={host}".encode()).hexdigest()[:16] for _, dc, host in names]
     assert len(names) == 3
@@ -77,11 +77,11 @@ def test_metrics_end_time_and_name_template(tsdb: OpenTSDBServer, tmp_path: Path
     end_ms = T0 + 200_000
     tdetl.run(_url(tsdb, metrics="sys.cpu.user", endTime="2023-11-14T22:16:40%2B00:00", readWindow="H",
                    tbname="cpu_{host}"), f"duckdb:{out}")
-    assert _rows(out, 'SELECT epoch_ms(ts), dc, host, value FROM "sys.cpu.user" ORDER BY ts') == [
+    assert _rows(out, 'SELECT epoch_ms(ts), dc, host, value FROM sys_cpu_user ORDER BY ts') == [
         r for r in want["sys.cpu.user"] if r[0] < end_ms]
-    assert {r[0] for r in _rows(out, 'SELECT tbname FROM "sys.cpu.user"')} == {"cpu_web0", "cpu_web1", "cpu_web2"}
+    assert {r[0] for r in _rows(out, 'SELECT tbname FROM sys_cpu_user')} == {"cpu_web0", "cpu_web1", "cpu_web2"}
     with duckdb.connect(str(out)) as con:
-        assert "plant.temp" not in {r[0] for r in con.execute("SHOW TABLES").fetchall()}
+        assert "plant_temp" not in {r[0] for r in con.execute("SHOW TABLES").fetchall()}
 
 
 def test_a_tag_first_seen_later_grows_the_super_table(tsdb: OpenTSDBServer, tmp_path: Path) -> None:
@@ -106,7 +106,7 @@ def test_a_failed_run_resumes_after_the_last_finished_window(tsdb: OpenTSDBServe
     assert starts[0] == T0 - 20_000 + 5 * 60_000  # five windows were done: the rerun starts at the sixth
     out = tmp_path / "r.duckdb"
     tdetl.run(f"local:{backup}", f"duckdb:{out}")
-    assert _rows(out, 'SELECT epoch_ms(ts), line, value FROM "plant.temp" ORDER BY ts') == want["plant.temp"]
+    assert _rows(out, 'SELECT epoch_ms(ts), line, value FROM plant_temp ORDER BY ts') == want["plant.temp"]
 
 
 def test_without_end_time_new_points_are_picked_up(tsdb: OpenTSDBServer, tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ from ..errors import DsnError, SourceError
 from ..model import Catalog, Column, SuperTable, TableBatch
 from ..types import TDType
 from .base import Source
-from .timeseries import RANGE_PARAMS, TimeRange, child_name, series_batch, series_key
+from .timeseries import RANGE_PARAMS, TimeRange, child_name, series_batch, series_key, stable_name
 
 FIELD_TYPES = {"float": "DOUBLE", "integer": "BIGINT", "unsigned": "BIGINT UNSIGNED", "string": "VARCHAR",
                "boolean": "BOOL"}
@@ -107,7 +107,7 @@ class InfluxDBSource(Source):
         cat = Catalog()
         for m in self._measurements():
             tags, fields = self._describe(m)
-            cat.add_stable(SuperTable(self.database, m, (Column("ts", TDType("TIMESTAMP")),
+            cat.add_stable(SuperTable(self.database, stable_name(m), (Column("ts", TDType("TIMESTAMP")),
                                                           *(Column(f, t) for f, t in fields)),
                                       tuple(Column(t, TDType("VARCHAR")) for t in tags), "ns"))
         return cat
@@ -124,7 +124,7 @@ class InfluxDBSource(Source):
                 if held is not None:
                     yield held
                 name = child_name(series_key(m, tagvals), tagvals, self.tbname, self.where)
-                held = series_batch(m, self.database, fields, tags, tagvals, data, name, "ns", m)
+                held = series_batch(stable_name(m), self.database, fields, tags, tagvals, data, name, "ns", m)
             if held is not None:
                 self.range.saw_data()
                 yield TableBatch(held.spec, held.data, m, hi)

@@ -89,6 +89,8 @@ class OpcUaSource(Source):
         if dsn.flag("debug"):
             log.setLevel(logging.DEBUG)
             logging.getLogger("asyncua").setLevel(logging.INFO)
+        else:  # asyncua logs every reconnect attempt and revised setting; tdetl says what matters
+            logging.getLogger("asyncua").setLevel(logging.CRITICAL)
         self.raw: Path | None = None
         self.keep_days = 0
         if dsn.flag("enable"):
@@ -121,6 +123,10 @@ class OpcUaSource(Source):
 
         client = Client(self.url, timeout=self.request_timeout, auto_reconnect=True, watchdog_intervall=1.0,
                         reconnect_max_delay=10.0)
+        async def lost(e: Exception) -> None:
+            log.warning("%s: connection to %s lost (%s); reconnecting", self.where, self.url, _why(e))
+
+        client.connection_lost_callback = lost
         if self.dsn.user:
             client.set_user(self.dsn.user)
         if self.dsn.password:

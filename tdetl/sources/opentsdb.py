@@ -24,7 +24,7 @@ from ..errors import SourceError
 from ..model import Catalog, Column, SuperTable, TableBatch
 from ..types import TDType
 from .base import Source
-from .timeseries import RANGE_PARAMS, TimeRange, child_name, series_batch, series_key
+from .timeseries import RANGE_PARAMS, TimeRange, child_name, series_batch, series_key, stable_name
 
 SUGGEST_MAX = 100_000
 FIELDS = [("value", TDType("DOUBLE"))]
@@ -81,7 +81,7 @@ class OpenTSDBSource(Source):
     def catalog(self) -> Catalog:
         cat = Catalog()
         for m in self.partitions():  # tags are added as series with them appear
-            cat.add_stable(SuperTable(self.database, m, (Column("ts", TDType("TIMESTAMP")),
+            cat.add_stable(SuperTable(self.database, stable_name(m), (Column("ts", TDType("TIMESTAMP")),
                                                           Column("value", TDType("DOUBLE"))), (), "ms"))
         return cat
 
@@ -114,4 +114,4 @@ class OpenTSDBSource(Source):
         data = pl.DataFrame({"ts": ts.cast(pl.Int64).cast(pl.Datetime("ms")), "value": values}).sort("ts")
         full = {t: tagvals.get(t) for t in tags}
         name = child_name(series_key(m, full), full, self.tbname, self.where)
-        return series_batch(m, self.database, FIELDS, tags, full, data, name, "ms", m)
+        return series_batch(stable_name(m), self.database, FIELDS, tags, full, data, name, "ms", m)

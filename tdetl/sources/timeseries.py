@@ -97,6 +97,12 @@ class TimeRange:
         self._last_data = time.monotonic()
 
 
+def stable_name(measurement: str) -> str:
+    """A measurement or metric as a super table: dots become underscores, as TDengine's own
+    schemaless ingestion does (``smlDot2Underline``), since a dotted name reads as ``db.table``."""
+    return measurement.replace(".", "_")
+
+
 def child_name(key: str, tagvals: dict[str, str | None], template: str | None, where: str) -> str:
     """``t_<md5(series key)[:16]>``, stable across runs and versions, or the ``tbname`` template."""
     if template:
