@@ -3,13 +3,40 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "formats" / "samples"
 GOLDEN = ROOT.parent / "shared" / "golden"
+
+
+class Background:
+    """``tdetl.run`` in a thread, for tests that feed a source while it runs; ``join`` raises what
+    the run raised, or returns its summary."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.result: dict[str, Any] = {}
+        self.thread = threading.Thread(target=self._run, args=args, kwargs=kwargs)
+        self.thread.start()
+
+    def _run(self, *args: Any, **kwargs: Any) -> None:
+        import tdetl
+
+        try:
+            self.result["s"] = tdetl.run(*args, **kwargs)
+        except BaseException as e:
+            self.result["e"] = e
+
+    def join(self, timeout: float = 60) -> Any:
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), f"the run did not end within {timeout}s"
+        if "e" in self.result:
+            raise self.result["e"]
+        return self.result["s"]
 
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:

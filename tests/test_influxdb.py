@@ -5,7 +5,6 @@ when endTime is absent."""
 from __future__ import annotations
 
 import hashlib
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -17,7 +16,7 @@ import pytest
 import tdetl
 from tdetl.errors import DsnError, SourceError
 
-from .conftest import run_cli
+from .conftest import Background, run_cli
 from .services import Influxd
 
 T0 = 1_700_000_000 * 10**9  # 2023-11-14T22:13:20Z
@@ -93,23 +92,11 @@ def test_without_end_time_new_points_are_picked_up(influxd: Influxd, tmp_path: P
     influxd.write(db, [f"live,dev=a v={i} {now - (10 - i) * 10**8}" for i in range(5)])
     out = tmp_path / "live.duckdb"
     begin = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now / 1e9 - 5))
-    result: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            result["s"] = tdetl.run(_url(influxd, db, beginTime=begin, readWindow="1s", timeout="3s"), f"duckdb:{out}")
-        except BaseException as e:
-            result["e"] = e
-
-    t = threading.Thread(target=run)
-    t.start()
+    run = Background(_url(influxd, db, beginTime=begin, readWindow="1s", timeout="3s"), f"duckdb:{out}")
     time.sleep(1.5)
     later = time.time_ns()
     influxd.write(db, [f"live,dev=a v={i} {later + i * 10**6}" for i in range(5, 9)])
-    t.join(60)
-    assert not t.is_alive()
-    if "e" in result:
-        raise result["e"]
+    run.join(60)
     assert [r[0] for r in _rows(out, "SELECT v FROM live ORDER BY ts")] == [float(i) for i in range(9)]
 
 

@@ -4,7 +4,6 @@ answers with annotated CSV as InfluxDB 2 documents it (no 2.x server installs he
 from __future__ import annotations
 
 import hashlib
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +17,7 @@ import tdetl
 from tdetl.errors import DsnError, SourceError
 from tdetl.sources.flux import annotated_pieces
 
-from .conftest import run_cli
+from .conftest import Background, run_cli
 from .influx2_server import Influx2Server, U, annotated
 
 T0 = 1_700_000_000 * 10**9  # 2023-11-14T22:13:20Z
@@ -101,24 +100,12 @@ def test_without_end_time_new_points_are_picked_up(influx2: Influx2Server, tmp_p
         b.write("live", {"dev": "a"}, {"v": float(i)}, now - (10 - i) * 10**8)
     out = tmp_path / "live.duckdb"
     begin = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now / 1e9 - 5))
-    result: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            result["s"] = tdetl.run(_url(influx2, beginTime=begin, readWindow="1s", timeout="3s"), f"duckdb:{out}")
-        except BaseException as e:
-            result["e"] = e
-
-    t = threading.Thread(target=run)
-    t.start()
+    run = Background(_url(influx2, beginTime=begin, readWindow="1s", timeout="3s"), f"duckdb:{out}")
     time.sleep(1.5)
     later = time.time_ns()
     for i in range(5, 9):
         b.write("live", {"dev": "a"}, {"v": float(i)}, later + i * 10**6)
-    t.join(60)
-    assert not t.is_alive()
-    if "e" in result:
-        raise result["e"]
+    run.join(60)
     assert [r[0] for r in _rows(out, "SELECT v FROM live ORDER BY ts")] == [float(i) for i in range(9)]
 
 

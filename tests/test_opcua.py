@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ import pytest
 import tdetl
 from tdetl.errors import DsnError, SourceError
 
-from .conftest import run_cli
+from .conftest import Background, run_cli
 from .services import OpcUaServers, free_port
 
 SEED_CONFIG = {"stable_prefix": "meters", "column_configs": [
@@ -88,7 +87,8 @@ def test_csv_point_config(opcua: OpcUaServers, tmp_path: Path) -> None:
         "ns=2;s=Plant.Counter,counts,count_1,1,,recv_ts,n,,bigint,pcs,2\n"
         "ns=2;s=Plant.State,plant_text,state_1,false,,,,,,,3\n")
     out = tmp_path / "c.duckdb"
-    tdetl.run(f"opc+ua://127.0.0.1:{port}/etl/?csv_config_file=@{cfg}&interval=0.2&batch_timeout=1&timeout=2s",
+    tdetl.run(f"opc+ua://127.0.0.1:{port}/etl/?csv_config_file=@{cfg}&interval=0.2&batch_timeout=1&timeout=2s"
+              "&concurrent=2",  # one session per point
               f"duckdb:{out}")
     written = _samples(opcua)
     rows = _rows(out, "SELECT tbname, unit, line, epoch_us(src_ts), temperature, q FROM plant ORDER BY src_ts")
@@ -152,16 +152,7 @@ def test_server_restart_mid_run_loses_no_later_value(opcua: OpcUaServers, tmp_pa
     port = free_port()
     first = opcua.start(port, "--samples", "20", "--delay", "1.5")
     out = tmp_path / "r.duckdb"
-    result: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            result["s"] = tdetl.run(_url(port, timeout="10s"), f"duckdb:{out}")
-        except BaseException as e:
-            result["e"] = e
-
-    t = threading.Thread(target=run)
-    t.start()
+    run = Background(_url(port, timeout="5s"), f"duckdb:{out}")  # idle time pauses while reconnecting
     deadline = time.monotonic() + 30
     while not any(w.get("done") for w in opcua.written()) and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -169,10 +160,7 @@ def test_server_restart_mid_run_loses_no_later_value(opcua: OpcUaServers, tmp_pa
     opcua.kill(first)
     time.sleep(0.5)
     opcua.start(port, "--samples", "20", "--start", "100", "--wait-subscriber")  # writes once re-subscribed
-    t.join(90)
-    assert not t.is_alive()
-    if "e" in result:
-        raise result["e"]
+    run.join(90)
     values = [r[0] for r in _rows(out, "SELECT valueaa FROM meters_int ORDER BY ts")]
     assert [v for v in values if v >= 0] == [*range(20), *range(100, 120)]
     assert values.count(-1) == 2  # the value the new server started with, reported on re-subscribing

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +16,7 @@ import pytest
 import tdetl
 from tdetl.errors import DsnError, SourceError
 
-from .conftest import run_cli
+from .conftest import Background, run_cli
 from .opentsdb_server import OpenTSDBServer
 
 T0 = 1_700_000_000_000  # ms, 2023-11-14T22:13:20Z
@@ -115,24 +114,12 @@ def test_without_end_time_new_points_are_picked_up(tsdb: OpenTSDBServer, tmp_pat
         tsdb.put("live", now - (10 - i) * 100, float(i), dev="a")
     out = tmp_path / "live.duckdb"
     begin = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now / 1000 - 5))
-    result: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            result["s"] = tdetl.run(_url(tsdb, beginTime=begin, readWindow="1s", timeout="3s"), f"duckdb:{out}")
-        except BaseException as e:
-            result["e"] = e
-
-    t = threading.Thread(target=run)
-    t.start()
+    run = Background(_url(tsdb, beginTime=begin, readWindow="1s", timeout="3s"), f"duckdb:{out}")
     time.sleep(1.5)
     later = time.time_ns() // 1_000_000
     for i in range(5, 9):
         tsdb.put("live", later + i, float(i), dev="a")
-    t.join(60)
-    assert not t.is_alive()
-    if "e" in result:
-        raise result["e"]
+    run.join(60)
     assert [r[0] for r in _rows(out, "SELECT value FROM live ORDER BY ts")] == [float(i) for i in range(9)]
 
 
