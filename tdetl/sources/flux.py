@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from ..errors import SourceError
+from ..transform.rules import polars_type
 from ..types import TDType
 from .timeseries import rfc3339
 
@@ -26,8 +27,6 @@ ARROW = {"double": pa.float64(), "long": pa.int64(), "unsignedLong": pa.uint64()
          "string": pa.string(), "dateTime:RFC3339": pa.timestamp("ns", "UTC"),
          "dateTime:RFC3339Nano": pa.timestamp("ns", "UTC")}
 KINDS = {"double": "float", "long": "integer", "unsignedLong": "unsigned", "boolean": "boolean", "string": "string"}
-_PL = {"DOUBLE": pl.Float64, "BIGINT": pl.Int64, "BIGINT UNSIGNED": pl.UInt64, "VARCHAR": pl.String,
-       "BOOL": pl.Boolean}
 _NOT_TAGS = {"result", "table", "_start", "_stop", "_time", "_value", "_field", "_measurement"}
 
 
@@ -229,13 +228,14 @@ class Flux:
                ) -> Iterator[tuple[dict[str, str | None], pl.DataFrame]]:
         flux = (f"{self._range(lo, hi)} |> filter(fn: (r) => r._measurement == {flux_string(m)})"
                 f' |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")')
+        dtypes = [(f, polars_type(t)) for f, t in fields]
         for p in self._pieces(flux):
             df = pl.from_arrow(p.data)
             assert isinstance(df, pl.DataFrame)
             present = [t for t in tags if t in df.columns]
             cols = [pl.col("_time").dt.replace_time_zone(None).alias("ts")]
-            for f, t in fields:
-                cols.append(pl.col(f).cast(_PL[t.name]) if f in df.columns else pl.lit(None, _PL[t.name]).alias(f))
+            for f, d in dtypes:
+                cols.append(pl.col(f).cast(d) if f in df.columns else pl.lit(None, d).alias(f))
             for part in df.partition_by("table", maintain_order=True):
                 first = part.row(0, named=True)
                 yield {t: (first[t] if t in present else None) for t in tags}, part.select(cols)

@@ -14,10 +14,8 @@ from typing import Any
 import polars as pl
 
 from ..errors import SourceError
+from ..transform.rules import polars_type
 from ..types import TDType
-
-_PL = {"DOUBLE": pl.Float64, "BIGINT": pl.Int64, "BIGINT UNSIGNED": pl.UInt64, "VARCHAR": pl.String,
-       "BOOL": pl.Boolean}
 
 
 class InfluxQL:
@@ -92,7 +90,7 @@ class InfluxQL:
                ) -> Iterator[tuple[dict[str, str | None], pl.DataFrame]]:
         q = (f"SELECT {', '.join(_ident(f) for f, _ in fields)} FROM {_ident(m)}"
              f" WHERE time >= {lo} AND time < {hi} GROUP BY *")
-        schema = {"time": pl.Int64, **{f: _PL[t.name] for f, t in fields}}
+        schema = {"time": pl.Int64, **{f: polars_type(t) for f, t in fields}}
         for series in self._chunks(q):
             names = series["columns"]
             df = pl.DataFrame(series.get("values") or [], schema=[(c, schema.get(c, pl.String)) for c in names],

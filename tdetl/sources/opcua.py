@@ -27,7 +27,8 @@ import pyarrow.compute as pc
 
 from ..dsn import Dsn
 from ..errors import DsnError, SourceError
-from ..model import Catalog, Column, SuperTable, TableBatch, TableSpec, conform
+from ..model import Catalog, Column, TableBatch, TableSpec, conform
+from ..transform.parser import sized
 from ..types import TDType
 from .base import Source
 from .opcua_config import VARIANT_TYPES, Point, points_from_csv, points_from_nodes
@@ -190,24 +191,15 @@ class OpcUaSource(Source):
             self.types = asyncio.run(self._read_types())
             self.specs = [self._spec(p, t) for p, t in zip(self.points, self.types)]
         cat = Catalog()
-        stables: dict[str, SuperTable] = {}
-        first: dict[str, str] = {}
+        first: dict[str, tuple[TableSpec, str]] = {}  # per super table: the first point writing it
         for p, spec in zip(self.points, self.specs):
             assert spec.stable is not None
-            name = spec.stable
-            if name in stables:
-                had = stables[name]
-                if [(c.name, c.type.name) for c in had.columns] != [(c.name, c.type.name) for c in spec.columns] \
-                        or [c.name for c in had.tags] != [c.name for c in spec.tags]:
-                    raise SourceError(f"{self.where}: {p.where} and {first[name]} both write super table {name!r}"
-                                      f" but with different columns or tags")
-                stables[name] = had.merged(spec)
-            else:
-                stables[name] = SuperTable(self.database, name, spec.columns, spec.tags, "us")
-                first[name] = p.where
-            cat.add_table(spec)
-        for st in stables.values():
-            cat.add_stable(st)
+            had, where = first.setdefault(spec.stable, (spec, p.where))
+            if [(c.name, c.type.name) for c in had.columns] != [(c.name, c.type.name) for c in spec.columns] \
+                    or [c.name for c in had.tags] != [c.name for c in spec.tags]:
+                raise SourceError(f"{self.where}: {p.where} and {where} both write super table {spec.stable!r}"
+                                  f" but with different columns or tags")
+            cat.add_table(spec)  # which also records (and widens) its super table
         return cat
 
     def _spec(self, p: Point, value_type: TDType) -> TableSpec:
@@ -445,12 +437,9 @@ def _sized(spec: TableSpec, data: pa.RecordBatch) -> TableSpec:
     cols, grown = [], False
     for c in spec.columns:
         if c.type.name in ("VARCHAR", "NCHAR", "VARBINARY"):
-            col = data.column(c.name)
-            longest = pc.max(pc.binary_length(col)).as_py() or 0
-            if longest > (c.type.length or 0):
-                cols.append(Column(c.name, c.type.with_length(longest)))
-                grown = True
-                continue
+            need = sized(c.type.with_length(None), pl.Series(data.column(c.name)))
+            if (need.length or 0) > (c.type.length or 0):
+                c, grown = Column(c.name, need), True
         cols.append(c)
     return spec.replace(columns=tuple(cols)) if grown else spec
 
