@@ -30,6 +30,7 @@ from tdetl.model import Catalog, Database, SuperTable, TableBatch
 from tdetl.pipeline import Options
 from tdetl.sinks.taos import TaosSink
 from tdetl.taos.connect import open_connection
+from tdetl.taos.stmt import MAX_ROWS as STMT_ROWS
 
 from .conftest import COLUMNS, ROWS, TAGS
 
@@ -128,13 +129,14 @@ def test_baseline_taospy_stmt(benchmark: Any, data: list[TableBatch], db: str) -
         stmt = conn.statement("INSERT INTO ? VALUES (?, ?, ?, ?)")
         for name, ts, cur, volt, ph in tables:
             stmt.set_tbname(name)
-            params = taos.new_multi_binds(4)
-            params[0].timestamp(ts)
-            params[1].float(cur)
-            params[2].int(volt)
-            params[3].float(ph)
-            stmt.bind_param_batch(params)
-            stmt.execute()
+            for i in range(0, len(ts), STMT_ROWS):  # stmt binds at most 32767 rows at once
+                params = taos.new_multi_binds(4)
+                params[0].timestamp(ts[i:i + STMT_ROWS])
+                params[1].float(cur[i:i + STMT_ROWS])
+                params[2].int(volt[i:i + STMT_ROWS])
+                params[3].float(ph[i:i + STMT_ROWS])
+                stmt.bind_param_batch(params)
+                stmt.execute()
         stmt.close()
 
     benchmark.pedantic(write, rounds=1, warmup_rounds=0)

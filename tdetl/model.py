@@ -109,6 +109,15 @@ class SuperTable:
         return SuperTable(self.database, self.name, _merge_columns(self.columns, spec.columns, where),
                           _merge_columns(self.tags, spec.tags, where), self.precision)
 
+    def extended(self, spec: TableSpec) -> SuperTable:
+        """Columns and tags ``spec`` adds, keeping the declared types of those already here (a
+        table the server defines is not widened by data)."""
+        def add(a: tuple[Column, ...], b: tuple[Column, ...]) -> tuple[Column, ...]:
+            names = {c.name for c in a}
+            return a + tuple(c for c in b if c.name not in names)
+        return SuperTable(self.database, self.name, add(self.columns, spec.columns), add(self.tags, spec.tags),
+                          self.precision)
+
     def to_json(self) -> dict[str, Any]:
         return {"database": self.database, "name": self.name, "precision": self.precision,
                 "columns": _columns_json(self.columns), "tags": _columns_json(self.tags)}

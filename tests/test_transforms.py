@@ -78,7 +78,7 @@ def test_every_rule_end_to_end(tmp_path: Path) -> None:
     types = dict(_rows(tmp_path / "o.duckdb", "SELECT column_name, data_type FROM information_schema.columns"
                                               " WHERE table_name = 'web'"))
     assert (types["code"], types["ms"], types["k"], types["total"], types["at"]) == (
-        "INTEGER", "INTEGER", "SMALLINT", "DOUBLE", "TIMESTAMP_MS")
+        "INTEGER", "INTEGER", "SMALLINT", "DOUBLE", "TIMESTAMP")
 
 
 def test_split_keeps_the_rest_in_the_last_field_and_pads_with_nulls(tmp_path: Path) -> None:

@@ -1,6 +1,10 @@
 """``duckdb:<file>`` as a target: one DuckDB table per super table (or normal table) with
 ``tbname`` and tag columns in front. Everything happens in one transaction, committed on success.
-Param ``if_exists``: replace (default), append or fail, for tables the file already has."""
+Param ``if_exists``: replace (default), append or fail, for tables the file already has.
+
+Timestamps are written as DuckDB's own ``TIMESTAMP`` (microseconds) for ms/us precision and
+``TIMESTAMP_NS`` for ns: DuckDB's functions (``epoch_ms``, ``date_trunc``, ``time_bucket``) take
+those, while its ``TIMESTAMP_MS``/``TIMESTAMP_S`` are storage types that several refuse."""
 
 from __future__ import annotations
 
@@ -17,6 +21,16 @@ from .base import Sink
 
 def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+def duckdb_times(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Second and millisecond timestamps widened (losslessly) to microseconds."""
+    coarse = [i for i, f in enumerate(batch.schema) if pa.types.is_timestamp(f.type) and f.type.unit in ("s", "ms")]
+    for i in coarse:
+        f = batch.schema.field(i)
+        batch = batch.set_column(i, f.with_type(pa.timestamp("us", f.type.tz)),
+                                 batch.column(i).cast(pa.timestamp("us", f.type.tz)))
+    return batch
 
 
 def _exec(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> list[Any]:
@@ -46,7 +60,7 @@ class DuckDBSink(Sink):
         self.con.begin()
 
     def write(self, batch: TableBatch) -> None:
-        self._buffer.setdefault(batch.spec.group, []).append(wide(batch))
+        self._buffer.setdefault(batch.spec.group, []).append(duckdb_times(wide(batch)))
         self._rows += batch.num_rows
         if self._rows >= self.buffer_rows:
             self._insert()

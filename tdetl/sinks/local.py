@@ -112,9 +112,11 @@ class LocalSink(Sink):
         self.catalog.databases.update(catalog.databases)
         for st in catalog.stables.values():
             self.catalog.add_stable(st)
+        for spec in catalog.tables.values():  # tables the source knows, empty ones included
+            self.catalog.add_table(spec)
         head = {"journal": fmt.FORMAT, "version": fmt.VERSION, "source": self.source,
                 "created": self.created, "compression": {"codec": self.codec, "level": self.level}}
-        first = {**fmt.catalog_to_json(catalog), "tables": []}
+        first = fmt.catalog_to_json(self.catalog)
         fmt.write_atomic(self.journal, (json.dumps(head) + "\n" + json.dumps(first) + "\n").encode())
 
     def write(self, batch: TableBatch) -> None:

@@ -25,11 +25,13 @@ import pyarrow as pa
 from .. import rawblock
 from ..dsn import Dsn
 from ..errors import DataError, DsnError, SinkError, TaosError
-from ..model import Catalog, SuperTable, TableBatch, TableSpec
+from ..model import Catalog, Column, SuperTable, TableBatch, TableSpec
 from ..taos import ddl
+from ..taos.catalog import describe, table_names
 from ..taos.conn import Connection
 from ..taos.connect import CONNECTION_PARAMS, open_connection
 from ..taos.insert import insert_statements, value_rows
+from ..taos.stmt import MAX_ROWS as STMT_MAX_ROWS
 from ..taos.stmt import StmtWriter
 from ..types import TDType
 from .base import Sink
@@ -67,12 +69,15 @@ class TaosSink(Sink):
         self.force_stmt = dsn.flag("force-stmt")
         self.table_timeout = dsn.duration("timeout-per-table")
         self.spent: dict[str, float] = {}
-        self.stmt: StmtWriter | None = None
+        self.stmt: StmtWriter | None = None  # force-stmt
         self.conn: Connection | None = None
         self.encoder = rawblock.Encoder()
         self.precision = "ms"
         self.stables: dict[str, SuperTable] = {}
+        self.normals: dict[str, tuple[Column, ...]] = {}  # normal tables: their columns in the target
         self.tables: set[str] = set()
+        self.existing: tuple[set[str], set[str]] = (set(), set())  # super and normal tables before the run
+        self.server_defined: set[str] = set()  # super tables that existed: their widths are the server's
         self.failed: dict[str, str] = {}
         self._pending: list[TableBatch] = []
         self._bytes = 0
@@ -92,6 +97,8 @@ class TaosSink(Sink):
             hint = "" if self.create_db else " (add ?assert to create it)"
             raise SinkError(f"{self.dsn.masked()}: database {self.db!r} cannot be used: {e.message}{hint}") from None
         self.precision = self._database_precision()
+        stables, normals = table_names(self.conn, self.db)
+        self.existing = (set(stables), set(normals))
         known = [self._target(spec) for spec in catalog.tables.values()]
         if known:  # tables the source knows exist in the target even when no row of theirs arrives
             self._ensure_tables(known)
@@ -151,13 +158,25 @@ class TaosSink(Sink):
         assert self.conn is not None
         return not self.conn.raw_writes or (self.stmt is None and any(c.type.name == "BLOB" for c in spec.columns))
 
+    def _stable(self, name: str) -> SuperTable | None:
+        """The super table as the target has it: this run's view, or the server's on first sight."""
+        st = self.stables.get(name)
+        if st is None and name in self.existing[0]:
+            assert self.conn is not None
+            cols, tags = describe(self.conn, self.db, name)
+            st = self.stables[name] = SuperTable(self.db, name, cols, tags, self.precision)
+            self.server_defined.add(name)
+        return st
+
     def _ensure_tables(self, specs: list[TableSpec]) -> None:
         grown: dict[str, SuperTable] = {}
         for s in specs:
             if s.stable is not None:
-                base = grown.get(s.stable) or self.stables.get(s.stable)
-                grown[s.stable] = base.merged(s) if base else SuperTable(s.database, s.stable, s.columns,
-                                                                          s.tags, s.precision)
+                base = grown.get(s.stable) or self._stable(s.stable)
+                if base is None:
+                    grown[s.stable] = SuperTable(s.database, s.stable, s.columns, s.tags, s.precision)
+                else:
+                    grown[s.stable] = base.extended(s) if s.stable in self.server_defined else base.merged(s)
         for name, st in grown.items():
             old = self.stables.get(name)
             if old is None:
@@ -172,7 +191,12 @@ class TaosSink(Sink):
                 continue
             self.tables.add(s.name)
             if s.stable is None:
-                self._sql(ddl.create_normal_table(s))
+                if s.name in self.existing[1]:
+                    assert self.conn is not None
+                    self.normals[s.name] = describe(self.conn, self.db, s.name)[0]
+                else:
+                    self._sql(ddl.create_normal_table(s))
+                    self.normals[s.name] = s.columns
             else:
                 clauses.append(ddl.child_clause(s, self.stables[s.stable]))
                 new_children.append(s)
@@ -183,6 +207,13 @@ class TaosSink(Sink):
                 for tag in self.stables[s.stable].tags:  # type: ignore[index]
                     self._sql(f"ALTER TABLE {ddl.ident(s.name)} SET TAG {ddl.ident(tag.name)}"
                               f" = {ddl.literal(tag.type, s.tag_dict.get(tag.name))}")
+
+    def _columns(self, spec: TableSpec) -> tuple[Column, ...]:
+        """The spec's columns with the types the target table declares (raw blocks must match them
+        exactly; a value longer than the target's width is then refused naming column and row)."""
+        declared = self.stables[spec.stable].columns if spec.stable is not None else self.normals[spec.name]
+        by_name = {c.name: c for c in declared}
+        return tuple(by_name.get(c.name, c) for c in spec.columns)
 
     def _guarded(self, table: str, write: Callable[[], None]) -> None:
         """Run one table's write; a failure stops the run, or with failes-to is recorded and skipped."""
@@ -210,34 +241,36 @@ class TaosSink(Sink):
 
     def _write_one(self, spec: TableSpec, data: pa.RecordBatch) -> None:
         began = time.monotonic()
+        cols = self._columns(spec)
         if self.stmt is not None:
-            step = self.rows_per_block or data.num_rows
+            step = min(self.rows_per_block or data.num_rows, STMT_MAX_ROWS)
             for first in range(0, data.num_rows, step):
                 self._check_time(spec.name, began)
-                self.stmt.write(spec.name, spec.columns, data.slice(first, step), self.precision)
+                self.stmt.write(spec.name, cols, data.slice(first, step), self.precision)
             return
-        self._write_blocks(spec, data, 0, data.num_rows, began)
+        self._write_blocks(spec.name, cols, data, 0, data.num_rows, began)
 
-    def _write_blocks(self, spec: TableSpec, data: pa.RecordBatch, start: int, rows: int, began: float) -> None:
+    def _write_blocks(self, name: str, cols: tuple[Column, ...], data: pa.RecordBatch, start: int, rows: int,
+                      began: float) -> None:
         assert self.conn is not None
-        ranges = rawblock.encode_ranges(data, spec.columns, self.precision, self.block_bytes, self.encoder,
+        ranges = rawblock.encode_ranges(data, cols, self.precision, self.block_bytes, self.encoder,
                                         start, rows, self.rows_per_block)
         for first, n, block in ranges:
-            self._check_time(spec.name, began)
+            self._check_time(name, began)
             try:
-                self.conn.write_block(spec.name, block, spec.columns)
+                self.conn.write_block(name, block, cols)
             except TaosError as e:
                 if not _is_size_error(e) or n == 1:
                     raise
                 half = n // 2
-                log.info("table %s: block of %d rows refused for size, splitting", spec.name, n)
-                self._write_blocks(spec, data, first, half, began)
-                self._write_blocks(spec, data, first + half, n - half, began)
+                log.info("table %s: block of %d rows refused for size, splitting", name, n)
+                self._write_blocks(name, cols, data, first, half, began)
+                self._write_blocks(name, cols, data, first + half, n - half, began)
 
     def _write_sql(self, batches: list[TableBatch]) -> None:
         """INSERT text, many tables per statement, under max-sql-length."""
-        items = ((b.spec.name, b.spec.columns, value_rows(b.data, b.spec.columns, self.precision))
-                 for b in batches)
+        items = ((b.spec.name, cols, value_rows(b.data, cols, self.precision))
+                 for b in batches for cols in (self._columns(b.spec),))
         for stmt in insert_statements(items, self.max_sql):
             self._sql(stmt)
 

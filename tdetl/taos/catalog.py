@@ -95,6 +95,19 @@ def database(conn: Connection, db: str) -> Database:
     return Database(db, precision, options)
 
 
+def table_names(conn: Connection, db: str) -> tuple[list[str], list[str]]:
+    """Names of the super tables and the normal tables in ``db`` (child tables are not listed)."""
+    if major_version(conn) >= 3:
+        st_names = [r[0] for r in rows(conn, f"SELECT stable_name FROM information_schema.ins_stables"
+                                             f" WHERE db_name = {_str(db)}")]
+        normal = [r[0] for r in rows(conn, f"SELECT table_name FROM information_schema.ins_tables"
+                                           f" WHERE db_name = {_str(db)} AND type = 'NORMAL_TABLE'")]
+    else:
+        st_names = [r["name"] for r in records(conn, f"SHOW {ident(db)}.STABLES")]
+        normal = [r["table_name"] for r in records(conn, f"SHOW {ident(db)}.TABLES") if not r.get("stable_name")]
+    return [str(n) for n in st_names], [str(n) for n in normal]
+
+
 def _tag_rows(conn: Connection, db: str, st: SuperTable, v3: bool) -> list[tuple[Any, ...]]:
     names = ", ".join(ident(t.name) for t in st.tags)
     table = f"{ident(db)}.{ident(st.name)}"
@@ -123,14 +136,7 @@ def read_catalog(conn: Connection, db: str, stables: Iterable[str] = (), tables:
     cat = Catalog()
     info = database(conn, db)
     cat.databases[db] = info
-    if v3:
-        st_names = [r[0] for r in rows(conn, f"SELECT stable_name FROM information_schema.ins_stables"
-                                             f" WHERE db_name = {_str(db)}")]
-        normal = [r[0] for r in rows(conn, f"SELECT table_name FROM information_schema.ins_tables"
-                                           f" WHERE db_name = {_str(db)} AND type = 'NORMAL_TABLE'")]
-    else:
-        st_names = [r["name"] for r in records(conn, f"SHOW {ident(db)}.STABLES")]
-        normal = [r["table_name"] for r in records(conn, f"SHOW {ident(db)}.TABLES") if not r.get("stable_name")]
+    st_names, normal = table_names(conn, db)
     table_stables = {t.split(".", 1)[0] for t in want_t if "." in t}
     missing = (want_st | table_stables) - set(st_names)
     if missing:

@@ -12,6 +12,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..model import Column, SuperTable, TableSpec
 from ..types import TDType
+from .wkt import wkb_to_wkt
 
 DEFAULT_MAX_SQL = 800_000  # taosX's max-sql-length default
 _QUOTED_OPTIONS = ("precision", "cachemodel", "encrypt_algorithm")
@@ -47,7 +48,9 @@ def literal(t: TDType, v: Any) -> str:
         return "NULL"
     if t.name == "BOOL":
         return "true" if v else "false"
-    if t.name in ("VARBINARY", "GEOMETRY", "BLOB"):
+    if t.name == "GEOMETRY":  # the SQL parser takes WKT only
+        return "'" + wkb_to_wkt(bytes(v)) + "'"
+    if t.name in ("VARBINARY", "BLOB"):
         return "'\\x" + bytes(v).hex() + "'"
     if isinstance(v, (bytes, bytearray)):
         v = bytes(v).decode("utf-8", errors="replace")

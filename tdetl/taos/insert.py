@@ -8,12 +8,14 @@ from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import accumulate
 
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import DataError
 from ..model import Column
 from .ddl import ident
+from .wkt import wkb_to_wkt
 
 
 def _quoted(arr: pa.Array) -> pa.Array:
@@ -32,14 +34,21 @@ def _literals(arr: pa.Array, col: Column, precision: str) -> pa.Array:
             raise DataError(f"column {col.name!r}: {e} (the database precision is {precision})") from None
     elif t.name == "BOOL":
         text = pc.if_else(arr, "true", "false")
-    elif t.name in ("VARBINARY", "GEOMETRY", "BLOB"):
-        hexed = pa.array([None if v is None else "'\\x" + v.hex() + "'" for v in arr.to_pylist()], pa.string())
-        text = hexed  # hex digits need no escaping
+    elif t.name == "GEOMETRY":  # the SQL parser takes WKT only
+        try:
+            text = pa.array([None if v is None else f"'{wkb_to_wkt(v)}'" for v in arr.to_pylist()], pa.string())
+        except DataError as e:
+            raise DataError(f"column {col.name!r}: {e}") from None
+    elif t.name in ("VARBINARY", "BLOB"):
+        hexed = pl.from_arrow(arr.cast(pa.large_binary())).bin.encode("hex").to_arrow()  # type: ignore[union-attr]
+        text = pc.binary_join_element_wise("'\\x", hexed.cast(pa.string()), "'", "")  # hex needs no escaping
     elif t.name in ("VARCHAR", "NCHAR", "JSON"):
         text = _quoted(arr.cast(pa.string()))
     elif t.name in ("FLOAT", "DOUBLE"):
         finite = pc.is_finite(arr)
-        text = pc.if_else(finite, arr.cast(pa.string()), pa.scalar(None, pa.string()))
+        # a float32's shortest text (-3.4028235e+38) can overflow FLOAT when read back as a double;
+        # the exact double value of the float32 parses to the same float32
+        text = pc.if_else(finite, arr.cast(pa.float64()).cast(pa.string()), pa.scalar(None, pa.string()))
     else:
         text = arr.cast(pa.string())
     return pc.fill_null(text, "NULL")

@@ -26,6 +26,14 @@ class TaosField(ctypes.Structure):
     _fields_ = [("name", ctypes.c_char * 65), ("type", ctypes.c_int8), ("bytes", ctypes.c_int32)]
 
 
+class TaosFieldE(ctypes.Structure):
+    """TAOS_FIELD_E: what ``taos_fetch_fields_e`` (3.3.6+) adds is DECIMAL's precision and scale,
+    which plain ``taos_fetch_fields`` does not carry."""
+
+    _fields_ = [("name", ctypes.c_char * 65), ("type", ctypes.c_int8), ("precision", ctypes.c_uint8),
+                ("scale", ctypes.c_uint8), ("bytes", ctypes.c_int32)]
+
+
 _lib: ctypes.CDLL | None = None
 _lib_lock = threading.Lock()
 _reqids = itertools.count(1)
@@ -51,9 +59,15 @@ def _declare(lib: ctypes.CDLL) -> None:
         "taos_write_raw_block_with_reqid": (i32, [vp, i32, vp, cp, i64]),
         "taos_write_raw_block_with_fields_with_reqid": (i32, [vp, i32, vp, cp, ctypes.POINTER(TaosField), i32, i64]),
     }
+    optional = {"taos_fetch_fields_e": (ctypes.POINTER(TaosFieldE), [vp]),  # absent before 3.3.6
+                "tstrerror": (cp, [i32])}
     for name, (restype, argtypes) in sigs.items():
         fn = getattr(lib, name)
         fn.restype, fn.argtypes = restype, argtypes
+    for name, (restype, argtypes) in optional.items():
+        fn = getattr(lib, name, None)
+        if fn is not None:
+            fn.restype, fn.argtypes = restype, argtypes
 
 
 def load_library(path: str | None = None, config_dir: str | None = None, where: str = "taos://") -> ctypes.CDLL:
@@ -98,6 +112,15 @@ class NativeConnection(Connection):
         msg = self.lib.taos_errstr(res)
         return msg.decode(errors="replace") if msg else "unknown error"
 
+    def _code_text(self, code: int) -> str:
+        """The message of a call that returns only a code: ``taos_errstr(NULL)`` may already read
+        "success" by then, so the code's own text is the fallback."""
+        msg = self._errstr(None)
+        if msg.lower() in ("success", "unknown error", "") and hasattr(self.lib, "tstrerror"):
+            text = self.lib.tstrerror(code)
+            msg = text.decode(errors="replace") if text else msg
+        return msg
+
     def query(self, sql: str) -> Result:
         res = self.lib.taos_query(self.conn, sql.encode())
         code = self.lib.taos_errno(res)
@@ -110,11 +133,19 @@ class NativeConnection(Connection):
             rows = self.lib.taos_affected_rows(res)
             self.lib.taos_free_result(res)
             return Result(is_update=True, affected_rows=rows)
-        raw = self.lib.taos_fetch_fields(res)
-        fields = columns_from_lists([raw[i].name.decode() for i in range(n)], [raw[i].type for i in range(n)],
-                                    [raw[i].bytes for i in range(n)])
+        fields = self._fields(res, n)
         precision = PRECISIONS.get(self.lib.taos_result_precision(res), "ms")
         return Result(fields, precision, False, 0, self._blocks(res))
+
+    def _fields(self, res: int, n: int) -> list[Column]:
+        if hasattr(self.lib, "taos_fetch_fields_e"):
+            raw = self.lib.taos_fetch_fields_e(res)
+            return columns_from_lists([raw[i].name.decode() for i in range(n)], [raw[i].type for i in range(n)],
+                                      [raw[i].bytes for i in range(n)], [raw[i].precision for i in range(n)],
+                                      [raw[i].scale for i in range(n)])
+        raw = self.lib.taos_fetch_fields(res)
+        return columns_from_lists([raw[i].name.decode() for i in range(n)], [raw[i].type for i in range(n)],
+                                  [raw[i].bytes for i in range(n)])
 
     def _blocks(self, res: int) -> Iterator[memoryview]:
         """Each block views the library's memory: valid until the next one is fetched."""
@@ -146,7 +177,7 @@ class NativeConnection(Connection):
             code = self.lib.taos_write_raw_block_with_fields_with_reqid(
                 self.conn, rows, buf, table.encode(), arr, len(fields), reqid)
         if code:
-            raise TaosError(code, f"table {table!r}: {self._errstr(None)}", self.where)
+            raise TaosError(code, f"table {table!r}: {self._code_text(code)}", self.where)
 
     def close(self) -> None:
         if self.conn:

@@ -32,6 +32,9 @@ _NATIVE = {
 }
 
 
+MAX_ROWS = 32767  # stmt (v1) binds at most this many rows at once: its row count is an int16
+
+
 def _values(arr: pa.Array, col: Column, precision: str) -> list[Any]:
     if col.type.name == "TIMESTAMP":
         return arr.cast(pa.timestamp(precision)).cast(pa.int64()).to_pylist()
