@@ -7,7 +7,7 @@ tables, child tables with tags); sinks use it to create what is missing, backups
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
@@ -19,22 +19,29 @@ from .types import TDType, parse_type, scalar_from_json, scalar_to_json, widen
 
 @dataclass(frozen=True)
 class Column:
+    """``primary_key`` marks a composite key: the column after the timestamp that, with it, makes
+    a row's key (``PRIMARY KEY`` in DDL, ``COMPOSITE KEY`` in DESCRIBE)."""
+
     name: str
     type: TDType
+    primary_key: bool = False
 
-    def to_json(self) -> dict[str, str]:
-        return {"name": self.name, "type": str(self.type)}
+    def to_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"name": self.name, "type": str(self.type)}
+        if self.primary_key:
+            d["primary_key"] = True
+        return d
 
     @classmethod
-    def from_json(cls, d: dict[str, str], where: str) -> Column:
-        return cls(d["name"], parse_type(d["type"], f"{where} column {d['name']!r}"))
+    def from_json(cls, d: dict[str, Any], where: str) -> Column:
+        return cls(d["name"], parse_type(d["type"], f"{where} column {d['name']!r}"), bool(d.get("primary_key")))
 
 
-def _columns_json(cols: tuple[Column, ...]) -> list[dict[str, str]]:
+def _columns_json(cols: tuple[Column, ...]) -> list[dict[str, Any]]:
     return [c.to_json() for c in cols]
 
 
-def _columns_from_json(items: list[dict[str, str]], where: str) -> tuple[Column, ...]:
+def _columns_from_json(items: list[dict[str, Any]], where: str) -> tuple[Column, ...]:
     return tuple(Column.from_json(d, where) for d in items)
 
 
@@ -43,7 +50,7 @@ def _merge_columns(a: tuple[Column, ...], b: tuple[Column, ...], where: str) -> 
     if not a:
         return b
     seen = {c.name: c for c in b}
-    out = [Column(c.name, widen(c.type, seen[c.name].type, f"{where} column {c.name!r}"))
+    out = [replace(c, type=widen(c.type, seen[c.name].type, f"{where} column {c.name!r}"))
            if c.name in seen else c for c in a]
     names = {c.name for c in a}
     return tuple(out + [c for c in b if c.name not in names])

@@ -11,6 +11,8 @@ import tdetl
 from .influx2_server import Influx2Server
 from .opentsdb_server import OpenTSDBServer
 from .services import Influxd, OpcUaServers, free_port
+from .taos_helpers import pytestmark  # noqa: F401 - marks and skips
+from .taos_helpers import read_back as _read_back
 from .test_influxdb import _db as influx_db
 from .test_influxdb import _points as influx_points
 from .test_influxdb import _url as influx_url
@@ -22,10 +24,9 @@ from .test_opcua import _url as opcua_url
 from .test_opentsdb import END as TSDB_END
 from .test_opentsdb import _load as tsdb_load
 from .test_opentsdb import _url as tsdb_url
-from .test_taos_integration import _read_back, db, pytestmark, server  # noqa: F401 - fixtures and the skip
 
 
-def test_influxdb_1x_into_taos(server: str, db: str, influxd: Influxd) -> None:  # noqa: F811
+def test_influxdb_1x_into_taos(server: str, db: str, influxd: Influxd) -> None:
     idb = influx_db(influxd)
     lines, want = influx_points(60)
     influxd.write(idb, lines)
@@ -35,7 +36,7 @@ def test_influxdb_1x_into_taos(server: str, db: str, influxd: Influxd) -> None: 
         assert [tuple(r.values()) for r in got.to_pylist()] == want
 
 
-def test_influxdb_2x_into_taos(server: str, db: str) -> None:  # noqa: F811
+def test_influxdb_2x_into_taos(server: str, db: str) -> None:
     with Influx2Server(ORG, TOKEN) as s:
         want = influx2_load(s, 60)
         tdetl.run(influx2_url(s, endTime="2023-11-14T22:30:00Z"), f"{server}/{db}?assert")
@@ -44,7 +45,7 @@ def test_influxdb_2x_into_taos(server: str, db: str) -> None:  # noqa: F811
         assert [tuple(r.values()) for r in got.to_pylist()] == want
 
 
-def test_opentsdb_into_taos(server: str, db: str) -> None:  # noqa: F811
+def test_opentsdb_into_taos(server: str, db: str) -> None:
     with OpenTSDBServer() as s:
         want = tsdb_load(s, 60)
         tdetl.run(tsdb_url(s, endTime=TSDB_END), f"{server}/{db}?assert")
@@ -52,7 +53,7 @@ def test_opentsdb_into_taos(server: str, db: str) -> None:  # noqa: F811
         assert [tuple(r.values()) for r in got.to_pylist()] == want["sys.cpu.user"]
 
 
-def test_opcua_into_taos(server: str, db: str, opcua: OpcUaServers, tmp_path: Path) -> None:  # noqa: F811
+def test_opcua_into_taos(server: str, db: str, opcua: OpcUaServers, tmp_path: Path) -> None:
     port = free_port()
     opcua.start(port, "--samples", "20", "--delay", "1.5")
     tdetl.run(opcua_url(port), f"{server}/{db}?assert")

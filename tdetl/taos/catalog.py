@@ -59,7 +59,8 @@ def describe(conn: Connection, db: str, name: str) -> tuple[tuple[Column, ...], 
         if "(" not in type_text and type_text.upper() in _VARSIZED:
             type_text = f"{type_text}({int(r['length'])})"
         t = parse_type(type_text, f"{where} column {r['field']!r}")
-        (tags if str(r.get("note") or "").upper() == "TAG" else cols).append(Column(str(r["field"]), t))
+        note = str(r.get("note") or "").upper()
+        (tags if note == "TAG" else cols).append(Column(str(r["field"]), t, note in ("COMPOSITE KEY", "PRIMARY KEY")))
     if not cols:
         raise ConfigError(f"{where}: DESCRIBE returned no columns")
     return tuple(cols), tuple(tags)

@@ -39,7 +39,8 @@ def type_sql(t: TDType, where: str) -> str:
 
 
 def _columns_sql(cols: Iterable[Column], where: str) -> str:
-    return ", ".join(f"{ident(c.name)} {type_sql(c.type, where)}" for c in cols)
+    return ", ".join(f"{ident(c.name)} {type_sql(c.type, where)}{' PRIMARY KEY' if c.primary_key else ''}"
+                     for c in cols)
 
 
 def literal(t: TDType, v: Any) -> str:

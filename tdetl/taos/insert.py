@@ -46,6 +46,11 @@ def _literals(arr: pa.Array, col: Column, precision: str) -> pa.Array:
         text = _quoted(arr.cast(pa.string()))
     elif t.name in ("FLOAT", "DOUBLE"):
         finite = pc.is_finite(arr)
+        if pc.any(pc.invert(finite)).as_py():  # nulls stay null; NaN/inf would be lost
+            row = pc.index(finite, False).as_py()
+            raise DataError(f"column {col.name!r} row {row}: {arr[row].as_py()} cannot be written as SQL text"
+                            " (TDengine's parser refuses NaN and infinity); write it over taos:// or taos+ws://,"
+                            " whose raw blocks keep it")
         # a float32's shortest text (-3.4028235e+38) can overflow FLOAT when read back as a double;
         # the exact double value of the float32 parses to the same float32
         text = pc.if_else(finite, arr.cast(pa.float64()).cast(pa.string()), pa.scalar(None, pa.string()))

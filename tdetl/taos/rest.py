@@ -78,6 +78,9 @@ class RestConnection(Connection):
             except OSError as e:
                 self.close()
                 raise TaosError(0x000B, f"Unable to establish connection: {e}", self.where) from None
+        if status == 200 and not payload:
+            raise TaosError(0xFFFF, "taosAdapter sent an empty reply: it does so when a result holds NaN or"
+                            " infinity, which JSON cannot carry; read it over taos:// or taos+ws://", self.where)
         try:
             reply = json.loads(payload)
         except ValueError:

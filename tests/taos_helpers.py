@@ -1,0 +1,127 @@
+"""What the TDengine suites share: the servers under test, scratch databases, and read-back through
+every transport and through taospy (an independent reader, so a test never trusts only our decoder).
+
+The suites run against the server(s) named by TDETL_TEST_TAOS=taos://root:taosdata@host:6030 (native,
+needs libtaos) and/or TDETL_TEST_TAOSWS=taos+ws://root:taosdata@host:6041 (taosAdapter, which also
+serves REST). When both are set they must name the same server (as shared/tdengine/start.sh does).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from tdetl.dsn import parse_dsn
+from tdetl.taos.conn import Connection
+from tdetl.taos.connect import open_connection
+
+NATIVE = (os.environ.get("TDETL_TEST_TAOS") or "").rstrip("/")
+WS = (os.environ.get("TDETL_TEST_TAOSWS") or "").rstrip("/")
+SERVERS = [v for v in (NATIVE, WS) if v]
+# taosAdapter serves REST on the WebSocket port: the REST transport is tested when WebSocket is.
+REST = [v.replace("taos+ws://", "taos+http://", 1).replace("taos+wss://", "taos+https://", 1)
+        for v in SERVERS if v.startswith(("taos+ws://", "taos+wss://"))]
+TRANSPORTS = SERVERS + REST
+ANY = SERVERS[0] if SERVERS else ""
+pytestmark = [
+    pytest.mark.taos,
+    pytest.mark.skipif(not SERVERS, reason="no TDengine server: set TDETL_TEST_TAOS=taos://root:taosdata@host:6030"
+                                           " and/or TDETL_TEST_TAOSWS=taos+ws://root:taosdata@host:6041"),
+]
+
+
+def connect(server: str, db: str | None = None) -> Connection:
+    return open_connection(parse_dsn(server + "/"), db)
+
+
+def scratch_name(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:12]}"
+
+
+def drop(*names: str) -> None:
+    with connect(ANY) as conn:
+        for name in names:
+            conn.execute(f"DROP DATABASE IF EXISTS `{name}`")
+
+
+def scratch_db(prefix: str) -> Iterator[str]:
+    """A database name of the test's own, dropped afterwards."""
+    name = scratch_name(prefix)
+    yield name
+    drop(name)
+
+
+@pytest.fixture
+def scratch() -> Iterator[Callable[[str], str]]:
+    """Makes database names for the test, all dropped afterwards."""
+    names: list[str] = []
+
+    def make(prefix: str = "tdetl_it") -> str:
+        names.append(scratch_name(prefix))
+        return names[-1]
+    yield make
+    drop(*names)
+
+
+@pytest.fixture(params=SERVERS or ["unset"])
+def server(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def db(server: str) -> Iterator[str]:
+    yield from scratch_db("tdetl_it")
+
+
+@pytest.fixture
+def db2(server: str) -> Iterator[str]:
+    yield from scratch_db("tdetl_it2")
+
+
+def read_back(db: str, sql: str) -> list[pa.Table]:
+    """The same query through every configured transport (REST included)."""
+    out = []
+    for s in TRANSPORTS:
+        with connect(s, db) as conn:
+            out.append(conn.query(sql).table())
+    return out
+
+
+def taospy_rows(db: str, sql: str) -> list[tuple[Any, ...]]:
+    """Rows as taospy (the official connector, natively) reads them; or taos-ws-py when only a
+    WebSocket server is configured. Timestamps: select them as ``CAST(ts AS BIGINT)``."""
+    if NATIVE:
+        import taos
+
+        dsn = parse_dsn(NATIVE + "/")
+        conn = taos.connect(host=dsn.host or "localhost", port=dsn.port or 6030, user=dsn.user or "root",
+                            password=dsn.password or "taosdata", database=db)
+        try:
+            return [tuple(r) for r in conn.query(sql).fetch_all()]
+        finally:
+            conn.close()
+    import taosws
+
+    dsn = parse_dsn(WS + "/")
+    conn = taosws.connect(f"ws://{dsn.user or 'root'}:{dsn.password or 'taosdata'}@{dsn.host}:{dsn.port}/{db}")
+    try:
+        return [tuple(r) for r in conn.query(sql)]
+    finally:
+        conn.close()
+
+
+def sql(server: str, *statements: str, db: str | None = None) -> None:
+    with connect(server, db) as conn:
+        for s in statements:
+            conn.execute(s)
+
+
+def scalar(server: str, query: str, db: str | None = None) -> Any:
+    with connect(server, db) as conn:
+        got = conn.query(query).table()
+    return got.column(0).to_pylist()[0] if got.num_rows else None
