@@ -53,6 +53,11 @@ class TaosError(TdetlError):
         prefix = f"{where}: " if where else ""
         super().__init__(f"{prefix}[0x{code & 0xFFFF:04X}] {message}")
 
+    @property
+    def brief(self) -> str:
+        """Code and message without the DSN, for messages that name it already."""
+        return " ".join(f"[0x{self.code & 0xFFFF:04X}] {self.message}".split())
+
 
 POLICIES = ("error", "drop", "archive")
 

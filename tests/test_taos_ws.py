@@ -9,6 +9,8 @@ import pytest
 
 from tdetl import rawblock
 from tdetl.errors import TaosError
+from tdetl.model import Column
+from tdetl.taos.conn import refuse_blob
 from tdetl.taos.ws import WsConnection
 
 from .test_rawblock import _load, _plain, _value
@@ -35,7 +37,7 @@ def test_client_speaks_the_recorded_exchange(golden: Path) -> None:
 
         conn.write_block("ws_wb", rawblock.encode(batch, res.fields, "ms"), res.fields)
         conn.write_block("ws_wb4", block, None)
-        with pytest.raises(TaosError, match=r"table 'no_such_table': Table does not exist") as e:
+        with pytest.raises(TaosError, match=r"Table does not exist") as e:
             conn.write_block("no_such_table", block, res.fields)
         assert e.value.code == 9731
         count = conn.query("select count(*) from ws_wb")
@@ -69,3 +71,13 @@ def test_transcript_fields_match_what_pack_fields_writes(golden: Path) -> None:
     _, _block, fields = _load(golden, "alltypes_ms")
     assert write.endswith(pack_fields(fields))
     assert len(pack_fields(fields)) == 72 * len(fields)
+
+
+def test_a_blob_block_is_never_sent(golden: Path) -> None:
+    """A BLOB raw block kills the 3.3.7.5 client and taosAdapter: refused before anything is sent,
+    whether the fields are given or read from the block itself."""
+    block = (golden / "blob.block").read_bytes()
+    for fields in (None, [Column(f"c{i}", t) for i, t in enumerate(rawblock.block_types(block))]):
+        with pytest.raises(TaosError, match="BLOB is written as SQL text"):
+            refuse_blob(block, fields, "taos+ws://h:6041")
+    refuse_blob((golden / "meters_5000.block").read_bytes(), None, "taos+ws://h:6041")  # others pass

@@ -154,9 +154,10 @@ class TaosSink(Sink):
                 self._guarded(b.spec.name, lambda b=b: self._write_sql([b]))
 
     def _needs_sql(self, spec: TableSpec) -> bool:
-        """REST cannot take raw blocks; BLOB raw-block writes crashed the 3.3.7.5 client."""
+        """REST cannot take raw blocks; a BLOB raw block crashes the 3.3.7.5 client (and taosAdapter),
+        and stmt binds no BLOB (taospy has no binder, taosAdapter answers "unsupported type 18")."""
         assert self.conn is not None
-        return not self.conn.raw_writes or (self.stmt is None and any(c.type.name == "BLOB" for c in spec.columns))
+        return not self.conn.raw_writes or any(c.type.name == "BLOB" for c in spec.columns)
 
     def _stable(self, name: str) -> SuperTable | None:
         """The super table as the target has it: this run's view, or the server's on first sight."""
@@ -221,7 +222,7 @@ class TaosSink(Sink):
         try:
             write()
         except (TaosError, DataError) as e:
-            reason = " ".join(str(e).split())
+            reason = e.brief if isinstance(e, TaosError) else str(e)
             if self.failes_to is None:
                 raise SinkError(f"{self.dsn.masked()}: table {table!r}: {reason}") from None
             self.failed[table] = reason
@@ -279,9 +280,6 @@ class TaosSink(Sink):
             self.flush()
         finally:
             self._disconnect()
-        if self.stmt is not None:
-            self.stmt.close()
-            self.stmt = None
         if self.failed:
             log.warning("%d tables failed; see %s", len(self.failed), self.failes_to)
 
@@ -290,6 +288,9 @@ class TaosSink(Sink):
         self._disconnect()
 
     def _disconnect(self) -> None:
+        if self.stmt is not None:
+            self.stmt.close()
+            self.stmt = None
         if self.conn is not None:
             self.conn.close()
             self.conn = None

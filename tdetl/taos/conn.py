@@ -42,6 +42,17 @@ class Result:
         return pa.Table.from_batches(list(self.batches()), schema)
 
 
+def refuse_blob(block: bytes | memoryview, fields: Sequence[Column] | None, where: str) -> None:
+    """A raw block with a BLOB column kills the 3.3.7.5 client (SIGSEGV), and taosAdapter with it
+    when sent over WebSocket: such a block is never sent. BLOB goes through SQL text instead."""
+    types = [c.type for c in fields] if fields is not None else rawblock.block_types(block)
+    if any(t.name == "BLOB" for t in types):
+        from ..errors import TaosError
+
+        raise TaosError(0xFFFF, "raw-block writes of BLOB columns crash TDengine 3.3's client library"
+                        " (and taosAdapter); BLOB is written as SQL text", where)
+
+
 class Connection(ABC):
     server_version: str = ""
     raw_writes = True  # False: writes must be INSERT text (REST)

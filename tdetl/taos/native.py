@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..errors import DsnError, TaosError
 from ..model import Column
-from .conn import Connection, Result
+from .conn import Connection, Result, refuse_blob
 from .fields import PRECISIONS, columns_from_lists
 
 TSDB_OPTION_CONFIGDIR = 3
@@ -163,6 +163,7 @@ class NativeConnection(Connection):
             self.lib.taos_free_result(res)
 
     def write_block(self, table: str, block: bytes | memoryview, fields: Sequence[Column] | None) -> None:
+        refuse_blob(block, fields, self.where)
         mv = memoryview(block)
         buf = (ctypes.c_char * len(mv)).from_buffer(mv) if not mv.readonly else \
             (ctypes.c_char * len(mv)).from_buffer_copy(mv)
@@ -177,7 +178,7 @@ class NativeConnection(Connection):
             code = self.lib.taos_write_raw_block_with_fields_with_reqid(
                 self.conn, rows, buf, table.encode(), arr, len(fields), reqid)
         if code:
-            raise TaosError(code, f"table {table!r}: {self._code_text(code)}", self.where)
+            raise TaosError(code, self._code_text(code), self.where)
 
     def close(self) -> None:
         if self.conn:

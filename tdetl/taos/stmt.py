@@ -97,9 +97,9 @@ class StmtWriter:
                 stmt.execute()
             stmt.close()
         except KeyError as e:
-            raise TaosError(0xFFFF, f"table {table!r}: force-stmt cannot bind type {e.args[0]}", self.where) from None
+            raise TaosError(0xFFFF, f"force-stmt cannot bind type {e.args[0]}", self.where) from None
         except Exception as e:  # connector errors carry the server's message
-            raise TaosError(getattr(e, "errno", 0xFFFF) or 0xFFFF, f"table {table!r}: {e}", self.where) from None
+            raise TaosError(getattr(e, "errno", 0xFFFF) or 0xFFFF, str(e), self.where) from None
 
     def close(self) -> None:
         try:

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import DsnError, TaosError
 from ..model import Column
-from .conn import Connection, Result
+from .conn import Connection, Result, refuse_blob
 from .fields import PRECISIONS, columns_from_lists, pack_fields
 
 ACTION_WRITE_RAW_BLOCK = 4
@@ -114,6 +114,7 @@ class WsConnection(Connection):
         yield memoryview(msg)[pos + 5:pos + 5 + length]
 
     def write_block(self, table: str, block: bytes | memoryview, fields: Sequence[Column] | None) -> None:
+        refuse_blob(block, fields, self.where)
         req_id = next(self._ids)
         action = ACTION_WRITE_RAW_BLOCK if fields is None else ACTION_WRITE_RAW_BLOCK_WITH_FIELDS
         name = table.encode()
@@ -121,10 +122,7 @@ class WsConnection(Connection):
         head = _REQ.pack(req_id, req_id, action) + struct.pack("<iH", rows, len(name)) + name
         tail = pack_fields(fields) if fields is not None else b""
         self.ws.send(b"".join((head, block, tail)))
-        try:
-            self._text_reply(req_id, "write_raw_block")
-        except TaosError as e:
-            raise TaosError(e.code, f"table {table!r}: {e.message}", self.where) from None
+        self._text_reply(req_id, "write_raw_block")
 
     def close(self) -> None:
         self._stack.close()
