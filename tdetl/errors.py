@@ -53,6 +53,14 @@ class TaosError(TdetlError):
         prefix = f"{where}: " if where else ""
         super().__init__(f"{prefix}[0x{code & 0xFFFF:04X}] {message}")
 
+    # the server stopped answering: network unavailable, broken link, timeout, vgroup unreachable, vnode stopped
+    UNREACHABLE = frozenset({0x000B, 0x0018, 0x0019, 0x0020, 0x0529})
+    RERUN_HINT = "; once the server answers again, run the same command again to finish"
+
+    @property
+    def unreachable(self) -> bool:
+        return self.code & 0xFFFF in self.UNREACHABLE
+
     @property
     def brief(self) -> str:
         """Code and message without the DSN, for messages that name it already."""

@@ -223,6 +223,8 @@ class TaosSink(Sink):
             write()
         except (TaosError, DataError) as e:
             reason = e.brief if isinstance(e, TaosError) else str(e)
+            if isinstance(e, TaosError) and e.unreachable:  # every table would fail alike: stop
+                raise SinkError(f"{self.dsn.masked()}: table {table!r}: {reason}{TaosError.RERUN_HINT}") from None
             if self.failes_to is None:
                 raise SinkError(f"{self.dsn.masked()}: table {table!r}: {reason}") from None
             self.failed[table] = reason
@@ -270,9 +272,12 @@ class TaosSink(Sink):
 
     def _write_sql(self, batches: list[TableBatch]) -> None:
         """INSERT text, many tables per statement, under max-sql-length."""
+        began = time.monotonic()
         items = ((b.spec.name, cols, value_rows(b.data, cols, self.precision))
                  for b in batches for cols in (self._columns(b.spec),))
         for stmt in insert_statements(items, self.max_sql):
+            for b in batches:
+                self._check_time(b.spec.name, began)
             self._sql(stmt)
 
     def close(self) -> None:

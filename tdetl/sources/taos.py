@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..dsn import Dsn
-from ..errors import ConfigError, DsnError, TaosError
+from ..errors import ConfigError, DsnError, SourceError, TaosError
 from ..model import Catalog, TableBatch, TableSpec, conform
 from ..taos import catalog as taos_catalog
 from ..taos.conn import Connection
@@ -34,6 +34,7 @@ log = logging.getLogger("tdetl.taos")
 _UNITS = {"ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
 REALTIME = "realtime"
 IN_LIST = 500  # child tables per select-from-stable query
+TABLE_NOT_EXIST = 0x2603
 
 
 def parse_time(text: str, where: str) -> float:
@@ -205,23 +206,31 @@ class TaosSource(Source):
         cols = ", ".join(ident(c.name) for c in spec.columns)
         cond = self._range(ts, lo, hi, lo_open)
         sql = f"SELECT {cols} FROM {ident(self.db)}.{ident(name)}" + (f" WHERE {cond}" if cond else "")
-        yield from self._batches(sql, spec, partition)
+        try:
+            yield from self._batches(sql, spec, partition)
+        except TaosError as e:
+            if e.code & 0xFFFF != TABLE_NOT_EXIST:
+                raise
+            raise SourceError(f"{self.dsn.masked()}: table {name!r} was dropped from {self.db!r} during the run"
+                              f" ({e.brief.split(' (in ')[0]}); run the same command again to copy the tables"
+                              " that remain") from None
 
     def _batches(self, sql: str, spec: TableSpec, partition: str) -> Iterator[TableBatch]:
-        res = self._query(sql)
-        for data in res.batches():
+        for data in self._fetch(sql):
             if not data.num_rows:
                 continue
             data = conform(data.rename_columns(spec.schema.names), spec)
             last = data.column(0)[-1]
             yield TableBatch(spec, data, partition, last.value if last.is_valid else None)
 
-    def _query(self, sql: str) -> Any:
+    def _fetch(self, sql: str) -> Iterator[pa.RecordBatch]:
+        """A query's batches; a failure, when sent or while fetched, names the statement."""
         log.debug("%s", sql[:300])
         try:
-            return self._conn().query(sql)
+            yield from self._conn().query(sql).batches()
         except TaosError as e:
-            raise TaosError(e.code, f"{e.message} (in {sql[:200]})", self.dsn.masked()) from None
+            hint = TaosError.RERUN_HINT if e.unreachable else ""
+            raise TaosError(e.code, f"{e.message} (in {sql[:200]}){hint}", self.dsn.masked()) from None
 
     def _read_from_stable(self, partition: str, st: str, names: list[str], lo: int | None,
                           hi: int | None) -> Iterator[TableBatch]:
@@ -232,7 +241,7 @@ class TaosSource(Source):
         cond = self._range(stable.columns[0].name, lo, hi)
         sql = (f"SELECT tbname, {cols} FROM {ident(self.db)}.{ident(st)} WHERE tbname IN ({names_sql})"
                + (f" AND {cond}" if cond else ""))
-        for data in self._query(sql).batches():
+        for data in self._fetch(sql):
             for name, rows in split_by_table(data):
                 spec = cat.tables[(self.db, name)]
                 body = rows.drop_columns([rows.schema.names[0]]).rename_columns(spec.schema.names)
@@ -279,7 +288,7 @@ class TaosSource(Source):
             cols = ", ".join(ident(c.name) for c in st.columns)
             sql = (f"SELECT tbname{tags}, {cols} FROM {ident(self.db)}.{ident(st_name)}"
                    f" WHERE {self._range(st.columns[0].name, lo, hi)}")
-            for data in self._query(sql).batches():
+            for data in self._fetch(sql):
                 for name, rows in split_by_table(data):
                     if filtered and name not in wanted:
                         continue
@@ -294,6 +303,6 @@ class TaosSource(Source):
             cols = ", ".join(ident(c.name) for c in spec.columns)
             sql = (f"SELECT {cols} FROM {ident(self.db)}.{ident(spec.name)}"
                    f" WHERE {self._range(spec.columns[0].name, lo, hi)}")
-            for data in self._query(sql).batches():
+            for data in self._fetch(sql):
                 if data.num_rows:
                     yield TableBatch(spec, conform(data.rename_columns(spec.schema.names), spec), REALTIME)

@@ -51,6 +51,12 @@ class WsConnection(Connection):
 
     # -- framing --------------------------------------------------------------------------------
 
+    def _send(self, message: str | bytes) -> None:
+        try:
+            self.ws.send(message)
+        except Exception as e:  # connection closed or broken
+            raise TaosError(0x000B, f"WebSocket connection lost: {e}", self.where) from None
+
     def _recv(self) -> str | bytes:
         try:
             return self.ws.recv(timeout=self.timeout)
@@ -72,7 +78,7 @@ class WsConnection(Connection):
 
     def _call(self, action: str, args: dict[str, Any]) -> dict[str, Any]:
         req_id = next(self._ids)
-        self.ws.send(json.dumps({"action": action, "args": {"req_id": req_id, **args}}))
+        self._send(json.dumps({"action": action, "args": {"req_id": req_id, **args}}))
         return self._text_reply(req_id, action)
 
     # -- Connection -----------------------------------------------------------------------------
@@ -89,7 +95,7 @@ class WsConnection(Connection):
     def _fetch(self, result_id: int) -> Iterator[bytes]:
         while True:
             req_id = next(self._ids)
-            self.ws.send(_REQ.pack(req_id, result_id, ACTION_FETCH_RAW_BLOCK) + struct.pack("<H", 1))
+            self._send(_REQ.pack(req_id, result_id, ACTION_FETCH_RAW_BLOCK) + struct.pack("<H", 1))
             msg = self._recv()
             if isinstance(msg, str):  # an error comes back as JSON
                 reply = json.loads(msg)
@@ -121,7 +127,7 @@ class WsConnection(Connection):
         rows = int.from_bytes(bytes(block[8:12]), "little")
         head = _REQ.pack(req_id, req_id, action) + struct.pack("<iH", rows, len(name)) + name
         tail = pack_fields(fields) if fields is not None else b""
-        self.ws.send(b"".join((head, block, tail)))
+        self._send(b"".join((head, block, tail)))
         self._text_reply(req_id, "write_raw_block")
 
     def close(self) -> None:

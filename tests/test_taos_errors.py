@@ -1,0 +1,121 @@
+"""Failures a real TDengine gives (servers: tests/taos_helpers.py): a wrong password, a table dropped
+while a sync reads it, the server stopping mid-run. Each is one line on stderr naming what failed
+and what to do, with the password masked, and a rerun repairs whatever was half done."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import tdetl
+
+from .conftest import ROOT
+from .services import free_port
+from .taos_helpers import SERVERS, TRANSPORTS, pytestmark, sql, taospy_rows  # noqa: F401
+
+BUNDLE = ROOT.parent / "shared" / "tdengine"
+
+
+def _cli(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "tdetl", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+
+
+def _load(server: str, db: str, tmp_path: Path, tables: int = 20, rows: int = 20 * 50) -> None:
+    from tdetl.samples import PARSER, meters
+
+    meters(rows, tables=tables).write_csv(tmp_path / "m.csv")
+    tdetl.run(f"csv:{tmp_path / 'm.csv'}", f"{server}/{db}?assert", parser=json.dumps(PARSER))
+
+
+def _rows(db: str) -> list[tuple[Any, ...]]:
+    return sorted(taospy_rows(db, "SELECT tbname, groupid, location, CAST(ts AS BIGINT), current, voltage, phase"
+                                  " FROM meters"))
+
+
+@pytest.mark.parametrize("server_url", TRANSPORTS or ["unset"], ids=lambda v: v.split(":")[0])
+def test_wrong_password_is_one_masked_line(server_url: str, tmp_path: Path) -> None:
+    bad = server_url.replace(":taosdata@", ":Wr0ngSecret@")
+    for args in (["-f", f"{bad}/nowhere", "-t", f"local:{tmp_path / 'bk'}"],
+                 ["-f", f"csv:{ROOT / 'formats/samples/meters.csv'}", "-p",
+                  f"@{ROOT / 'formats/samples/meters.parser.json'}", "-t", f"{bad}/nowhere?assert"]):
+        proc = _cli("run", *args)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 1, err
+        assert err.count("\n") == 1 and "Wr0ngSecret" not in err and "***" in err, err
+        assert "Authentication failure" in err or "authentication" in err.lower(), err
+    assert not (tmp_path / "bk").exists()
+
+
+def test_a_table_dropped_during_a_sync_is_named_and_a_rerun_completes(scratch: Any, tmp_path: Path) -> None:
+    one, two = scratch("tdetl_drop"), scratch("tdetl_drop2")
+    _load(SERVERS[0], one, tmp_path, tables=30, rows=30 * 50)
+    # one table per flush, 200 ms apart; the source is held back by the pipeline's bounded queue, and
+    # reads tables in name order (d0, d1, d10 .. d29, d3 .. d9): d9 comes last, seconds from now
+    proc = _cli("run", "-f", f"{SERVERS[0]}/{one}", "-t", f"{SERVERS[-1]}/{two}?assert&interval=200ms&buffer-bytes=1",
+                "-q")
+    time.sleep(1.5)
+    sql(SERVERS[0], "DROP TABLE d9", db=one)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1 and err.count("\n") == 1, err
+    assert "table 'd9'" in err and "dropped" in err and "run the same command again" in err, err
+    s = tdetl.run(f"{SERVERS[0]}/{one}", f"{SERVERS[-1]}/{two}")
+    assert _rows(two) == _rows(one) and s.rows_written == 29 * 50
+
+
+class Bundle:
+    """A TDengine of the test's own (shared/tdengine's start.sh on free ports), to stop mid-run."""
+
+    def __init__(self, root: Path) -> None:
+        self.dir, self.port, self.adapter = root, free_port(), free_port()
+
+    def start(self) -> dict[str, str]:
+        out = subprocess.run(["bash", str(BUNDLE / "start.sh"), "--dir", str(self.dir), "--port", str(self.port),
+                              "--adapter-port", str(self.adapter), "--env"], capture_output=True, text=True,
+                             timeout=180)
+        assert out.returncode == 0, out.stderr[-2000:]
+        return dict(line.removeprefix("export ").split("=", 1) for line in out.stdout.splitlines()
+                    if line.startswith("export "))
+
+    def stop(self) -> None:
+        subprocess.run(["bash", str(BUNDLE / "stop.sh"), "--dir", str(self.dir)], capture_output=True, timeout=120)
+
+
+@pytest.fixture
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bundle]:
+    if not (BUNDLE / "start.sh").exists():
+        pytest.skip(f"the TDengine bundle is not at {BUNDLE}")
+    b = Bundle(tmp_path_factory.mktemp("tdengine"))
+    yield b
+    b.stop()
+
+
+@pytest.mark.parametrize("kind", ["native", "ws"])
+def test_server_stopping_mid_run_is_one_line_and_a_rerun_completes(bundle: Bundle, kind: str, scratch: Any,
+                                                                   tmp_path: Path) -> None:
+    env = bundle.start()
+    source = env["TDETL_TEST_TAOS"] if kind == "native" else env["TDETL_TEST_TAOSWS"]
+    one, two = scratch("tdetl_down"), scratch("tdetl_down2")
+    _load(source, one, tmp_path, tables=30, rows=30 * 50)
+    proc = _cli("run", "-f", f"{source}/{one}", "-t", f"{SERVERS[0]}/{two}?assert&interval=200ms&buffer-bytes=1",
+                "-q")  # held back as in the test above: the source still has tables to read for seconds
+    time.sleep(1.5)
+    bundle.stop()
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1 and err.count("\n") == 1, err
+    assert "taosdata" not in err and one in err and "run the same command again" in err, err
+    bundle.start()
+    tdetl.run(f"{source}/{one}", f"{SERVERS[0]}/{two}")
+    assert len(_rows(two)) == 30 * 50
+    from tdetl.samples import meters
+
+    want = meters(30 * 50, tables=30).select("tbname", "voltage").sort("tbname", "voltage").rows()
+    assert sorted((r[0], r[5]) for r in _rows(two)) == want
