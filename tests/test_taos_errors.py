@@ -75,7 +75,8 @@ class Bundle:
     """A TDengine of the test's own (shared/tdengine's start.sh on free ports), to stop mid-run."""
 
     def __init__(self, root: Path) -> None:
-        self.dir, self.port, self.adapter = root, free_port(), free_port()
+        self.dir, self.port = root, free_port()
+        self.adapter = next(p for p in iter(free_port, None) if p != self.port)
 
     def start(self) -> dict[str, str]:
         out = subprocess.run(["bash", str(BUNDLE / "start.sh"), "--dir", str(self.dir), "--port", str(self.port),
