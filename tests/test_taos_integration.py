@@ -36,8 +36,18 @@ def test_every_column_type_written_and_read_back(server: str, db: str, tmp_path:
     for got in _read_back(db, f"SELECT tbname, t_id, t_name, {cols} FROM alltypes"):
         assert got.schema.field("ts").type == pa.timestamp(precision)
         assert normalise(got) == want
+    assert _by_taospy(db) == want
 
 
+def _by_taospy(db: str) -> list[dict[str, Any]]:
+    """The all-types table as taospy reads it, in expected_rows' shape."""
+    names = ["tbname", "t_id", "t_name", *(c for c, _ in COLUMNS)]
+    cols = ", ".join({"tbname": "tbname", "ts": "CAST(`ts` AS BIGINT)"}.get(c, f"`{c}`") for c in names)
+    rows = [dict(zip(names, r)) for r in taospy_rows(db, f"SELECT {cols} FROM alltypes")]
+    return sorted(rows, key=lambda r: (r["tbname"], r["ts"]))
+
+
+@pytest.mark.parametrize("server", TRANSPORTS or ["unset"], ids=lambda v: v.split(":")[0])
 def test_json_tag(server: str, db: str, tmp_path: Path) -> None:
     (tmp_path / "j.csv").write_text('tb,ts,v,j\nj0,1700000000000,1,"{""k"":""v"",""n"":1}"\nj1,1700000001000,2,\n')
     parser = {"parse": {"ts": {"as": "timestamp(ms)"}, "v": {"as": "int"}, "j": {"as": "json"}},
@@ -76,6 +86,7 @@ def test_failes_to_records_failing_tables_and_continues(server: str, db: str, tm
         assert got.to_pylist() == [{"tbname": "ok", "v": "ab"}]
 
 
+@pytest.mark.parametrize("server", TRANSPORTS or ["unset"], ids=lambda v: v.split(":")[0])
 def test_blob_tables_are_written_through_sql(server: str, db: str, tmp_path: Path) -> None:
     blobs = [b"", b"\x00\x01binary\xff", bytes(range(256)) * 40]
     lines = ["tb,ts,b,g"] + [f"b0,{1700000000000 + i},\\x{v.hex()},1" for i, v in enumerate(blobs)]
@@ -85,6 +96,7 @@ def test_blob_tables_are_written_through_sql(server: str, db: str, tmp_path: Pat
     tdetl.run(f"csv:{tmp_path / 'b.csv'}", f"{server}/{db}?assert", parser=json.dumps(parser))
     for got in _read_back(db, "SELECT b FROM bt ORDER BY ts"):
         assert got.column(0).to_pylist() == [*blobs, None]
+    assert [r[0] for r in taospy_rows(db, "SELECT b FROM bt ORDER BY ts")] == [*blobs, None]
 
 
 def test_backup_restored_into_taos_equals_the_source(server: str, db: str, tmp_path: Path) -> None:
@@ -221,12 +233,15 @@ def test_force_stmt_writes_equal_rows(server: str, db: str, tmp_path: Path) -> N
         assert sorted((r["tbname"], r["voltage"]) for r in got.to_pylist()) == want
 
 
-def test_rest_target_writes_every_column_type(db: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("precision", ["ms", "us", "ns"])
+def test_rest_target_writes_every_column_type(scratch: Any, tmp_path: Path, precision: str) -> None:
     if not REST:
         pytest.skip("REST is tested through taosAdapter: set TDETL_TEST_TAOSWS")
-    parser = _no_json_tag(write_csv(tmp_path / "all.csv", "ms"))
+    db = scratch("tdetl_rest")
+    parser = _no_json_tag(write_csv(tmp_path / "all.csv", precision))
     tdetl.run(f"csv:{tmp_path / 'all.csv'}", f"{REST[0]}/{db}?assert&max-sql-length=2048", parser=parser)
     cols = ", ".join(f"`{c}`" for c, _ in COLUMNS)
-    want = [{k: v for k, v in r.items() if k != "t_json"} for r in expected_rows("ms")]
+    want = [{k: v for k, v in r.items() if k != "t_json"} for r in expected_rows(precision)]
     for got in _read_back(db, f"SELECT tbname, t_id, t_name, {cols} FROM alltypes"):
         assert normalise(got) == want
+    assert _by_taospy(db) == want
