@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 
 import tdetl
@@ -186,3 +187,31 @@ def test_many_child_tables_several_stables_and_normal_tables(scratch: Any, tmp_p
     assert _snapshot(two) == want
     tdetl.run(f"{SERVERS[-1]}/{one}?select-from-stable", f"{SERVERS[0]}/{three}?assert", jobs=2)
     assert _snapshot(three) == want
+
+
+def test_composite_key_positions_never_split_a_timestamp(scratch: Any) -> None:
+    """The server sends results in blocks of ~4k rows; 120 rows share each timestamp, so blocks end
+    inside a timestamp's run. Each batch must hold whole runs and be positioned at its last timestamp,
+    since a resume reads ``ts > position``."""
+    from tdetl.drivers import open_source
+    from tdetl.pipeline import Options
+
+    db = scratch("tdetl_pkpos")
+    sql(SERVERS[0], f"CREATE DATABASE `{db}` VGROUPS 1 BUFFER 16")
+    values = [f"({1700000000000 + t}, {k}, {t * 1000 + k})" for t in range(100) for k in range(120)]
+    sql(SERVERS[0], "CREATE TABLE pkn (ts TIMESTAMP, k INT PRIMARY KEY, v INT)",
+        *(f"INSERT INTO pkn VALUES {' '.join(values[i:i + 3000])}" for i in range(0, len(values), 3000)), db=db)
+    for server in SERVERS:
+        source = open_source(f"{server}/{db}", Options())
+        try:
+            batches = list(source.read(source.partitions()[0]))
+        finally:
+            source.close()
+        assert len(batches) > 1 and sum(b.num_rows for b in batches) == 12_000
+        seen = -1
+        for b in batches:
+            ts = b.data.column(0).cast(pa.int64()).to_pylist()
+            assert b.num_rows % 120 == 0 and ts[0] > seen and b.position == ts[-1]
+            seen = ts[-1]
+        assert [v for b in batches for v in b.data.column("v").to_pylist()] == [
+            t * 1000 + k for t in range(100) for k in range(120)]

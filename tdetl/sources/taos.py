@@ -64,6 +64,11 @@ def split_by_table(data: pa.RecordBatch) -> list[tuple[str, pa.RecordBatch]]:
     return out
 
 
+def _positioned(spec: TableSpec, data: pa.RecordBatch, partition: str) -> TableBatch:
+    last = data.column(0)[-1]
+    return TableBatch(spec, data, partition, last.value if last.is_valid else None)
+
+
 class TaosSource(Source):
     protocols = (None, "ws", "wss", "http", "https")
     params = CONNECTION_PARAMS | frozenset({
@@ -216,12 +221,25 @@ class TaosSource(Source):
                               " that remain") from None
 
     def _batches(self, sql: str, spec: TableSpec, partition: str) -> Iterator[TableBatch]:
+        """A table's rows in time order, each batch positioned at its last timestamp. With a
+        composite key several rows share a timestamp, and a resume reads ``ts > position``: the
+        rows of a batch's last timestamp wait for the next batch, so no position splits them."""
+        keyed = any(c.primary_key for c in spec.columns)
+        held: pa.RecordBatch | None = None
         for data in self._fetch(sql):
             if not data.num_rows:
                 continue
             data = conform(data.rename_columns(spec.schema.names), spec)
-            last = data.column(0)[-1]
-            yield TableBatch(spec, data, partition, last.value if last.is_valid else None)
+            if keyed:
+                if held is not None:
+                    data = pa.concat_batches([held, data])
+                cut = pc.sum(pc.less(data.column(0), data.column(0)[-1])).as_py() or 0
+                data, held = data.slice(0, cut), data.slice(cut)
+                if not cut:
+                    continue
+            yield _positioned(spec, data, partition)
+        if held is not None and held.num_rows:
+            yield _positioned(spec, held, partition)
 
     def _fetch(self, sql: str) -> Iterator[pa.RecordBatch]:
         """A query's batches; a failure, when sent or while fetched, names the statement."""
