@@ -125,3 +125,15 @@ def scalar(server: str, query: str, db: str | None = None) -> Any:
     with connect(server, db) as conn:
         got = conn.query(query).table()
     return got.column(0).to_pylist()[0] if got.num_rows else None
+
+
+DB_OPTIONS = ("precision", "vgroups", "buffer", "keep", "duration", "cachemodel", "cachesize", "wal_level",
+              "wal_retention_period", "wal_retention_size", "minrows", "maxrows", "comp", "pages", "pagesize",
+              "stt_trigger")
+
+
+def db_options(db: str) -> dict[str, Any]:
+    """The CREATE DATABASE options a copy must carry, as the server reports them."""
+    cols = ", ".join(f"`{c}`" for c in DB_OPTIONS)
+    rows = taospy_rows(db, f"SELECT {cols} FROM information_schema.ins_databases WHERE name = '{db}'")
+    return dict(zip(DB_OPTIONS, rows[0]))

@@ -13,7 +13,7 @@ import pytest
 import tdetl
 from tdetl.errors import SinkError
 
-from .taos_helpers import REST, TRANSPORTS, pytestmark, taospy_rows  # noqa: F401 - pytestmark marks and skips
+from .taos_helpers import REST, TRANSPORTS, db_options, pytestmark, taospy_rows  # noqa: F401 - pytestmark marks and skips
 from .taos_helpers import connect as _connect
 from .taos_helpers import read_back as _read_back
 from .test_roundtrip import COLUMNS, expected_rows, normalise, write_csv
@@ -167,17 +167,15 @@ def test_backup_from_taos_restores_equal_with_database_options(server: str, db: 
                                                                tmp_path: Path) -> None:
     _load_meters(server, db, tmp_path)
     with _connect(server) as conn:
-        conn.execute(f"ALTER DATABASE `{db}` KEEP 3650")
+        conn.execute(f"ALTER DATABASE `{db}` KEEP 3650 CACHEMODEL 'both' WAL_RETENTION_PERIOD 7200 STT_TRIGGER 4")
     s = tdetl.run(f"{server}/{db}", f"local:{tmp_path / 'bk'}", jobs=2)
     assert s.rows_written == 20 * 500 + 2
     manifest = json.loads((tmp_path / "bk" / "manifest.json").read_text())
     assert {"empty_child", "notes", "d0"} <= {t["name"] for t in manifest["tables"]}
     tdetl.run(f"local:{tmp_path / 'bk'}", f"{server}/{db2}?assert")
     assert _snapshot(server, db2) == _snapshot(server, db)
-    with _connect(server) as conn:
-        keep = conn.query(f"SELECT `keep`, `name` FROM information_schema.ins_databases"
-                          f" WHERE name IN ('{db}', '{db2}')").table().to_pylist()
-    assert len({r["keep"] for r in keep}) == 1
+    want = db_options(db)
+    assert db_options(db2) == want and (want["cachemodel"], want["wal_retention_period"]) == ("both", 7200)
 
 
 def test_source_params_select_part_of_a_database(server: str, db: str, tmp_path: Path) -> None:

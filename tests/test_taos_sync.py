@@ -14,7 +14,7 @@ import pytest
 
 import tdetl
 
-from .taos_helpers import SERVERS, TRANSPORTS, pytestmark, sql, taospy_rows  # noqa: F401
+from .taos_helpers import SERVERS, TRANSPORTS, db_options, pytestmark, sql, taospy_rows  # noqa: F401
 
 PAIRS = [(a, b) for a in SERVERS for b in SERVERS if a != b] or [(s, s) for s in SERVERS] or [("unset", "unset")]
 
@@ -59,11 +59,8 @@ def test_assert_copies_the_database_options(server: str, scratch: Any) -> None:
                 " 'last_row' WAL_RETENTION_PERIOD 7200 MINROWS 200 COMP 1",
         f"CREATE TABLE `{one}`.t (ts TIMESTAMP, v INT)", f"INSERT INTO `{one}`.t VALUES (1700000000000001, 1)")
     tdetl.run(f"{server}/{one}", f"{server}/{two}?assert")
-    cols = ("`precision`, `vgroups`, `buffer`, `keep`, `duration`, `cachemodel`, `wal_retention_period`,"
-            " `minrows`, `comp`")
-    got = {r[0]: r[1:] for r in taospy_rows(one, f"SELECT name, {cols} FROM information_schema.ins_databases"
-                                                 f" WHERE name IN ('{one}', '{two}')")}
-    assert got[two] == got[one] and got[one][0] == "us" and got[one][6] == 7200
+    want = db_options(one)
+    assert db_options(two) == want and want["precision"] == "us" and want["wal_retention_period"] == 7200
     assert taospy_rows(two, "SELECT CAST(ts AS BIGINT), v FROM t") == [(1700000000000001, 1)]
 
 
