@@ -19,7 +19,7 @@ import tdetl
 
 from .conftest import ROOT
 from .services import free_port
-from .taos_helpers import SERVERS, TRANSPORTS, pytestmark, sql, taospy_rows  # noqa: F401
+from .taos_helpers import SERVERS, TRANSPORTS, pytestmark, scalar, sql, taospy_rows  # noqa: F401
 
 BUNDLE = ROOT.parent / "shared" / "tdengine"
 
@@ -34,6 +34,19 @@ def _load(server: str, db: str, tmp_path: Path, tables: int = 20, rows: int = 20
 
     meters(rows, tables=tables).write_csv(tmp_path / "m.csv")
     tdetl.run(f"csv:{tmp_path / 'm.csv'}", f"{server}/{db}?assert", parser=json.dumps(PARSER))
+
+
+def _wait_for_rows(target: str, db: str, timeout: float = 60) -> None:
+    """Until the run has written its first table: its catalog is read and it is under way."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            if scalar(target, "SELECT COUNT(*) FROM meters", db=db):
+                return
+        except Exception:  # the database or table is not created yet
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"nothing was written to {db} within {timeout}s")
 
 
 def _rows(db: str) -> list[tuple[Any, ...]]:
@@ -62,7 +75,7 @@ def test_a_table_dropped_during_a_sync_is_named_and_a_rerun_completes(scratch: A
     # reads tables in name order (d0, d1, d10 .. d29, d3 .. d9): d9 comes last, seconds from now
     proc = _cli("run", "-f", f"{SERVERS[0]}/{one}", "-t", f"{SERVERS[-1]}/{two}?assert&interval=200ms&buffer-bytes=1",
                 "-q")
-    time.sleep(1.5)
+    _wait_for_rows(SERVERS[-1], two)
     sql(SERVERS[0], "DROP TABLE d9", db=one)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 1 and err.count("\n") == 1, err
@@ -108,7 +121,7 @@ def test_server_stopping_mid_run_is_one_line_and_a_rerun_completes(bundle: Bundl
     _load(source, one, tmp_path, tables=30, rows=30 * 50)
     proc = _cli("run", "-f", f"{source}/{one}", "-t", f"{SERVERS[0]}/{two}?assert&interval=200ms&buffer-bytes=1",
                 "-q")  # held back as in the test above: the source still has tables to read for seconds
-    time.sleep(1.5)
+    _wait_for_rows(SERVERS[0], two)
     bundle.stop()
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 1 and err.count("\n") == 1, err
