@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from . import __version__
 from .api import inspect, make_options
-from .drivers import as_dsn, open_sink, open_source
+from .drivers import as_dsn, describe_drivers, open_sink, open_source
 from .errors import TdetlError
 from .inspect import render
 from .pipeline import run as run_pipeline
@@ -33,6 +33,10 @@ def _parser() -> argparse.ArgumentParser:
         q.add_argument("-v", "--verbose", action="count", default=0, help="-v info, -vv debug, -vvv trace")
         q.add_argument("-q", "--quiet", action="count", default=0, help="-q no progress, -qq no summary")
 
+    d = sub.add_parser("drivers", help="list the drivers, or one driver's parameters")
+    d.add_argument("name", nargs="?", help="a driver: its parameters with forms and defaults")
+    d.add_argument("-v", "--verbose", action="count", default=0)
+
     i = sub.add_parser("inspect", help="show tables, schemas, row counts and time ranges of a source")
     i.add_argument("dsn")
     i.add_argument("-p", "--parser", help="parser config for sources that need one (csv)")
@@ -46,6 +50,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
+        if args.command == "drivers":
+            print(describe_drivers(args.name))
+            return 0
         if args.command == "inspect":
             info = inspect(args.dsn, parser=args.parser)
             print(json.dumps(info, indent=1, default=str) if args.json else render(info))

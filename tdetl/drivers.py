@@ -62,3 +62,56 @@ def open_source(dsn: str | Dsn, options: Options) -> Source:
 def open_sink(dsn: str | Dsn, options: Options) -> Sink:
     d = as_dsn(dsn)
     return _load(SINKS, d, "target")(d, options)
+
+
+def driver_class(name: str, role: str) -> type | None:
+    """The source or sink class of a driver (None when it has no such role)."""
+    target = (SOURCES if role == "source" else SINKS).get(name)
+    if target is None:
+        return None
+    module, _, cls = target.partition(":")
+    try:
+        return getattr(importlib.import_module(module), cls)  # type: ignore[no-any-return]
+    except ImportError as e:
+        raise DsnError(f"driver {name!r} needs a missing package ({e.name}); install tdetl[all]") from None
+
+
+def _default(value: object) -> str:
+    if value is None or value == ():
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}s"
+    return str(value)
+
+
+def describe_drivers(name: str | None = None) -> str:
+    """``tdetl drivers``: every driver with its roles; with a name, its parameters from its spec."""
+    if name is None:
+        lines = ["driver    source  target  protocols"]
+        for d in sorted(set(SOURCES) | set(SINKS)):
+            protos = set()
+            for role in ("source", "target"):
+                cls = driver_class(d, role)
+                protos |= {p or "-" for p in (cls.protocols if cls else ())}
+            lines.append(f"{d:<9} {'yes' if d in SOURCES else '-':<7} {'yes' if d in SINKS else '-':<7}"
+                         f" {', '.join(sorted(protos))}")
+        return "\n".join([*lines, "", "tdetl drivers <name> lists a driver's parameters."])
+    if name not in SOURCES and name not in SINKS:
+        raise DsnError(f"unknown driver {name!r} (available: {', '.join(sorted(set(SOURCES) | set(SINKS)))})")
+    out = []
+    for role in ("source", "target"):
+        cls = driver_class(name, role)
+        if cls is None:
+            continue
+        out.append(f"{name} as a {role} ({', '.join(p or name for p in cls.protocols)}):")
+        rows = [(p.name + "".join(f", {a}" for a in p.aliases), p.form, _default(p.default),
+                 p.help + (" (secret)" if p.secret else "")) for p in cls.spec]
+        if not rows:
+            out.append("  no parameters")
+        widths = [max(len(r[i]) for r in rows) for i in range(3)] if rows else []
+        for r in rows:
+            out.append("  " + "  ".join(c.ljust(w) for c, w in zip(r[:3], widths)) + "  " + r[3])
+        out.append("")
+    return "\n".join(out).rstrip()

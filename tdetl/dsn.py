@@ -16,8 +16,6 @@ from urllib.parse import unquote
 from .errors import DsnError
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9_-]*)(?:\+([A-Za-z][A-Za-z0-9_-]*))?:")
-_TRUE = {"", "1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
 
 
 @dataclass(frozen=True)
@@ -83,54 +81,6 @@ class Dsn:
             return self._read_file(key, v)
         return v
 
-    def flag(self, key: str, default: bool = False) -> bool:
-        v = self.get(key)
-        if v is None:
-            return default
-        if v.lower() in _TRUE:
-            return True
-        if v.lower() in _FALSE:
-            return False
-        raise DsnError(f"{self.masked()}: parameter {key}={v!r} is not a boolean")
-
-    def integer(self, key: str, default: int, minimum: int = 0) -> int:
-        v = self.get(key)
-        if v is None or v == "":
-            return default
-        try:
-            n = int(v.replace("_", ""))
-        except ValueError:
-            raise DsnError(f"{self.masked()}: parameter {key}={v!r} is not an integer") from None
-        if n < minimum:
-            raise DsnError(f"{self.masked()}: parameter {key}={v!r} must be >= {minimum}")
-        return n
-
-    def duration(self, key: str, default: float = 0.0) -> float:
-        """Seconds from ``500ms``, ``5s``, ``10m``, ``1h``, ``2d`` or a plain number of seconds."""
-        v = self.get(key)
-        if v is None or v == "":
-            return default
-        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*", v)
-        if not m:
-            raise DsnError(f"{self.masked()}: parameter {key}={v!r} is not a duration like 500ms, 5s or 10m")
-        scale = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2) or "s"]
-        return float(m.group(1)) * scale
-
-    def choice(self, key: str, choices: tuple[str, ...], default: str) -> str:
-        v = self.get(key, default) or default
-        if v not in choices:
-            raise DsnError(f"{self.masked()}: parameter {key}={v!r} must be one of {', '.join(choices)}")
-        return v
-
-    def check_params(self, known: frozenset[str] | set[str]) -> None:
-        """Refuse parameters the driver does not know (a typo must not be ignored silently)."""
-        for k, _ in self.params:
-            if k not in known:
-                raise DsnError(
-                    f"{self.masked()}: unknown parameter {k!r} for {self.scheme}"
-                    f" (known: {', '.join(sorted(known)) or 'none'})"
-                )
-
     def _read_file(self, key: str, v: str) -> str:
         path = Path(v[1:]).expanduser()
         try:
@@ -139,9 +89,14 @@ class Dsn:
             raise DsnError(f"{self.masked()}: parameter {key}: cannot read {path}: {e.strerror}") from None
 
 
+SECRET_PARAMS: set[str] = {"password", "token"}  # grown by every driver spec's secret parameters
+
+
 def _mask_text(text: str) -> str:
-    """Passwords out: ``user:***@`` and the value of ``password=`` / ``token=`` parameters."""
-    text = re.sub(r"([?&](?:password|token)=)[^&]*", r"\1***", text)
+    """Passwords out: ``user:***@`` and the value of every secret parameter (``password=``, ``token=``,
+    and what driver specs declare secret)."""
+    names = "|".join(re.escape(n) for n in sorted(SECRET_PARAMS))
+    text = re.sub(rf"([?&](?:{names})=)[^&]*", r"\1***", text)
     return re.sub(r"(//[^/@:]*):[^@/]*@", r"\1:***@", text, count=1)
 
 

@@ -15,7 +15,7 @@ def test_full_form() -> None:
     assert (d.driver, d.protocol, d.user, d.password, d.host, d.port, d.object) == (
         "tmq", "ws", "root", "taos@data", "localhost", 6030, "db1")
     assert d.get("timeout") == "never" and d.get("group.id") == "g1"
-    assert d.has("assert") and d.flag("assert") and d.get("assert") == ""
+    assert d.has("assert") and d.get("assert") == ""
     assert "taos@data" not in d.masked() and "***" in d.masked()
     assert d.without_password() == "tmq+ws://root@localhost:6030/db1?timeout=never&group.id=g1&assert"
 
@@ -61,9 +61,9 @@ def test_unknown_driver_and_param_errors_mask_password(tmp_path: Path) -> None:
     assert "hunter2" not in str(e.value) and "***" in str(e.value)
     with pytest.raises(DsnError, match="unknown parameter 'compresion'"):
         open_sink(f"local:{tmp_path}/b?compresion=zstd", Options())
-    with pytest.raises(DsnError, match="compression='brotli' must be one of zstd, lz4, none"):
+    with pytest.raises(DsnError, match=r"local parameter compression='brotli' is not valid: expected zstd\|lz4\|none"):
         open_sink(f"local:{tmp_path}/b?compression=brotli", Options())
-    with pytest.raises(DsnError, match="level='high' is not an integer"):
+    with pytest.raises(DsnError, match="level='high' is not valid: expected integer"):
         open_sink(f"local:{tmp_path}/b?level=high", Options())
     with pytest.raises(DsnError, match="does not speak 'ws'"):
         open_sink(f"local+ws:{tmp_path}/b", Options())

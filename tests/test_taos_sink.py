@@ -16,9 +16,9 @@ from .conftest import SAMPLES, run_cli
 
 @pytest.mark.parametrize("dsn,match", [
     ("taos+ws://root:s3cret@h:6041", "name the target database"),
-    ("taos+ws://root:s3cret@h:6041/db?timeout-per-table=ever", "timeout-per-table='ever' is not a duration"),
-    ("taos+ws://root:s3cret@h:6041/db?interval=soon", "interval='soon' is not a duration"),
-    ("taos+ws://root:s3cret@h:6041/db?max-sql-length=10", "max-sql-length='10' must be >= 1024"),
+    ("taos+ws://root:s3cret@h:6041/db?timeout-per-table=ever", "timeout-per-table='ever' is not valid: expected dur"),
+    ("taos+ws://root:s3cret@h:6041/db?interval=soon", "taos parameter interval='soon' is not valid: expected duration"),
+    ("taos+ws://root:s3cret@h:6041/db?max-sql-length=10", "max-sql-length='10' is not valid: expected integer >= 1024"),
     ("taos+ws://root:s3cret@h:6041/db?asert", "unknown parameter 'asert'"),
     ("taos+mqtt://root:s3cret@h:6041/db", "does not speak 'mqtt'"),
 ])

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..dsn import Dsn
 from ..model import Catalog, TableBatch
+from ..params import Spec
 
 if TYPE_CHECKING:
     from ..pipeline import Options
@@ -15,10 +16,10 @@ if TYPE_CHECKING:
 
 class Sink(ABC):
     protocols: ClassVar[tuple[str | None, ...]] = (None,)
-    params: ClassVar[frozenset[str]] = frozenset()
+    spec: ClassVar[Spec] = Spec()  # its DSN parameters, declared once (tdetl/params.py)
 
     def __init__(self, dsn: Dsn, options: Options) -> None:
-        dsn.check_params(self.params)
+        self.config = self.spec.parse(dsn, dsn.driver)
         self.dsn = dsn
         self.options = options
 

@@ -16,6 +16,7 @@ from ..backup import safe_name
 from ..dsn import Dsn
 from ..errors import SinkError
 from ..model import Catalog, TableBatch, wide
+from ..params import Param, Spec
 from .files import FileExport
 
 
@@ -29,14 +30,15 @@ def to_text_frame(batch: pa.RecordBatch) -> pl.DataFrame:
 
 
 class CsvSink(FileExport):
-    params = frozenset({"header", "delimiter"})
+    spec = Spec(Param("header", "flag", True, "write a header line"),
+                Param("delimiter", "text", ",", "field separator"))
 
     def __init__(self, dsn: Dsn, options: Any) -> None:
         super().__init__(dsn, options)
         self.path = dsn.path
         self.per_table = dsn.raw_path.endswith("/") or self.path.is_dir()
-        self.header = dsn.flag("header", True)
-        self.delimiter = dsn.get("delimiter", ",") or ","
+        self.header = self.config["header"]
+        self.delimiter = self.config["delimiter"] or ","
         self._single: IO[bytes] | None = None
         self._single_schema: pa.Schema | None = None
         self._started: set[Path] = set()

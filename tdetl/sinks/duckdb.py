@@ -16,6 +16,7 @@ import pyarrow as pa
 from ..dsn import Dsn
 from ..errors import SinkError
 from ..model import Catalog, TableBatch, wide
+from ..params import Param, Spec
 from .base import Sink
 
 
@@ -39,13 +40,15 @@ def _exec(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = N
 
 
 class DuckDBSink(Sink):
-    params = frozenset({"if_exists", "buffer_rows"})
+    spec = Spec(Param("if_exists", "choice", "replace", "for tables the file already has",
+                      choices=("replace", "append", "fail")),
+                Param("buffer_rows", "int", 1 << 20, "rows buffered before an INSERT", minimum=1))
 
     def __init__(self, dsn: Dsn, options: Any) -> None:
         super().__init__(dsn, options)
         self.path = dsn.path
-        self.if_exists = dsn.choice("if_exists", ("replace", "append", "fail"), "replace")
-        self.buffer_rows = dsn.integer("buffer_rows", 1 << 20, minimum=1)
+        self.if_exists = self.config["if_exists"]
+        self.buffer_rows = self.config["buffer_rows"]
         self.con: duckdb.DuckDBPyConnection | None = None
         self._ready: dict[str, set[str]] = {}  # table -> its columns
         self._buffer: dict[str, list[pa.RecordBatch]] = {}

@@ -20,21 +20,24 @@ from .. import backup as fmt
 from ..dsn import Dsn
 from ..errors import BackupError
 from ..model import Catalog, TableBatch
+from ..params import Param, Spec
 from .base import Sink
 
 
 class LocalSink(Sink):
-    params = frozenset({"compression", "level", "file_rows", "file_bytes"})
+    spec = Spec(Param("compression", "choice", "zstd", "Arrow IPC compression", choices=fmt.CODECS),
+                Param("level", "int", None, "compression level (zstd default 3)", minimum=-7),
+                Param("file_rows", "int", 4_000_000, "rows per data file", minimum=1),
+                Param("file_bytes", "int", 512 << 20, "bytes per data file", minimum=1024))
 
     def __init__(self, dsn: Dsn, options: Any) -> None:
         super().__init__(dsn, options)
         self.root = dsn.path
-        self.codec = dsn.choice("compression", fmt.CODECS, "zstd")
-        default_level = 3 if self.codec == "zstd" else None
-        level = dsn.get("level")
-        self.level = dsn.integer("level", default_level or 0, minimum=-7) if level else default_level
-        self.file_rows = dsn.integer("file_rows", 4_000_000, minimum=1)
-        self.file_bytes = dsn.integer("file_bytes", 512 << 20, minimum=1024)
+        cfg = self.config
+        self.codec = cfg["compression"]
+        self.level = cfg["level"] if cfg["level"] is not None else (3 if self.codec == "zstd" else None)
+        self.file_rows = cfg["file_rows"]
+        self.file_bytes = cfg["file_bytes"]
         self.ipc = fmt.ipc_options(self.codec, self.level)
         self.catalog = Catalog()
         self.files: list[dict[str, Any]] = []

@@ -11,16 +11,18 @@ from ..backup import safe_name
 from ..dsn import Dsn
 from ..errors import SinkError
 from ..model import Catalog, TableBatch, wide
+from ..params import Param, Spec
 from .files import FileExport
 
 
 class ParquetSink(FileExport):
-    params = frozenset({"compression"})
+    spec = Spec(Param("compression", "choice", "zstd", "Parquet compression",
+                      choices=("zstd", "snappy", "lz4", "gzip", "none")))
 
     def __init__(self, dsn: Dsn, options: Any) -> None:
         super().__init__(dsn, options)
         self.root = dsn.path
-        self.compression = dsn.choice("compression", ("zstd", "snappy", "lz4", "gzip", "none"), "zstd")
+        self.compression = self.config["compression"]
         self._writers: dict[Any, pq.ParquetWriter] = {}
 
     def prepare(self, catalog: Catalog) -> None:

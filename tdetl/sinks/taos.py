@@ -26,10 +26,11 @@ from .. import rawblock
 from ..dsn import Dsn
 from ..errors import DataError, DsnError, SinkError, TaosError
 from ..model import Catalog, Column, SuperTable, TableBatch, TableSpec
+from ..params import TAOS_CONNECTION, Param, Spec
 from ..taos import ddl
 from ..taos.catalog import describe, table_names
 from ..taos.conn import Connection
-from ..taos.connect import CONNECTION_PARAMS, open_connection
+from ..taos.connect import open_connection
 from ..taos.insert import insert_statements, value_rows
 from ..taos.stmt import MAX_ROWS as STMT_MAX_ROWS
 from ..taos.stmt import StmtWriter
@@ -47,9 +48,19 @@ def _is_size_error(e: TaosError) -> bool:
 
 class TaosSink(Sink):
     protocols = (None, "ws", "wss", "http", "https")
-    params = CONNECTION_PARAMS | frozenset({
-        "assert", "batch-size", "interval", "max-sql-length", "failes-to", "timeout-per-table",
-        "update-tags", "force-stmt", "block-bytes", "buffer-bytes"})
+    spec = Spec(
+        Param("assert", "flag", False, "create the database if missing, with the source database's options"),
+        Param("failes-to", "text", None, "a table that fails goes to this file with its reason; the run carries on"),
+        Param("max-sql-length", "int", ddl.DEFAULT_MAX_SQL, "limit for batched CREATE TABLE and INSERT text",
+              minimum=1024),
+        Param("batch-size", "int", 0, "rows per raw block / stmt batch (0: no limit)", minimum=0),
+        Param("interval", "duration", 0.0, "pause after each table write"),
+        Param("update-tags", "flag", False, "set tag values of child tables that already exist"),
+        Param("force-stmt", "flag", False, "bind parameters instead of raw blocks"),
+        Param("timeout-per-table", "duration", 0.0, "a table whose writes take longer in total fails"),
+        Param("block-bytes", "int", rawblock.DEFAULT_MAX_BYTES, "raw-block size limit", minimum=4096),
+        Param("buffer-bytes", "int", 64 << 20, "how much to buffer before writing", minimum=1),
+        *TAOS_CONNECTION)
 
     def __init__(self, dsn: Dsn, options: Any) -> None:
         super().__init__(dsn, options)
@@ -57,17 +68,17 @@ class TaosSink(Sink):
         if not obj:
             raise DsnError(f"{dsn.masked()}: name the target database, e.g. taos://host:6030/<db>")
         self.db, _, self.rename = obj.partition(".")
-        self.create_db = dsn.flag("assert")
-        self.rows_per_block = dsn.integer("batch-size", 0)
-        self.pause = dsn.duration("interval")
-        self.max_sql = dsn.integer("max-sql-length", ddl.DEFAULT_MAX_SQL, minimum=1024)
-        failes = dsn.get("failes-to")
-        self.failes_to = Path(failes) if failes else None
-        self.update_tags = dsn.flag("update-tags")
-        self.block_bytes = dsn.integer("block-bytes", rawblock.DEFAULT_MAX_BYTES, minimum=4096)
-        self.buffer_bytes = dsn.integer("buffer-bytes", 64 << 20, minimum=1)
-        self.force_stmt = dsn.flag("force-stmt")
-        self.table_timeout = dsn.duration("timeout-per-table")
+        cfg = self.config
+        self.create_db = cfg["assert"]
+        self.rows_per_block = cfg["batch-size"]
+        self.pause = cfg["interval"]
+        self.max_sql = cfg["max-sql-length"]
+        self.failes_to = Path(cfg["failes-to"]) if cfg["failes-to"] else None
+        self.update_tags = cfg["update-tags"]
+        self.block_bytes = cfg["block-bytes"]
+        self.buffer_bytes = cfg["buffer-bytes"]
+        self.force_stmt = cfg["force-stmt"]
+        self.table_timeout = cfg["timeout-per-table"]
         self.spent: dict[str, float] = {}
         self.stmt: StmtWriter | None = None  # force-stmt
         self.conn: Connection | None = None

@@ -7,7 +7,9 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..dsn import Dsn
+from ..errors import ConfigError
 from ..model import Catalog, TableBatch
+from ..params import Spec
 
 if TYPE_CHECKING:
     from ..pipeline import Options
@@ -15,12 +17,16 @@ if TYPE_CHECKING:
 
 class Source(ABC):
     protocols: ClassVar[tuple[str | None, ...]] = (None,)
-    params: ClassVar[frozenset[str]] = frozenset()
+    spec: ClassVar[Spec] = Spec()  # its DSN parameters, declared once (tdetl/params.py)
+    uses_parser: ClassVar[bool] = False  # reads --parser; the others refuse it
 
     def __init__(self, dsn: Dsn, options: Options) -> None:
-        dsn.check_params(self.params)
+        self.config = self.spec.parse(dsn, dsn.driver)
         self.dsn = dsn
         self.options = options
+        if options.parser is not None and not self.uses_parser:
+            raise ConfigError(f"{dsn.masked()}: the {dsn.driver} source does not use --parser: its tables come"
+                              " from the source itself")
 
     @abstractmethod
     def catalog(self) -> Catalog:

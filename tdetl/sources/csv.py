@@ -18,6 +18,7 @@ import polars as pl
 
 from ..errors import ConfigError, DsnError
 from ..model import Catalog
+from ..params import DATABASE, Param, Spec
 from ..transform.parser import ROW, FrameCaster, TableBuilder, infer_fields, single_table_model
 from ..types import TDType
 from .base import Source
@@ -26,18 +27,28 @@ _NUMBER_LIKE = r"^\s*[-+]?(\d+\.?\d*([eE][-+]?\d+)?|\.\d+|\d{4}-\d\d-\d\d.*|true
 
 
 class CsvSource(Source):
-    params = frozenset({"header", "delimiter", "quote", "skip", "table", "database", "comment"})
+    spec = Spec(
+        Param("header", "choice", "auto", "is the first line a header (auto: detect)",
+              choices=("auto", "true", "false")),
+        Param("delimiter", "text", ",", "field separator (one byte)"),
+        Param("quote", "text", '"', "quote character (one byte)"),
+        Param("skip", "int", 0, "lines skipped at the start of each file", minimum=0),
+        Param("comment", "text", None, "lines starting with this character are skipped"),
+        Param("table", "text", None, "table name without a parser (default: the file name)"),
+        DATABASE)
+    uses_parser = True
 
     def __init__(self, dsn: Any, options: Any) -> None:
         super().__init__(dsn, options)
-        self.header_mode = dsn.choice("header", ("auto", "true", "false"), "auto")
-        self.delimiter = dsn.get("delimiter", ",") or ","
-        self.quote = dsn.get("quote", '"') or '"'
+        cfg = self.config
+        self.header_mode = cfg["header"]
+        self.delimiter = cfg["delimiter"] or ","
+        self.quote = cfg["quote"] or '"'
         if len(self.delimiter.encode()) != 1 or len(self.quote.encode()) != 1:
             raise DsnError(f"{dsn.masked()}: delimiter and quote must be single-byte characters")
-        self.skip = dsn.integer("skip", 0)
-        self.comment = dsn.get("comment") or None
-        self.database = dsn.get("database") or None
+        self.skip = cfg["skip"]
+        self.comment = cfg["comment"] or None
+        self.database = cfg["database"]
         self.files = self._expand(dsn.path)
         parser = options.parser
         if parser is not None and parser.form != "fields":
@@ -132,7 +143,7 @@ class CsvSource(Source):
             fields = fields + tuple(f for f in infer_fields(sample.drop(ROW)) if f.name not in typed)
             order = {n: i for i, n in enumerate(names)}
             fields = tuple(sorted(fields, key=lambda f: order.get(f.name, len(order))))
-            table = self.dsn.get("table") or first.name.split(".")[0]
+            table = self.config["table"] or first.name.split(".")[0]
             models = (single_table_model(fields, table),)
         else:
             models = self.models

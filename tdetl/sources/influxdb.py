@@ -20,9 +20,10 @@ import polars as pl
 from ..dsn import Dsn
 from ..errors import DsnError, SourceError
 from ..model import Catalog, Column, SuperTable, TableBatch
+from ..params import DATABASE, TIME_RANGE, Param, Spec
 from ..types import TDType
 from .base import Source
-from .timeseries import RANGE_PARAMS, TimeRange, child_name, series_batch, series_key, stable_name
+from .timeseries import TimeRange, child_name, series_batch, series_key, stable_name
 
 FIELD_TYPES = {"float": "DOUBLE", "integer": "BIGINT", "unsigned": "BIGINT UNSIGNED", "string": "VARCHAR",
                "boolean": "BOOL"}
@@ -41,40 +42,51 @@ class Reader(Protocol):
 
 class InfluxDBSource(Source):
     protocols = ("http", "https")
-    params = RANGE_PARAMS | {"version", "username", "password", "bucket", "measurements", "field_conflict",
-                             "chunk_size", "database", "orgId", "token", "request_timeout"}
+    spec = Spec(
+        Param("version", "text", None, "required: 1.x (InfluxQL over /query) or 2.x (Flux)"),
+        Param("bucket", "text", None, "required: the bucket (1.x: the database, optionally db/rp)"),
+        Param("username", "text", None, "1.x user (or the DSN's user)"),
+        Param("password", "text", None, "1.x password (or the DSN's)", secret=True),
+        Param("orgId", "text", None, "2.x organisation (required there)"),
+        Param("token", "text", None, "2.x token (required there)", secret=True),
+        Param("measurements", "list", help="measurements to read (default all)"),
+        *TIME_RANGE,
+        Param("field_conflict", "choice", "error", "a field typed differently across shards or series",
+              choices=("error", "varchar")),
+        Param("chunk_size", "int", 10_000, "1.x: rows per chunk of the chunked answer", minimum=1),
+        Param("request_timeout", "duration", 60.0, "2.x: HTTP request timeout"),
+        DATABASE)
 
     def __init__(self, dsn: Dsn, options: Any) -> None:
         super().__init__(dsn, options)
         where = self.where = dsn.masked()
-        version = dsn.get("version") or ""
+        cfg = self.config
+        version = cfg["version"] or ""
         if not version:
             raise DsnError(f"{where}: version is required (1.x or 2.x, e.g. version=1.7)")
-        bucket = dsn.get("bucket") or ""
+        bucket = cfg["bucket"] or ""
         if not bucket:
             raise DsnError(f"{where}: bucket is required (for 1.x the database, optionally db/rp)")
-        self.measurements = [m for m in (dsn.get("measurements") or "").split(",") if m]
-        self.range = TimeRange(dsn, where)
-        self.tbname = dsn.get("tbname")
-        self.conflict = dsn.choice("field_conflict", ("error", "varchar"), "error")
-        self.database = dsn.get("database") or None
+        self.measurements = list(cfg["measurements"])
+        self.range = TimeRange(cfg, where)
+        self.tbname = cfg["tbname"]
+        self.conflict = cfg["field_conflict"]
+        self.database = cfg["database"]
         scheme = "https" if dsn.protocol == "https" else "http"
         base = f"{scheme}://{dsn.host or 'localhost'}:{dsn.port or 8086}"
-        timeout = dsn.duration("request_timeout", 60.0)
         self.reader: Reader
         if version.startswith("1"):
             from .influxql import InfluxQL
 
-            self.reader = InfluxQL(base, bucket, dsn.get("username") or dsn.user,
-                                   dsn.get("password") or dsn.password, dsn.integer("chunk_size", 10_000, minimum=1),
-                                   where)
+            self.reader = InfluxQL(base, bucket, cfg["username"] or dsn.user, cfg["password"] or dsn.password,
+                                   cfg["chunk_size"], where)
         elif version.startswith("2"):
             for key in ("orgId", "token"):
-                if not dsn.get(key):
+                if not cfg[key]:
                     raise DsnError(f"{where}: {key} is required for InfluxDB 2.x")
             from .flux import Flux
 
-            self.reader = Flux(base, bucket, dsn.get("orgId") or "", dsn.get("token") or "", timeout, where)
+            self.reader = Flux(base, bucket, cfg["orgId"], cfg["token"], cfg["request_timeout"], where)
         else:
             raise DsnError(f"{where}: version={version!r} must be 1.x or 2.x (e.g. 1.7, 2.7)")
         self._schema: dict[str, tuple[list[str], list[tuple[str, TDType]]]] = {}
@@ -99,7 +111,7 @@ class InfluxDBSource(Source):
                     kind = "string"
                 kinds[key] = kind
             if not kinds:
-                raise SourceError(f"{self.where}: measurement {m!r} not found in bucket {self.dsn.get('bucket')!r}")
+                raise SourceError(f"{self.where}: measurement {m!r} not found in bucket {self.config['bucket']!r}")
             self._schema[m] = (tags, [(k, TDType(FIELD_TYPES.get(kind, "VARCHAR"))) for k, kind in kinds.items()])
         return self._schema[m]
 

@@ -20,6 +20,7 @@ from typing import Any
 from ..dsn import Dsn
 from ..errors import DsnError, SourceError
 from ..model import TableBatch
+from ..params import DATABASE, TLS, Param, Spec, batching
 from ..transform.messages import Messages
 from .messages import MessageSource
 
@@ -54,9 +55,19 @@ def parse_fallback(text: str, where: str) -> tuple[str, int | None]:
 
 
 class KafkaSource(MessageSource):
-    params = frozenset({"group", "topics", "topic_partitions", "fallback_offset", "timeout", "use_ssl", "ca",
-                        "cert", "cert_key", "sasl_mechanism", "client_id", "batch_size", "batch_timeout",
-                        "database", "session_timeout"})
+    spec = Spec(
+        Param("topics", "list", help="topics to subscribe to"),
+        Param("topic_partitions", "text", "", help="assign instead of subscribing: tp1:0..2,tp2:1"),
+        Param("group", "text", "tdetl", help="consumer group", aliases=("group.id",)),
+        Param("fallback_offset", "text", "Earliest",
+              help="where a group without committed offsets starts: Earliest, Latest or ByTime(<ms>)"),
+        Param("timeout", "duration", 0.5, "stop after this long without messages", unit="ms", never=True),
+        Param("session_timeout", "duration", 10.0, "consumer group session timeout"),
+        Param("client_id", "text", None, "client id (default tdetl-<consumer>)"),
+        Param("use_ssl", "flag", False, "TLS to the broker"), *TLS,
+        Param("sasl_mechanism", "choice", None, "SASL with the DSN's user/password (default PLAIN when a user"
+              " is given)", choices=("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")),
+        *batching(10_000, 1.0, "messages"), DATABASE)
     default_table = "kafka_data"
 
     def __init__(self, dsn: Dsn, options: Any) -> None:
@@ -64,24 +75,17 @@ class KafkaSource(MessageSource):
         where = dsn.masked()
         self.where = where
         self.servers = f"{dsn.host or 'localhost'}:{dsn.port or 9092}"
-        self.topics = dsn.get_all("topics")
-        self.assigned = parse_topic_partitions(dsn.get("topic_partitions") or "", where)
+        cfg = self.config
+        self.topics = list(cfg["topics"])
+        self.assigned = parse_topic_partitions(cfg["topic_partitions"] or "", where)
         if not self.topics and not self.assigned:
             raise DsnError(f"{where}: name what to read: topics=<a,b> or topic_partitions=<t>:<0..2>")
-        self.group = dsn.get("group") or "tdetl"
-        self.fallback = parse_fallback(dsn.get("fallback_offset") or "Earliest", where)
-        timeout = dsn.get("timeout") or "500"
-        if timeout == "never":
-            self.idle: float | None = None
-        elif timeout.isdigit():
-            self.idle = int(timeout) / 1000
-        else:
-            self.idle = dsn.duration("timeout")
-        self.session_ms = int(dsn.duration("session_timeout", 10.0) * 1000)
-        self.use_ssl = dsn.flag("use_ssl")
-        self.sasl = dsn.get("sasl_mechanism") or ("PLAIN" if dsn.user else None)
-        if self.sasl and self.sasl.upper() not in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"):
-            raise DsnError(f"{where}: sasl_mechanism={self.sasl!r} must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
+        self.group = cfg["group"] or "tdetl"
+        self.fallback = parse_fallback(cfg["fallback_offset"] or "Earliest", where)
+        self.idle: float | None = cfg["timeout"]
+        self.session_ms = int(cfg["session_timeout"] * 1000)
+        self.use_ssl = cfg["use_ssl"]
+        self.sasl = cfg["sasl_mechanism"] or ("PLAIN" if dsn.user else None)
         self._tls_files: list[Path] = []
         self._consumers: dict[str, Any] = {}
         self._commits: dict[str, dict[Any, Any]] = {}
@@ -93,7 +97,7 @@ class KafkaSource(MessageSource):
         return [f"consumer-{i}" for i in range(max(1, self.options.jobs))]
 
     def _pem_file(self, key: str) -> str | None:
-        text = self.dsn.value(key)
+        text = self.config[key]
         if not text:
             return None
         if not text.lstrip().startswith("-----"):
@@ -109,7 +113,7 @@ class KafkaSource(MessageSource):
 
         kwargs: dict[str, Any] = dict(
             bootstrap_servers=self.servers, group_id=self.group, enable_auto_commit=False,
-            client_id=self.dsn.get("client_id") or f"tdetl-{partition}",
+            client_id=self.config["client_id"] or f"tdetl-{partition}",
             auto_offset_reset="latest" if self.fallback[0] == "latest" else "earliest",
             session_timeout_ms=self.session_ms, heartbeat_interval_ms=max(100, self.session_ms // 4),
             max_poll_records=self.batch_size, consumer_timeout_ms=float("inf"))

@@ -15,19 +15,21 @@ from .. import backup as fmt
 from ..dsn import Dsn
 from ..errors import BackupError
 from ..model import Catalog, TableBatch
+from ..params import Param, Spec
 from .base import Source
 
 
 class LocalSource(Source):
-    params = frozenset({"stables", "tables"})
+    spec = Spec(Param("stables", "list", help="restore only these super tables"),
+                Param("tables", "list", help="restore only these tables: t1,stable.t2 or @file"))
 
     def __init__(self, dsn: Dsn, options: Any) -> None:
         super().__init__(dsn, options)
         self.root: Path = dsn.path
         self.manifest = fmt.read_manifest(self.root)
         self._catalog = fmt.catalog_from_json(self.manifest, str(self.root / fmt.MANIFEST))
-        self.want_stables = set(dsn.get_all("stables"))
-        self.want_tables = set(dsn.get_all("tables"))
+        self.want_stables = set(self.config["stables"])
+        self.want_tables = set(self.config["tables"])
         self._verified = False
         known_st = {st.name for st in self._catalog.stables.values()}
         known_t = {t.name for t in self._catalog.tables.values()}

@@ -17,12 +17,13 @@ from .base import Source
 
 class MessageSource(Source):
     default_table = "messages"
+    uses_parser = True
 
     def __init__(self, dsn: Dsn, options: Any) -> None:
         super().__init__(dsn, options)
-        self.batch_size = dsn.integer("batch_size", 10_000, minimum=1)
-        self.batch_timeout = dsn.duration("batch_timeout", 1.0)
-        self.parser = MessageParser(options.parser, dsn.get("database") or None, dsn.masked(), self.default_table)
+        self.batch_size = self.config["batch_size"]
+        self.batch_timeout = self.config["batch_timeout"]
+        self.parser = MessageParser(options.parser, self.config["database"], dsn.masked(), self.default_table)
         self._lock = threading.Lock()
         self._seq = 0
         self._pending: dict[str, list[tuple[int, Any]]] = {}

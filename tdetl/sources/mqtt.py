@@ -22,6 +22,7 @@ from typing import Any
 from ..dsn import Dsn
 from ..errors import DsnError, SourceError
 from ..model import TableBatch
+from ..params import DATABASE, IDLE, TLS, Param, Spec, batching
 from ..transform.messages import Messages
 from .messages import MessageSource
 
@@ -29,6 +30,8 @@ log = logging.getLogger("tdetl.mqtt")
 _TICK = 0.005  # how often an empty inbox is looked at
 _LULL = 0.05  # seconds without a message that cut a batch while acknowledgements are owed
 _VERSIONS = {"3.1": 3, "3.1.1": 4, "5.0": 5, "5": 5}
+_LOG_LEVELS = {"trace": logging.DEBUG, "debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
+               "error": logging.ERROR}
 
 
 def parse_topics(text: str, where: str) -> list[tuple[str, int]]:
@@ -45,28 +48,33 @@ def parse_topics(text: str, where: str) -> list[tuple[str, int]]:
 
 
 class MqttSource(MessageSource):
-    params = frozenset({"topics", "version", "clean_session", "client_id", "keep_alive", "ca", "cert", "cert_key",
-                        "log_level", "batch_size", "batch_timeout", "timeout", "database"})
+    spec = Spec(
+        Param("topics", "list", help="<topic>[::<qos 0|1|2>] (+/# wildcards)"),
+        Param("client_id", "text", None, "client id (required)"),
+        Param("version", "choice", "3.1", "MQTT protocol version", choices=tuple(_VERSIONS)),
+        Param("clean_session", "flag", True, "start without the broker's stored session"),
+        Param("keep_alive", "int", 60, "keep-alive seconds", minimum=1),
+        *TLS,
+        Param("log_level", "choice", "warn", "paho's log level", choices=tuple(_LOG_LEVELS)),
+        *batching(10_000, 1.0, "messages"), IDLE, DATABASE)
     default_table = "mqtt_data"
 
     def __init__(self, dsn: Dsn, options: Any) -> None:
         super().__init__(dsn, options)
         where = dsn.masked()
         self.where = where
-        self.topics = parse_topics(dsn.get("topics") or "", where)
+        cfg = self.config
+        self.topics = parse_topics(",".join(cfg["topics"]), where)
         if not self.topics:
             raise DsnError(f"{where}: name what to read: topics=<topic>[::<qos>][,...]")
-        self.client_id = dsn.get("client_id") or ""
+        self.client_id = cfg["client_id"] or ""
         if not self.client_id:
             raise DsnError(f"{where}: client_id is required")
-        version = dsn.get("version") or "3.1"
-        if version not in _VERSIONS:
-            raise DsnError(f"{where}: version={version!r} must be 3.1, 3.1.1 or 5.0")
-        self.protocol = _VERSIONS[version]
-        self.clean = dsn.flag("clean_session", True)
-        self.keep_alive = dsn.integer("keep_alive", 60, minimum=1)
-        timeout = dsn.get("timeout") or "never"
-        self.idle: float | None = None if timeout == "never" else dsn.duration("timeout")
+        self.protocol = _VERSIONS[cfg["version"]]
+        self.clean = cfg["clean_session"]
+        self.keep_alive = cfg["keep_alive"]
+        self.idle: float | None = cfg["timeout"]
+        self.log_level = _LOG_LEVELS[cfg["log_level"]]
         self._files: list[Path] = []
         self._inbox: deque[Any] = deque()  # appended by paho's thread; no per-message locking
         self._client: Any = None
@@ -76,7 +84,7 @@ class MqttSource(MessageSource):
         return ["mqtt"]
 
     def _tls(self, client: Any) -> None:
-        ca, cert, key = (self.dsn.value(k) for k in ("ca", "cert", "cert_key"))
+        ca, cert, key = (self.config[k] for k in ("ca", "cert", "cert_key"))
         if not (ca or cert):
             return
         ctx = ssl.create_default_context(cadata=ca) if ca and ca.lstrip().startswith("-----") else \
@@ -102,6 +110,9 @@ class MqttSource(MessageSource):
         if self.protocol != 5:
             kwargs["clean_session"] = self.clean
         client = mqtt.Client(CallbackAPIVersion.VERSION2, **kwargs)
+        paho_log = logging.getLogger("tdetl.mqtt.paho")  # log_level: what of paho's own log is shown
+        paho_log.setLevel(self.log_level)
+        client.enable_logger(paho_log)
         if self.dsn.user:
             client.username_pw_set(self.dsn.user, self.dsn.password)
         try:

@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 from ..dsn import Dsn
 from ..errors import DsnError, SourceError
 from ..model import Catalog, Column, TableBatch, TableSpec, conform
+from ..params import DATABASE, IDLE, Param, Spec, batching
 from ..transform.parser import sized
 from ..types import TDType
 from .base import Source
@@ -52,57 +53,75 @@ def _us(t: dt.datetime | None) -> int | None:
 
 class OpcUaSource(Source):
     protocols = (None, "ua", "da")
-    params = frozenset({"interval", "concurrent", "batch_size", "batch_timeout", "connect_timeout",
-                        "request_timeout", "security_policy", "security_mode", "certificate", "private_key",
-                        "csv_config_file", "ua.nodes", "opc_table_config", "debug", "enable", "path", "keep",
-                        "timeout", "mode", "database"})
+    spec = Spec(
+        Param("ua.nodes", "text", None, "points: <nodeid>::<code>[,...] (with opc_table_config)"),
+        Param("opc_table_config", "file", None, 'JSON {"stable_prefix", "column_configs": [{"column_name":'
+              ' received_time|original_time|value|quality, "column_type", "column_alias", "is_primary_key"}]}'),
+        Param("csv_config_file", "file", None, "points from a CSV (@file): point_id, tbname, stable, enabled, ts_col,"
+              " received_time_col, value_col, quality_col, type, tag::<type>::<name>"),
+        Param("interval", "duration", 1.0, "publishing interval, or the poll interval"),
+        Param("mode", "choice", "subscribe", "data-change subscriptions (polling when refused), or polling",
+              choices=("subscribe", "observe")),
+        Param("concurrent", "int", 1, "sessions sharing the points", minimum=1),
+        *batching(100, 20.0, "points"),
+        Param("connect_timeout", "duration", 10.0, "connect timeout"),
+        Param("request_timeout", "duration", 10.0, "request timeout"),
+        Param("security_policy", "choice", "None", "security policy", choices=POLICIES),
+        Param("security_mode", "choice", "None", "security mode", choices=MODES),
+        Param("certificate", "text", None, "client certificate (path)"),
+        Param("private_key", "text", None, "client private key (path)"),
+        Param("debug", "flag", False, "log asyncua's chatter too"),
+        Param("enable", "flag", False, "keep the raw data (needs path and keep)"),
+        Param("path", "text", None, "directory for raw data files opcua-<day>.jsonl"),
+        Param("keep", "int", None, "days of raw data kept", minimum=1),
+        IDLE, DATABASE)
 
     def __init__(self, dsn: Dsn, options: Any) -> None:
         where = self.where = dsn.masked()
         if (dsn.driver == "opc") != (dsn.protocol == "ua") or dsn.protocol == "da":
             raise DsnError(f"{where}: only OPC UA is read (opc+ua:// or opcua://); OPC DA needs Windows")
         super().__init__(dsn, options)
-        self.interval = dsn.duration("interval", 1.0)
+        cfg = self.config
+        self.interval = cfg["interval"]
         if self.interval <= 0:
             raise DsnError(f"{where}: interval must be more than 0 seconds")
-        self.concurrent = dsn.integer("concurrent", 1, minimum=1)
-        self.batch_size = dsn.integer("batch_size", 100, minimum=1)
-        self.batch_timeout = dsn.duration("batch_timeout", 20.0)
-        self.connect_timeout = dsn.duration("connect_timeout", 10.0)
-        self.request_timeout = dsn.duration("request_timeout", 10.0)
-        timeout = dsn.get("timeout") or "never"
-        self.idle: float | None = None if timeout == "never" else dsn.duration("timeout")
-        self.mode = dsn.choice("mode", ("subscribe", "observe"), "subscribe")
-        self.database = dsn.get("database") or None
-        self.policy = dsn.choice("security_policy", POLICIES, "None")
-        self.security_mode = dsn.choice("security_mode", MODES, "None")
+        self.concurrent = cfg["concurrent"]
+        self.batch_size = cfg["batch_size"]
+        self.batch_timeout = cfg["batch_timeout"]
+        self.connect_timeout = cfg["connect_timeout"]
+        self.request_timeout = cfg["request_timeout"]
+        self.idle: float | None = cfg["timeout"]
+        self.mode = cfg["mode"]
+        self.database = cfg["database"]
+        self.policy = cfg["security_policy"]
+        self.security_mode = cfg["security_mode"]
         if (self.policy == "None") != (self.security_mode == "None"):
             raise DsnError(f"{where}: security_policy={self.policy} and security_mode={self.security_mode}:"
                            f" both must be None, or a policy with Sign or SignAndEncrypt")
-        self.certificate = dsn.get("certificate") or None
-        self.private_key = dsn.get("private_key") or None
+        self.certificate = cfg["certificate"] or None
+        self.private_key = cfg["private_key"] or None
         if self.policy != "None":
             for key, value in (("certificate", self.certificate), ("private_key", self.private_key)):
                 if not value:
                     raise DsnError(f"{where}: security_mode={self.security_mode} needs {key}=<path to .pem/.der>")
                 if not Path(value).is_file():
                     raise DsnError(f"{where}: {key}={value!r} is not a file")
-        if dsn.flag("debug"):
+        if cfg["debug"]:
             log.setLevel(logging.DEBUG)
             logging.getLogger("asyncua").setLevel(logging.INFO)
         else:  # asyncua logs every reconnect attempt and revised setting; tdetl says what matters
             logging.getLogger("asyncua").setLevel(logging.CRITICAL)
         self.raw: Path | None = None
         self.keep_days = 0
-        if dsn.flag("enable"):
-            if not dsn.get("path") or not dsn.get("keep"):
+        if cfg["enable"]:
+            if not cfg["path"] or not cfg["keep"]:
                 raise DsnError(f"{where}: enable=true (keep raw data) needs path=<dir> and keep=<days>")
-            self.raw = Path(dsn.get("path") or "")
-            self.keep_days = dsn.integer("keep", 0, minimum=1)
-        if dsn.get("csv_config_file"):
-            self.points = points_from_csv(dsn.value("csv_config_file") or "", where)
-        elif dsn.get("ua.nodes"):
-            self.points = points_from_nodes(dsn.get("ua.nodes") or "", dsn.value("opc_table_config"), where)
+            self.raw = Path(cfg["path"])
+            self.keep_days = cfg["keep"]
+        if cfg["csv_config_file"]:
+            self.points = points_from_csv(cfg["csv_config_file"], where)
+        elif cfg["ua.nodes"]:
+            self.points = points_from_nodes(cfg["ua.nodes"], cfg["opc_table_config"], where)
         else:
             raise DsnError(f"{where}: name the points with csv_config_file=@<file> or ua.nodes=<nodeid>::<code>,..."
                            f" with opc_table_config")

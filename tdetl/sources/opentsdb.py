@@ -22,9 +22,10 @@ import polars as pl
 from ..dsn import Dsn
 from ..errors import SourceError
 from ..model import Catalog, Column, SuperTable, TableBatch
+from ..params import DATABASE, TIME_RANGE, Param, Spec
 from ..types import TDType
 from .base import Source
-from .timeseries import RANGE_PARAMS, TimeRange, child_name, series_batch, series_key, stable_name
+from .timeseries import TimeRange, child_name, series_batch, series_key, stable_name
 
 SUGGEST_MAX = 100_000
 FIELDS = [("value", TDType("DOUBLE"))]
@@ -32,16 +33,18 @@ FIELDS = [("value", TDType("DOUBLE"))]
 
 class OpenTSDBSource(Source):
     protocols = ("http", "https")
-    params = RANGE_PARAMS | {"metrics", "database", "request_timeout"}
+    spec = Spec(Param("metrics", "list", help="metrics to read (default all, from /api/suggest)"), *TIME_RANGE,
+                Param("request_timeout", "duration", 60.0, "HTTP request timeout"), DATABASE)
 
     def __init__(self, dsn: Dsn, options: Any) -> None:
         super().__init__(dsn, options)
         self.where = dsn.masked()
-        self.metrics = [m for m in (dsn.get("metrics") or "").split(",") if m]
-        self.range = TimeRange(dsn, self.where)
-        self.tbname = dsn.get("tbname")
-        self.database = dsn.get("database") or None
-        self.timeout = dsn.duration("request_timeout", 60.0)
+        cfg = self.config
+        self.metrics = list(cfg["metrics"])
+        self.range = TimeRange(cfg, self.where)
+        self.tbname = cfg["tbname"]
+        self.database = cfg["database"]
+        self.timeout = cfg["request_timeout"]
         scheme = "https" if dsn.protocol == "https" else "http"
         self.base = f"{scheme}://{dsn.host or 'localhost'}:{dsn.port or 4242}"
         self._tags: dict[str, list[str]] = {}  # tag keys per metric, in the order first seen

@@ -22,9 +22,10 @@ import pyarrow.compute as pc
 from ..dsn import Dsn
 from ..errors import ConfigError, DsnError, SourceError, TaosError
 from ..model import Catalog, TableBatch, TableSpec, conform
+from ..params import TAOS_CONNECTION, Param, Spec
 from ..taos import catalog as taos_catalog
 from ..taos.conn import Connection
-from ..taos.connect import CONNECTION_PARAMS, open_connection
+from ..taos.connect import open_connection
 from ..taos.ddl import ident, literal
 from ..types import TDType
 from .base import Source
@@ -71,8 +72,18 @@ def _positioned(spec: TableSpec, data: pa.RecordBatch, partition: str) -> TableB
 
 class TaosSource(Source):
     protocols = (None, "ws", "wss", "http", "https")
-    params = CONNECTION_PARAMS | frozenset({
-        "stables", "tables", "start", "end", "mode", "interval", "restro", "excursion", "select-from-stable"})
+    spec = Spec(
+        Param("stables", "list", help="only these super tables"),
+        Param("tables", "list", help="only these tables: {stable}.{table} or {table}, or @file"),
+        Param("start", "instant", None, "rows with start <= ts (RFC 3339 with a zone)"),
+        Param("end", "instant", None, "rows with ts < end"),
+        Param("mode", "choice", "history", "history: what is there; realtime: poll for new rows; all: both",
+              choices=("history", "realtime", "all")),
+        Param("interval", "duration", 1.0, "realtime poll interval"),
+        Param("restro", "duration", 0.0, "realtime starts this far back"),
+        Param("excursion", "duration", 0.5, "realtime reads up to now - excursion (late rows are caught)"),
+        Param("select-from-stable", "flag", False, "read child tables through their super table, 500 per query"),
+        *TAOS_CONNECTION)
 
     def __init__(self, dsn: Dsn, options: Any) -> None:
         super().__init__(dsn, options)
@@ -80,17 +91,18 @@ class TaosSource(Source):
         self.db, _, self.sub = dsn.object.strip("/").partition(".")
         if not self.db:
             raise DsnError(f"{where}: name the source database, e.g. taos://host:6030/<db>")
-        self.stables = dsn.get_all("stables")
-        self.tables = dsn.get_all("tables")
-        self.mode = dsn.choice("mode", ("history", "realtime", "all"), "history")
-        self.start = parse_time(dsn.get("start") or "", f"{where} start") if dsn.get("start") else None
-        self.end = parse_time(dsn.get("end") or "", f"{where} end") if dsn.get("end") else None
+        cfg = self.config
+        self.stables = list(cfg["stables"])
+        self.tables = list(cfg["tables"])
+        self.mode = cfg["mode"]
+        self.start = parse_time(cfg["start"], f"{where} start") if cfg["start"] else None
+        self.end = parse_time(cfg["end"], f"{where} end") if cfg["end"] else None
         if self.start is not None and self.end is not None and self.end <= self.start:
-            raise DsnError(f"{where}: end={dsn.get('end')} is not after start={dsn.get('start')}")
-        self.interval = dsn.duration("interval", 1.0)
-        self.restro = dsn.duration("restro", 0.0)
-        self.excursion = dsn.duration("excursion", 0.5)
-        self.from_stable = dsn.flag("select-from-stable")
+            raise DsnError(f"{where}: end={cfg['end']} is not after start={cfg['start']}")
+        self.interval = cfg["interval"]
+        self.restro = cfg["restro"]
+        self.excursion = cfg["excursion"]
+        self.from_stable = cfg["select-from-stable"]
         if self.from_stable and any("." not in t for t in self.tables):
             bad = next(t for t in self.tables if "." not in t)
             raise DsnError(f"{where}: with select-from-stable, tables take the form {{stable}}.{{table}} (got {bad!r})")

@@ -7,20 +7,20 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime
+from typing import Any
 
 import polars as pl
 
-from ..dsn import Dsn
 from ..errors import DsnError
 from ..model import Column, TableBatch, TableSpec, conform
+from ..params import seconds
 from ..transform.parser import sized
 from ..types import TDType
 
 NS = 1_000_000_000
 WINDOWS = {"D": 86_400, "H": 3_600, "M": 60}
-RANGE_PARAMS = frozenset({"beginTime", "endTime", "readWindow", "timeout", "tbname"})
 
 
 def parse_instant(text: str, where: str) -> int:
@@ -46,25 +46,21 @@ class TimeRange:
     """``beginTime`` (required), ``endTime`` (absent: keep polling), ``readWindow`` (D/H/M or a
     duration such as ``10s``; default M) and ``timeout`` (stop polling after this long without data)."""
 
-    def __init__(self, dsn: Dsn, where: str) -> None:
-        if not dsn.get("beginTime"):
+    def __init__(self, cfg: Mapping[str, Any], where: str) -> None:
+        if not cfg["beginTime"]:
             raise DsnError(f"{where}: beginTime is required, e.g. beginTime=2023-06-01T00:00:00+0800")
-        self.begin = parse_instant(dsn.get("beginTime") or "", f"{where}: beginTime")
-        self.end = parse_instant(dsn.get("endTime") or "", f"{where}: endTime") if dsn.get("endTime") else None
+        self.begin = parse_instant(cfg["beginTime"], f"{where}: beginTime")
+        self.end = parse_instant(cfg["endTime"], f"{where}: endTime") if cfg["endTime"] else None
         if self.end is not None and self.end <= self.begin:
             raise DsnError(f"{where}: endTime must be after beginTime")
-        win = dsn.get("readWindow") or "M"
+        win = cfg["readWindow"] or "M"
         if win.upper() in WINDOWS:
             self.window = WINDOWS[win.upper()] * NS
         else:
-            try:
-                self.window = int(dsn.duration("readWindow") * NS)
-            except DsnError:
-                self.window = 0
+            self.window = int((seconds(win) or 0) * NS)
             if self.window <= 0:
                 raise DsnError(f"{where}: readWindow={win!r} must be D, H, M or a duration such as 10s")
-        timeout = dsn.get("timeout") or "never"
-        self.idle: float | None = None if timeout == "never" else dsn.duration("timeout")
+        self.idle: float | None = cfg["timeout"]
         self._last_data = time.monotonic()
 
     @property

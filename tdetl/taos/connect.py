@@ -9,8 +9,6 @@ from ..dsn import Dsn
 from ..errors import DsnError
 from .conn import Connection
 
-CONNECTION_PARAMS = frozenset({"libraryPath", "configDir", "token"})
-
 
 def open_connection(dsn: Dsn, db: str | None = None, timeout: float = 30.0) -> Connection:
     user = dsn.user or "root"
