@@ -12,7 +12,7 @@ import pytest
 from tdetl.drivers import SINKS, SOURCES, driver_class, open_source
 from tdetl.dsn import parse_dsn
 from tdetl.errors import ConfigError, DsnError
-from tdetl.params import Param, Spec
+from tdetl.params import Param, Spec, instant_ns
 from tdetl.pipeline import Options
 
 from .conftest import ROOT, run_cli
@@ -32,6 +32,20 @@ def test_a_spec_parses_every_kind_with_defaults() -> None:
         7, None, 0.25, True, "b", ("a", "b", "c"), "z")
     assert SPEC.parse(parse_dsn("xx://h/o?wait=2m&ms=3s"), "xx")["wait"] == 120.0
     assert SPEC.parse(parse_dsn("xx://h/o?ms=3s"), "xx")["ms"] == 3.0  # a unit suffix is always allowed
+
+
+@pytest.mark.parametrize("text,ns", [
+    ("2023-06-01T00:00:00+0800", 1685548800 * 10**9), ("2023-06-01T00:00:00+08:00", 1685548800 * 10**9),
+    ("2023-05-31T16:00:00Z", 1685548800 * 10**9), ("2023-06-01T00:00:00 0800", 1685548800 * 10**9),
+    ("2023-05-31 16:00:00.000000001Z", 1685548800 * 10**9 + 1), ("2023-05-31T16:00:00.5+00:00", 1685548800_5 * 10**8),
+])
+def test_one_instant_form_for_every_driver(text: str, ns: int) -> None:
+    assert instant_ns(text) == ns
+    spec = Spec(Param("at", "instant"))
+    assert spec.parse(parse_dsn(f"xx://h/o?at={text.replace('+', '%2B')}"), "xx")["at"] == ns
+    for bad, why in (("2023-06-01T00:00:00", "needs a zone"), ("yesterday", "is not a time like")):
+        with pytest.raises(DsnError, match=f"xx parameter at: '{bad}' {why}"):
+            spec.parse(parse_dsn(f"xx://h/o?at={bad}"), "xx")
 
 
 def test_list_and_file_parameters_read_at_files(tmp_path: Path) -> None:

@@ -11,10 +11,8 @@ from __future__ import annotations
 import logging
 import re
 import ssl
-import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from ..dsn import Dsn
@@ -86,7 +84,6 @@ class KafkaSource(MessageSource):
         self.session_ms = int(cfg["session_timeout"] * 1000)
         self.use_ssl = cfg["use_ssl"]
         self.sasl = cfg["sasl_mechanism"] or ("PLAIN" if dsn.user else None)
-        self._tls_files: list[Path] = []
         self._consumers: dict[str, Any] = {}
         self._commits: dict[str, dict[Any, Any]] = {}
         self._unplaced: dict[int, set[Any]] = {}  # per consumer: assigned, not yet seeked (ByTime)
@@ -95,18 +92,6 @@ class KafkaSource(MessageSource):
         if self.assigned:
             return ["consumer-0"]  # assigned partitions: one consumer, no group rebalancing
         return [f"consumer-{i}" for i in range(max(1, self.options.jobs))]
-
-    def _pem_file(self, key: str) -> str | None:
-        text = self.config[key]
-        if not text:
-            return None
-        if not text.lstrip().startswith("-----"):
-            return text  # a path
-        fh = tempfile.NamedTemporaryFile("w", suffix=".pem", delete=False)
-        with fh:
-            fh.write(text)
-        self._tls_files.append(Path(fh.name))
-        return fh.name
 
     def _consumer(self, partition: str) -> Any:
         from kafka import KafkaConsumer
@@ -121,8 +106,8 @@ class KafkaSource(MessageSource):
             proto = ("SASL_" if self.sasl else "") + ("SSL" if self.use_ssl else "PLAINTEXT")
             kwargs["security_protocol"] = proto
         if self.use_ssl:
-            kwargs.update(ssl_cafile=self._pem_file("ca"), ssl_certfile=self._pem_file("cert"),
-                          ssl_keyfile=self._pem_file("cert_key"), ssl_check_hostname=True)
+            kwargs.update(ssl_cafile=self.pem_path("ca"), ssl_certfile=self.pem_path("cert"),
+                          ssl_keyfile=self.pem_path("cert_key"), ssl_check_hostname=True)
         if self.sasl:
             kwargs.update(sasl_mechanism=self.sasl.upper(), sasl_plain_username=self.dsn.user or "",
                           sasl_plain_password=self.dsn.password or "")
@@ -245,5 +230,4 @@ class KafkaSource(MessageSource):
                 consumer.close(autocommit=False)
             except Exception:  # closing is best effort
                 pass
-        for f in self._tls_files:
-            f.unlink(missing_ok=True)
+        self.remove_pem_files()

@@ -5,8 +5,10 @@ pipeline reports that position durable in the sink."""
 
 from __future__ import annotations
 
+import tempfile
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from ..dsn import Dsn
@@ -29,6 +31,27 @@ class MessageSource(Source):
         self._pending: dict[str, list[tuple[int, Any]]] = {}
         self._stop = threading.Event()
         self._starved = threading.Event()
+        self._pem_files: list[Path] = []
+
+    def pem_path(self, key: str) -> str | None:
+        """A TLS parameter (``ca``, ``cert``, ``cert_key``) as the file path clients take: a path as
+        given, or PEM text (inline or from ``@file``) written to a private temporary file that
+        :meth:`remove_pem_files` deletes."""
+        text = self.config[key]
+        if not text:
+            return None
+        if not text.lstrip().startswith("-----"):
+            return str(text)
+        fh = tempfile.NamedTemporaryFile("w", suffix=".pem", delete=False)  # mode 0600
+        with fh:
+            fh.write(text)
+        self._pem_files.append(Path(fh.name))
+        return fh.name
+
+    def remove_pem_files(self) -> None:
+        for f in self._pem_files:
+            f.unlink(missing_ok=True)
+        self._pem_files.clear()
 
     def catalog(self) -> Catalog:
         cat = Catalog()

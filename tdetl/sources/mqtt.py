@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import logging
 import ssl
-import tempfile
 import threading
 import time
 from collections import deque
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from ..dsn import Dsn
@@ -75,7 +73,6 @@ class MqttSource(MessageSource):
         self.keep_alive = cfg["keep_alive"]
         self.idle: float | None = cfg["timeout"]
         self.log_level = _LOG_LEVELS[cfg["log_level"]]
-        self._files: list[Path] = []
         self._inbox: deque[Any] = deque()  # appended by paho's thread; no per-message locking
         self._client: Any = None
         self._acks = threading.Lock()
@@ -84,23 +81,13 @@ class MqttSource(MessageSource):
         return ["mqtt"]
 
     def _tls(self, client: Any) -> None:
-        ca, cert, key = (self.config[k] for k in ("ca", "cert", "cert_key"))
-        if not (ca or cert):
+        if not (self.config["ca"] or self.config["cert"]):
             return
-        ctx = ssl.create_default_context(cadata=ca) if ca and ca.lstrip().startswith("-----") else \
-            ssl.create_default_context(cafile=ca or None)
+        ctx = ssl.create_default_context(cafile=self.pem_path("ca"))
+        cert = self.pem_path("cert")
         if cert:
-            ctx.load_cert_chain(self._as_file(cert), self._as_file(key) if key else None)
+            ctx.load_cert_chain(cert, self.pem_path("cert_key"))
         client.tls_set_context(ctx)
-
-    def _as_file(self, text: str) -> str:
-        if not text.lstrip().startswith("-----"):
-            return text
-        fh = tempfile.NamedTemporaryFile("w", suffix=".pem", delete=False)
-        with fh:
-            fh.write(text)
-        self._files.append(Path(fh.name))
-        return fh.name
 
     def _connect(self) -> Any:
         import paho.mqtt.client as mqtt
@@ -218,5 +205,4 @@ class MqttSource(MessageSource):
             self._client.disconnect()
             self._client.loop_stop()
             self._client = None
-        for f in self._files:
-            f.unlink(missing_ok=True)
+        self.remove_pem_files()

@@ -13,7 +13,6 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
@@ -36,17 +35,6 @@ _UNITS = {"ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
 REALTIME = "realtime"
 IN_LIST = 500  # child tables per select-from-stable query
 TABLE_NOT_EXIST = 0x2603
-
-
-def parse_time(text: str, where: str) -> float:
-    """Seconds since the epoch from RFC3339 with a zone (``2024-01-01T00:00:00+08:00``, ``...Z``)."""
-    try:
-        t = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace(" ", "T"))
-    except ValueError:
-        raise DsnError(f"{where}: {text!r} is not an RFC3339 time like 2024-01-01T00:00:00+08:00") from None
-    if t.tzinfo is None:
-        raise DsnError(f"{where}: {text!r} needs a zone (Z or +08:00)")
-    return t.timestamp()
 
 
 def split_by_table(data: pa.RecordBatch) -> list[tuple[str, pa.RecordBatch]]:
@@ -95,8 +83,8 @@ class TaosSource(Source):
         self.stables = list(cfg["stables"])
         self.tables = list(cfg["tables"])
         self.mode = cfg["mode"]
-        self.start = parse_time(cfg["start"], f"{where} start") if cfg["start"] else None
-        self.end = parse_time(cfg["end"], f"{where} end") if cfg["end"] else None
+        self.start: int | None = cfg["start"]  # epoch ns
+        self.end: int | None = cfg["end"]
         if self.start is not None and self.end is not None and self.end <= self.start:
             raise DsnError(f"{where}: end={cfg['end']} is not after start={cfg['start']}")
         self.interval = cfg["interval"]
@@ -111,7 +99,7 @@ class TaosSource(Source):
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._catalog: Catalog | None = None
-        self.started = time.time()
+        self.started = time.time_ns()
 
     # -- connections ----------------------------------------------------------------------------
 
@@ -158,12 +146,13 @@ class TaosSource(Source):
     def precision(self) -> str:
         return self.catalog().databases[self.db].precision
 
-    def _ticks(self, seconds: float) -> int:
-        return round(seconds * _UNITS[self.precision])
+    def _ticks(self, ns: int) -> int:
+        """Epoch nanoseconds in the database precision."""
+        return ns * _UNITS[self.precision] // 1_000_000_000
 
     def _history_end(self) -> int | None:
         if self.mode == "all":
-            bound = self.started - self.excursion
+            bound = self.started - int(self.excursion * 1e9)
             return self._ticks(min(bound, self.end) if self.end is not None else bound)
         return self._ticks(self.end) if self.end is not None else None
 
@@ -287,11 +276,11 @@ class TaosSource(Source):
         elif self.mode == "all":
             lo = self._history_end() or 0
         else:
-            base = self.start if self.start is not None else time.time() - self.restro
+            base = self.start if self.start is not None else time.time_ns() - int(self.restro * 1e9)
             lo = self._ticks(base)
         end = self._ticks(self.end) if self.end is not None else None
         while not self._stop.is_set():
-            hi = self._ticks(time.time() - self.excursion)
+            hi = self._ticks(time.time_ns() - int(self.excursion * 1e9))
             if end is not None:
                 hi = min(hi, end)
             if hi > lo:
