@@ -9,7 +9,7 @@ from .drivers import as_dsn, open_sink, open_source
 from .dsn import Dsn
 from .errors import ErrorPolicy
 from .inspect import describe
-from .pipeline import Options
+from .options import Options
 from .pipeline import run as run_pipeline
 from .progress import Summary
 from .transform.parser import ParserConfig, load_parser

@@ -10,7 +10,7 @@ from .dsn import Dsn, parse_dsn
 from .errors import DsnError
 
 if TYPE_CHECKING:
-    from .pipeline import Options
+    from .options import Options
     from .sinks.base import Sink
     from .sources.base import Source
 

@@ -13,33 +13,20 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
-from .errors import ErrorPolicy
 from .model import TableBatch
+from .options import Options, Transform
 from .progress import Progress, Summary
 from .sinks.base import Sink
 from .sources.base import Source
 
 log = logging.getLogger("tdetl")
 
-Transform = Callable[[TableBatch], Iterable[TableBatch]]
 DONE = {"done": True}
 IDLE_FLUSH = 1.0  # seconds without new batches before buffered ones are flushed
-
-
-@dataclass
-class Options:
-    parser: Any = None  # tdetl.transform.parser.ParserConfig
-    transforms: list[Transform] = field(default_factory=list)
-    jobs: int = 1
-    batch_rows: int = 1 << 20
-    batch_bytes: int = 256 << 20
-    queue_size: int = 8
-    on_error: ErrorPolicy = field(default_factory=ErrorPolicy)
-    progress: bool | None = None  # None: on when stderr is a terminal
 
 
 @dataclass

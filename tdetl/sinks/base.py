@@ -4,14 +4,12 @@ returns, together with the source checkpoint it is given), ``close`` (commit) or
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from ..dsn import Dsn
 from ..model import Catalog, TableBatch
+from ..options import Options
 from ..params import Spec
-
-if TYPE_CHECKING:
-    from ..pipeline import Options
 
 
 class Sink(ABC):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import gzip
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 import polars as pl
 import pyarrow as pa
@@ -16,6 +16,7 @@ from ..backup import safe_name
 from ..dsn import Dsn
 from ..errors import SinkError
 from ..model import Catalog, TableBatch, wide
+from ..options import Options
 from ..params import Param, Spec
 from .files import FileExport
 
@@ -33,7 +34,7 @@ class CsvSink(FileExport):
     spec = Spec(Param("header", "flag", True, "write a header line"),
                 Param("delimiter", "text", ",", "field separator"))
 
-    def __init__(self, dsn: Dsn, options: Any) -> None:
+    def __init__(self, dsn: Dsn, options: Options) -> None:
         super().__init__(dsn, options)
         self.path = dsn.path
         self.per_table = dsn.raw_path.endswith("/") or self.path.is_dir()

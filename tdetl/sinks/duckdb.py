@@ -16,6 +16,7 @@ import pyarrow as pa
 from ..dsn import Dsn
 from ..errors import SinkError
 from ..model import Catalog, TableBatch, wide
+from ..options import Options
 from ..params import Param, Spec
 from .base import Sink
 
@@ -44,7 +45,7 @@ class DuckDBSink(Sink):
                       choices=("replace", "append", "fail")),
                 Param("buffer_rows", "int", 1 << 20, "rows buffered before an INSERT", minimum=1))
 
-    def __init__(self, dsn: Dsn, options: Any) -> None:
+    def __init__(self, dsn: Dsn, options: Options) -> None:
         super().__init__(dsn, options)
         self.path = dsn.path
         self.if_exists = self.config["if_exists"]

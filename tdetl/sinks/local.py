@@ -20,6 +20,7 @@ from .. import backup as fmt
 from ..dsn import Dsn
 from ..errors import BackupError
 from ..model import Catalog, TableBatch
+from ..options import Options
 from ..params import Param, Spec
 from .base import Sink
 
@@ -30,7 +31,7 @@ class LocalSink(Sink):
                 Param("file_rows", "int", 4_000_000, "rows per data file", minimum=1),
                 Param("file_bytes", "int", 512 << 20, "bytes per data file", minimum=1024))
 
-    def __init__(self, dsn: Dsn, options: Any) -> None:
+    def __init__(self, dsn: Dsn, options: Options) -> None:
         super().__init__(dsn, options)
         self.root = dsn.path
         cfg = self.config

@@ -11,6 +11,7 @@ from ..backup import safe_name
 from ..dsn import Dsn
 from ..errors import SinkError
 from ..model import Catalog, TableBatch, wide
+from ..options import Options
 from ..params import Param, Spec
 from .files import FileExport
 
@@ -19,7 +20,7 @@ class ParquetSink(FileExport):
     spec = Spec(Param("compression", "choice", "zstd", "Parquet compression",
                       choices=("zstd", "snappy", "lz4", "gzip", "none")))
 
-    def __init__(self, dsn: Dsn, options: Any) -> None:
+    def __init__(self, dsn: Dsn, options: Options) -> None:
         super().__init__(dsn, options)
         self.root = dsn.path
         self.compression = self.config["compression"]

@@ -26,6 +26,7 @@ from .. import rawblock
 from ..dsn import Dsn
 from ..errors import DataError, DsnError, SinkError, TaosError
 from ..model import Catalog, Column, SuperTable, TableBatch, TableSpec
+from ..options import Options
 from ..params import TAOS_CONNECTION, Param, Spec
 from ..taos import ddl
 from ..taos.catalog import describe, table_names
@@ -62,7 +63,7 @@ class TaosSink(Sink):
         Param("buffer-bytes", "int", 64 << 20, "how much to buffer before writing", minimum=1),
         *TAOS_CONNECTION)
 
-    def __init__(self, dsn: Dsn, options: Any) -> None:
+    def __init__(self, dsn: Dsn, options: Options) -> None:
         super().__init__(dsn, options)
         obj = dsn.object.strip("/")
         if not obj:

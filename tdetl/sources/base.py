@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from ..dsn import Dsn
 from ..errors import ConfigError
 from ..model import Catalog, TableBatch
+from ..options import Options
 from ..params import Spec
-
-if TYPE_CHECKING:
-    from ..pipeline import Options
 
 
 class Source(ABC):

@@ -16,8 +16,10 @@ from typing import Any
 
 import polars as pl
 
+from ..dsn import Dsn
 from ..errors import ConfigError, DsnError
 from ..model import Catalog
+from ..options import Options
 from ..params import DATABASE, Param, Spec
 from ..transform.parser import ROW, FrameCaster, TableBuilder, infer_fields, single_table_model
 from ..types import TDType
@@ -38,7 +40,7 @@ class CsvSource(Source):
         DATABASE)
     uses_parser = True
 
-    def __init__(self, dsn: Any, options: Any) -> None:
+    def __init__(self, dsn: Dsn, options: Options) -> None:
         super().__init__(dsn, options)
         cfg = self.config
         self.header_mode = cfg["header"]

@@ -20,6 +20,7 @@ import polars as pl
 from ..dsn import Dsn
 from ..errors import DsnError, SourceError
 from ..model import Catalog, Column, SuperTable, TableBatch
+from ..options import Options
 from ..params import DATABASE, TIME_RANGE, Param, Spec
 from ..types import TDType
 from .base import Source
@@ -57,7 +58,7 @@ class InfluxDBSource(Source):
         Param("request_timeout", "duration", 60.0, "2.x: HTTP request timeout"),
         DATABASE)
 
-    def __init__(self, dsn: Dsn, options: Any) -> None:
+    def __init__(self, dsn: Dsn, options: Options) -> None:
         super().__init__(dsn, options)
         where = self.where = dsn.masked()
         cfg = self.config

@@ -15,6 +15,7 @@ from .. import backup as fmt
 from ..dsn import Dsn
 from ..errors import BackupError
 from ..model import Catalog, TableBatch
+from ..options import Options
 from ..params import Param, Spec
 from .base import Source
 
@@ -23,7 +24,7 @@ class LocalSource(Source):
     spec = Spec(Param("stables", "list", help="restore only these super tables"),
                 Param("tables", "list", help="restore only these tables: t1,stable.t2 or @file"))
 
-    def __init__(self, dsn: Dsn, options: Any) -> None:
+    def __init__(self, dsn: Dsn, options: Options) -> None:
         super().__init__(dsn, options)
         self.root: Path = dsn.path
         self.manifest = fmt.read_manifest(self.root)

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..dsn import Dsn
 from ..model import Catalog, TableBatch
+from ..options import Options
 from ..transform.messages import MessageParser, Messages
 from .base import Source
 
@@ -21,7 +22,7 @@ class MessageSource(Source):
     default_table = "messages"
     uses_parser = True
 
-    def __init__(self, dsn: Dsn, options: Any) -> None:
+    def __init__(self, dsn: Dsn, options: Options) -> None:
         super().__init__(dsn, options)
         self.batch_size = self.config["batch_size"]
         self.batch_timeout = self.config["batch_timeout"]

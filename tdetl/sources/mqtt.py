@@ -20,6 +20,7 @@ from typing import Any
 from ..dsn import Dsn
 from ..errors import DsnError, SourceError
 from ..model import TableBatch
+from ..options import Options
 from ..params import DATABASE, IDLE, TLS, Param, Spec, batching
 from ..transform.messages import Messages
 from .messages import MessageSource
@@ -57,7 +58,7 @@ class MqttSource(MessageSource):
         *batching(10_000, 1.0, "messages"), IDLE, DATABASE)
     default_table = "mqtt_data"
 
-    def __init__(self, dsn: Dsn, options: Any) -> None:
+    def __init__(self, dsn: Dsn, options: Options) -> None:
         super().__init__(dsn, options)
         where = dsn.masked()
         self.where = where

@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 from ..dsn import Dsn
 from ..errors import DsnError, SourceError
 from ..model import Catalog, Column, TableBatch, TableSpec, conform
+from ..options import Options
 from ..params import DATABASE, IDLE, Param, Spec, batching
 from ..transform.parser import sized
 from ..types import TDType
@@ -76,7 +77,7 @@ class OpcUaSource(Source):
         Param("keep", "int", None, "days of raw data kept", minimum=1),
         IDLE, DATABASE)
 
-    def __init__(self, dsn: Dsn, options: Any) -> None:
+    def __init__(self, dsn: Dsn, options: Options) -> None:
         where = self.where = dsn.masked()
         if (dsn.driver == "opc") != (dsn.protocol == "ua") or dsn.protocol == "da":
             raise DsnError(f"{where}: only OPC UA is read (opc+ua:// or opcua://); OPC DA needs Windows")

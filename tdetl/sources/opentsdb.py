@@ -22,6 +22,7 @@ import polars as pl
 from ..dsn import Dsn
 from ..errors import SourceError
 from ..model import Catalog, Column, SuperTable, TableBatch
+from ..options import Options
 from ..params import DATABASE, TIME_RANGE, Param, Spec
 from ..types import TDType
 from .base import Source
@@ -36,7 +37,7 @@ class OpenTSDBSource(Source):
     spec = Spec(Param("metrics", "list", help="metrics to read (default all, from /api/suggest)"), *TIME_RANGE,
                 Param("request_timeout", "duration", 60.0, "HTTP request timeout"), DATABASE)
 
-    def __init__(self, dsn: Dsn, options: Any) -> None:
+    def __init__(self, dsn: Dsn, options: Options) -> None:
         super().__init__(dsn, options)
         self.where = dsn.masked()
         cfg = self.config

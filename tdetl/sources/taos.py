@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 from ..dsn import Dsn
 from ..errors import ConfigError, DsnError, SourceError, TaosError
 from ..model import Catalog, TableBatch, TableSpec, conform
+from ..options import Options
 from ..params import TAOS_CONNECTION, Param, Spec
 from ..taos import catalog as taos_catalog
 from ..taos.conn import Connection
@@ -73,7 +74,7 @@ class TaosSource(Source):
         Param("select-from-stable", "flag", False, "read child tables through their super table, 500 per query"),
         *TAOS_CONNECTION)
 
-    def __init__(self, dsn: Dsn, options: Any) -> None:
+    def __init__(self, dsn: Dsn, options: Options) -> None:
         super().__init__(dsn, options)
         where = dsn.masked()
         self.db, _, self.sub = dsn.object.strip("/").partition(".")

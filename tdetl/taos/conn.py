@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from .. import rawblock
+from ..errors import TaosError
 from ..model import Column
 
 
@@ -47,8 +48,6 @@ def refuse_blob(block: bytes | memoryview, fields: Sequence[Column] | None, wher
     when sent over WebSocket: such a block is never sent. BLOB goes through SQL text instead."""
     types = [c.type for c in fields] if fields is not None else rawblock.block_types(block)
     if any(t.name == "BLOB" for t in types):
-        from ..errors import TaosError
-
         raise TaosError(0xFFFF, "raw-block writes of BLOB columns crash TDengine 3.3's client library"
                         " (and taosAdapter); BLOB is written as SQL text", where)
 

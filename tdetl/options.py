@@ -1,0 +1,25 @@
+"""What a run is asked to do besides its two DSNs; sources and sinks receive it. Below the pipeline,
+so drivers import it without a cycle."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ErrorPolicy
+from .model import TableBatch
+
+Transform = Callable[[TableBatch], Iterable[TableBatch]]
+
+
+@dataclass
+class Options:
+    parser: Any = None  # tdetl.transform.parser.ParserConfig
+    transforms: list[Transform] = field(default_factory=list)
+    jobs: int = 1
+    batch_rows: int = 1 << 20
+    batch_bytes: int = 256 << 20
+    queue_size: int = 8
+    on_error: ErrorPolicy = field(default_factory=ErrorPolicy)
+    progress: bool | None = None  # None: on when stderr is a terminal
