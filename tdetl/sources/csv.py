@@ -21,7 +21,8 @@ from ..errors import ConfigError, DsnError
 from ..model import Catalog
 from ..options import Options
 from ..params import DATABASE, Param, Spec
-from ..transform.parser import ROW, FrameCaster, TableBuilder, infer_fields, single_table_model
+from ..transform.casts import ROW, FrameCaster, infer_fields
+from ..transform.parser import TableBuilder, single_table_model
 from ..types import TDType
 from .base import Source
 

@@ -21,7 +21,8 @@ import polars as pl
 from ..errors import ConfigError, ErrorPolicy
 from ..model import TableBatch
 from ..types import TDType, parse_type
-from .parser import ROW, Field, FrameCaster, Model, ParserConfig, TableBuilder, as_text
+from .casts import ROW, Field, FrameCaster, as_text
+from .parser import Model, ParserConfig, TableBuilder
 
 META = ("ts", "topic", "partition", "offset", "key", "value")
 _PATH_PART = re.compile(r"""\.([A-Za-z_][\w-]*)|\[\s*(?:"([^"]*)"|'([^']*)'|(\d+))\s*\]""")

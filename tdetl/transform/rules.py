@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from ..errors import ConfigError, ErrorPolicy
 from ..types import TDType, parse_type, type_from_arrow
+from .casts import ROW, Field, FrameCaster
 from .expr import NOW, NOW_TYPE, compile_expr
 
 _GROUP = re.compile(r"\(\?P?<([A-Za-z_]\w*)>")
@@ -191,8 +192,6 @@ class StepRunner:
     """The ``transform`` steps compiled against the field types; ``types`` grows by their outputs."""
 
     def __init__(self, steps: tuple[Step, ...], types: dict[str, TDType]) -> None:
-        from .parser import Field, FrameCaster  # parser imports this module
-
         self.types = dict(types)
         self.compiled: list[_Compiled] = []
         for st in steps:
@@ -232,8 +231,6 @@ class StepRunner:
                 self.types[name] = typed.get(name, TDType("VARCHAR"))
 
     def run(self, df: pl.DataFrame, policy: ErrorPolicy, locate: Any) -> pl.DataFrame:
-        from .parser import ROW  # parser imports this module
-
         if not self.compiled:
             return df
         df = with_now(df)
