@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, ClassVar
 
 from ..dsn import Dsn
@@ -49,3 +49,19 @@ class Source(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         pass
+
+
+def ending_at(batches: Iterable[TableBatch], partition: str, position: Any,
+              on_data: Callable[[], None] | None = None) -> Iterator[TableBatch]:
+    """The batches of one window, one behind, so that only the last carries ``position`` (the
+    window's end): a resume continues after the window once all of it is durable, never halfway.
+    ``on_data`` is called when the window held anything."""
+    held: TableBatch | None = None
+    for b in batches:
+        if held is not None:
+            yield held
+        held = b
+    if held is not None:
+        if on_data is not None:
+            on_data()
+        yield TableBatch(held.spec, held.data, partition, position)

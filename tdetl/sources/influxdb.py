@@ -23,7 +23,7 @@ from ..model import Catalog, Column, SuperTable, TableBatch
 from ..options import Options
 from ..params import DATABASE, TIME_RANGE, Param, Spec
 from ..types import TDType
-from .base import Source
+from .base import Source, ending_at
 from .timeseries import TimeRange, child_name, series_batch, series_key, stable_name
 
 FIELD_TYPES = {"float": "DOUBLE", "integer": "BIGINT", "unsigned": "BIGINT UNSIGNED", "string": "VARCHAR",
@@ -132,15 +132,10 @@ class InfluxDBSource(Source):
         m = partition
         tags, fields = self._describe(m)
         for lo, hi in self.range.windows(start):
-            held: TableBatch | None = None  # the window's last batch carries its end as the position
-            for tagvals, data in self.reader.window(m, tags, fields, lo, hi):
-                if held is not None:
-                    yield held
-                name = child_name(series_key(m, tagvals), tagvals, self.tbname, self.where)
-                held = series_batch(stable_name(m), self.database, fields, tags, tagvals, data, name, "ns", m)
-            if held is not None:
-                self.range.saw_data()
-                yield TableBatch(held.spec, held.data, m, hi)
+            batches = (series_batch(stable_name(m), self.database, fields, tags, tagvals, data,
+                                    child_name(series_key(m, tagvals), tagvals, self.tbname, self.where), "ns", m)
+                       for tagvals, data in self.reader.window(m, tags, fields, lo, hi))
+            yield from ending_at(batches, m, hi, self.range.saw_data)
 
     def close(self) -> None:
         self.reader.close()

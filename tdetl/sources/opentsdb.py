@@ -25,7 +25,7 @@ from ..model import Catalog, Column, SuperTable, TableBatch
 from ..options import Options
 from ..params import DATABASE, TIME_RANGE, Param, Spec
 from ..types import TDType
-from .base import Source
+from .base import Source, ending_at
 from .timeseries import TimeRange, child_name, series_batch, series_key, stable_name
 
 SUGGEST_MAX = 100_000
@@ -95,17 +95,8 @@ class OpenTSDBSource(Source):
             body = {"start": lo // 1_000_000, "end": hi // 1_000_000 - 1, "msResolution": True,
                     "queries": [{"aggregator": "none", "metric": m}]}
             found = self._call("/api/query", body, what=f"metric {m!r}")
-            held: TableBatch | None = None
-            for series in found:
-                dps = series.get("dps") or {}
-                if not dps:
-                    continue
-                if held is not None:
-                    yield held
-                held = self._batch(m, series.get("tags") or {}, dps)
-            if held is not None:
-                self.range.saw_data()
-                yield TableBatch(held.spec, held.data, m, hi)
+            batches = (self._batch(m, s.get("tags") or {}, s["dps"]) for s in found if s.get("dps"))
+            yield from ending_at(batches, m, hi, self.range.saw_data)
 
     def _batch(self, m: str, tagvals: dict[str, str], dps: dict[str, Any]) -> TableBatch:
         with self._lock:

@@ -28,7 +28,7 @@ from ..taos.conn import Connection
 from ..taos.connect import open_connection
 from ..taos.ddl import ident, literal
 from ..types import TDType
-from .base import Source
+from .base import Source, ending_at
 
 log = logging.getLogger("tdetl.taos")
 
@@ -285,13 +285,7 @@ class TaosSource(Source):
             if end is not None:
                 hi = min(hi, end)
             if hi > lo:
-                held: TableBatch | None = None  # one behind, so the last of the window carries hi
-                for b in self._window(lo, hi):
-                    if held is not None:
-                        yield held
-                    held = b
-                if held is not None:
-                    yield TableBatch(held.spec, held.data, partition, hi)
+                yield from ending_at(self._window(lo, hi), partition, hi)
                 lo = hi
             if end is not None and lo >= end:
                 return
