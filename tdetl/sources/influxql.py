@@ -5,9 +5,7 @@ talk to 1.6 (its /api/v2 endpoints appear in 1.8)."""
 from __future__ import annotations
 
 import json
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,6 +14,7 @@ import polars as pl
 from ..errors import SourceError
 from ..transform.rules import polars_type
 from ..types import TDType
+from .http import open_json_api
 
 
 class InfluxQL:
@@ -36,18 +35,8 @@ class InfluxQL:
         if chunked:
             args.update(chunked="true", chunk_size=str(self.chunk))
         url = f"{self.base}/query?{urllib.parse.urlencode(args)}"
-        try:
-            return urllib.request.urlopen(url, timeout=60)
-        except urllib.error.HTTPError as e:
-            body = e.read().decode("utf-8", "replace")
-            try:
-                doc = json.loads(body)
-                msg = doc.get("error") or doc["results"][0].get("error")
-            except (ValueError, KeyError, IndexError, TypeError):
-                msg = body.strip()[:200]
-            raise SourceError(f"{self.where}: InfluxDB refused {q!r}: HTTP {e.code}: {msg}") from None
-        except (urllib.error.URLError, OSError) as e:
-            raise SourceError(f"{self.where}: cannot reach InfluxDB at {self.base}: {e}") from None
+        return open_json_api(url, server="InfluxDB", base=self.base, what=repr(q), where=self.where, timeout=60,
+                             message=lambda doc: doc.get("error") or doc["results"][0].get("error"))
 
     def _query(self, q: str) -> list[dict[str, Any]]:
         with self._request(q) as resp:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import threading
-import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from ..options import Options
 from ..params import DATABASE, TIME_RANGE, Param, Spec
 from ..types import TDType
 from .base import Source, ending_at
+from .http import open_json_api
 from .timeseries import TimeRange, child_name, series_batch, series_key, stable_name
 
 SUGGEST_MAX = 100_000
@@ -55,18 +55,11 @@ class OpenTSDBSource(Source):
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(f"{self.base}{path}", data=data,
                                      headers={"Content-Type": "application/json"} if data else {})
+        resp = open_json_api(req, server="OpenTSDB", base=self.base, what=what or path, where=self.where,
+                             timeout=self.timeout, message=lambda doc: doc["error"]["message"])
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+            with resp:
                 return json.loads(resp.read())
-        except urllib.error.HTTPError as e:
-            text = e.read().decode("utf-8", "replace")
-            try:
-                msg = json.loads(text)["error"]["message"]
-            except (ValueError, KeyError, TypeError):
-                msg = text.strip()[:200]
-            raise SourceError(f"{self.where}: OpenTSDB refused {what or path}: HTTP {e.code}: {msg}") from None
-        except (urllib.error.URLError, OSError) as e:
-            raise SourceError(f"{self.where}: cannot reach OpenTSDB at {self.base}: {e}") from None
         except ValueError as e:
             raise SourceError(f"{self.where}: OpenTSDB answered {what or path} with bad JSON: {e}") from None
 
