@@ -35,16 +35,13 @@ SINKS: dict[str, str] = {
 
 
 def _load(table: dict[str, str], dsn: Dsn, role: str) -> type:
-    target = table.get(dsn.driver)
-    if target is None:
+    try:
+        cls = driver_class(dsn.driver, "source" if table is SOURCES else "target")
+    except DsnError as e:
+        raise DsnError(f"{dsn.masked()}: {e}") from None
+    if cls is None:
         raise DsnError(f"{dsn.masked()}: unknown {role} driver {dsn.driver!r}"
                        f" (available: {', '.join(sorted(table))})")
-    module, _, name = target.partition(":")
-    try:
-        cls = getattr(importlib.import_module(module), name)
-    except ImportError as e:
-        raise DsnError(f"{dsn.masked()}: driver {dsn.driver!r} needs a missing package ({e.name});"
-                       f" install tdetl[all]") from None
     if dsn.protocol not in cls.protocols:
         raise DsnError(f"{dsn.masked()}: driver {dsn.driver!r} does not speak {dsn.protocol!r}")
     return cls

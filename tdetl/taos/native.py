@@ -138,14 +138,12 @@ class NativeConnection(Connection):
         return Result(fields, precision, False, 0, self._blocks(res))
 
     def _fields(self, res: int, n: int) -> list[Column]:
-        if hasattr(self.lib, "taos_fetch_fields_e"):
-            raw = self.lib.taos_fetch_fields_e(res)
-            return columns_from_lists([raw[i].name.decode() for i in range(n)], [raw[i].type for i in range(n)],
-                                      [raw[i].bytes for i in range(n)], [raw[i].precision for i in range(n)],
-                                      [raw[i].scale for i in range(n)])
-        raw = self.lib.taos_fetch_fields(res)
-        return columns_from_lists([raw[i].name.decode() for i in range(n)], [raw[i].type for i in range(n)],
-                                  [raw[i].bytes for i in range(n)])
+        extended = hasattr(self.lib, "taos_fetch_fields_e")  # with DECIMAL precision and scale
+        raw = (self.lib.taos_fetch_fields_e if extended else self.lib.taos_fetch_fields)(res)
+        fields = [raw[i] for i in range(n)]
+        return columns_from_lists([f.name.decode() for f in fields], [f.type for f in fields],
+                                  [f.bytes for f in fields], [f.precision for f in fields] if extended else None,
+                                  [f.scale for f in fields] if extended else None)
 
     def _blocks(self, res: int) -> Iterator[memoryview]:
         """Each block views the library's memory: valid until the next one is fetched."""

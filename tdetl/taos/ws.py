@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from typing import Any
 
-from ..errors import DsnError, TaosError
+from ..errors import TaosError
 from ..model import Column
 from .conn import Connection, Result, refuse_blob
 from .fields import PRECISIONS, columns_from_lists, pack_fields
@@ -136,9 +136,3 @@ class WsConnection(Connection):
 
 def _message_len(msg: bytes) -> int:
     return int.from_bytes(msg[_FETCH_HEAD.size - 4:_FETCH_HEAD.size], "little")
-
-
-def ws_url(scheme: str, host: str | None, port: int | None, where: str) -> str:
-    if scheme not in ("ws", "wss"):
-        raise DsnError(f"{where}: WebSocket transport needs taos+ws:// or taos+wss://")
-    return f"{scheme}://{host or 'localhost'}:{port or 6041}/ws"
