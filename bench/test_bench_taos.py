@@ -25,10 +25,10 @@ import pyarrow as pa
 import pytest
 
 import tdetl
+from tdetl.drivers.taos.sink import TaosSink
 from tdetl.dsn import parse_dsn
 from tdetl.model import Catalog, Column, Database, SuperTable, TableBatch, TableSpec
 from tdetl.pipeline import Options
-from tdetl.sinks.taos import TaosSink
 from tdetl.taos.connect import open_connection
 from tdetl.taos.stmt import MAX_ROWS as STMT_ROWS
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from tdetl.drivers.taos.sink import TaosSink
 from tdetl.dsn import parse_dsn
 from tdetl.model import Column, TableBatch
 from tdetl.pipeline import Options
-from tdetl.sinks.taos import TaosSink
 from tdetl.taos.conn import Connection, Result
 from tdetl.taos.insert import insert_statements, value_rows
 

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .model import Catalog
-from .sources.base import Source
+from .source import Source
 
 
 def describe(source: Source) -> dict[str, Any]:

@@ -218,8 +218,3 @@ TIME_RANGE = (
                                   " series key>)"),
     IDLE,
 )
-TAOS_CONNECTION = (
-    Param("libraryPath", "text", None, "path of libtaos.so (native)"),
-    Param("configDir", "text", None, "taos.cfg directory (native)"),
-    Param("token", "text", None, "cloud token", secret=True),
-)

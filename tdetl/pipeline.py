@@ -20,8 +20,8 @@ from typing import Any
 from .model import TableBatch
 from .options import Options, Transform
 from .progress import Progress, Summary
-from .sinks.base import Sink
-from .sources.base import Source
+from .sink import Sink
+from .source import Source
 
 log = logging.getLogger("tdetl")
 

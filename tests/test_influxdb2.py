@@ -14,8 +14,8 @@ import pyarrow as pa
 import pytest
 
 import tdetl
+from tdetl.drivers.influxdb.flux import annotated_pieces
 from tdetl.errors import DsnError, SourceError
-from tdetl.sources.flux import annotated_pieces
 
 from .conftest import Background, run_cli
 from .influx2_server import Influx2Server, U, annotated

@@ -16,8 +16,8 @@ import duckdb
 import pytest
 
 import tdetl
+from tdetl.drivers.kafka.source import parse_fallback, parse_topic_partitions
 from tdetl.errors import DataError, DsnError
-from tdetl.sources.kafka import parse_fallback, parse_topic_partitions
 
 from .conftest import ROOT, run_cli
 from .services import Tansu

@@ -15,8 +15,8 @@ import duckdb
 import pytest
 
 import tdetl
+from tdetl.drivers.mqtt.source import parse_topics
 from tdetl.errors import DsnError
-from tdetl.sources.mqtt import parse_topics
 
 from .services import Mosquitto
 

@@ -1,0 +1,45 @@
+"""What file writers share: table names made safe as path components, and output written to temp
+names that are renamed into place only on a successful close, so a failed run leaves no
+half-written export behind."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from pathlib import Path
+
+from ...sink import Sink
+
+
+def safe_name(name: str) -> str:
+    """A path component for a table name: kept when harmless, else sanitised plus a short hash."""
+    if re.fullmatch(r"[A-Za-z0-9_.-]{1,100}", name) and not name.startswith("."):
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return re.sub(r"[^A-Za-z0-9_-]", "_", name)[:80] + "-" + digest
+
+
+class FileExport(Sink):
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self._temps: dict[Path, Path] = {}
+
+    def temp_for(self, final: Path) -> Path:
+        tmp = self._temps.get(final)
+        if tmp is None:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+            tmp.unlink(missing_ok=True)
+            self._temps[final] = tmp
+        return tmp
+
+    def publish(self) -> None:
+        for final, tmp in self._temps.items():
+            os.replace(tmp, final)
+        self._temps.clear()
+
+    def abort(self) -> None:
+        for tmp in self._temps.values():
+            tmp.unlink(missing_ok=True)
+        self._temps.clear()

@@ -1,0 +1,110 @@
+"""What the time-series database sources (InfluxDB, OpenTSDB) share: the seed's time range
+(``beginTime``, ``endTime``, ``readWindow``), reading it window by window with resume and open-ended
+polling, and turning one series into a child-table batch named by a stable hash of its key."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import polars as pl
+
+from ...errors import DsnError
+from ...model import Column, TableBatch, TableSpec, conform
+from ...params import seconds
+from ...transform.parser import sized
+from ...types import TDType
+
+NS = 1_000_000_000
+WINDOWS = {"D": 86_400, "H": 3_600, "M": 60}
+
+
+def rfc3339(ns: int) -> str:
+    """Nanosecond instant as RFC 3339 UTC with all nine digits (what Flux range() takes)."""
+    s, frac = divmod(ns, NS)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(s)) + f".{frac:09d}Z"
+
+
+class TimeRange:
+    """``beginTime`` (required), ``endTime`` (absent: keep polling), ``readWindow`` (D/H/M or a
+    duration such as ``10s``; default M) and ``timeout`` (stop polling after this long without data)."""
+
+    def __init__(self, cfg: Mapping[str, Any], where: str) -> None:
+        if cfg["beginTime"] is None:
+            raise DsnError(f"{where}: beginTime is required, e.g. beginTime=2023-06-01T00:00:00+0800")
+        self.begin: int = cfg["beginTime"]
+        self.end: int | None = cfg["endTime"]
+        if self.end is not None and self.end <= self.begin:
+            raise DsnError(f"{where}: endTime must be after beginTime")
+        win = cfg["readWindow"] or "M"
+        if win.upper() in WINDOWS:
+            self.window = WINDOWS[win.upper()] * NS
+        else:
+            self.window = int((seconds(win) or 0) * NS)
+            if self.window <= 0:
+                raise DsnError(f"{where}: readWindow={win!r} must be D, H, M or a duration such as 10s")
+        self.idle: float | None = cfg["timeout"]
+        self._last_data = time.monotonic()
+
+    @property
+    def stop(self) -> int:
+        """Where the data known now ends: ``endTime``, or now when polling."""
+        return self.end if self.end is not None else time.time_ns()
+
+    def windows(self, start: int | None) -> Iterator[tuple[int, int]]:
+        """``[lo, hi)`` windows from ``start`` (a resume position) or ``beginTime``, oldest first.
+        Without ``endTime`` a window is handed out once it has closed, so late points are read."""
+        lo = self.begin if start is None else int(start)
+        self._last_data = time.monotonic()
+        while True:
+            hi = lo + self.window
+            if self.end is not None:
+                if lo >= self.end:
+                    return
+                hi = min(hi, self.end)
+            else:
+                now = time.time_ns()
+                if hi > now:  # still open: wait for it to close
+                    if self.idle is not None and time.monotonic() - self._last_data >= self.idle:
+                        return
+                    time.sleep(min((hi - now) / NS, 1.0))
+                    continue
+            yield lo, hi
+            lo = hi
+
+    def saw_data(self) -> None:
+        self._last_data = time.monotonic()
+
+
+def stable_name(measurement: str) -> str:
+    """A measurement or metric as a super table: dots become underscores, as TDengine's own
+    schemaless ingestion does (``smlDot2Underline``), since a dotted name reads as ``db.table``."""
+    return measurement.replace(".", "_")
+
+
+def child_name(key: str, tagvals: dict[str, str | None], template: str | None, where: str) -> str:
+    """``t_<md5(series key)[:16]>``, stable across runs and versions, or the ``tbname`` template."""
+    if template:
+        try:
+            return template.format(**{k: v or "" for k, v in tagvals.items()})
+        except (KeyError, IndexError, ValueError) as e:
+            raise DsnError(f"{where}: tbname={template!r} names {e}, which is not a tag") from None
+    return "t_" + hashlib.md5(key.encode()).hexdigest()[:16]
+
+
+def series_key(measurement: str, tagvals: dict[str, str | None]) -> str:
+    """InfluxDB's series key: ``measurement,k=v,...`` with tags sorted by key, absent tags left out."""
+    return measurement + "".join(f",{t}={v}" for t, v in sorted(tagvals.items()) if v is not None)
+
+
+def series_batch(stable: str, database: str | None, fields: list[tuple[str, TDType]], tags: list[str],
+                 tagvals: dict[str, str | None], data: pl.DataFrame, name: str, precision: str,
+                 partition: str) -> TableBatch:
+    """One series' rows (``ts`` then the fields, as in ``fields``) as a child-table batch."""
+    cols = [Column("ts", TDType("TIMESTAMP"))] + [Column(f, sized(t, data[f])) for f, t in fields]
+    tagcols = [Column(t, sized(TDType("VARCHAR"), pl.Series([tagvals.get(t) or ""]))) for t in tags]
+    spec = TableSpec(name, tuple(cols), database, stable, tuple(tagcols), tuple(tagvals.get(t) for t in tags),
+                     precision)
+    return TableBatch(spec, conform(data.to_arrow(), spec), partition, None)

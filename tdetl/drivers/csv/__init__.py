@@ -1,0 +1,1 @@
+"""``csv:`` — CSV files in (through ``--parser``) and out."""

@@ -1,0 +1,1 @@
+"""``duckdb:`` — a DuckDB database file, one table per TDengine table."""

@@ -1,0 +1,1 @@
+"""``kafka:`` — Kafka topics through ``--parser``, offsets committed once the target holds them."""

@@ -1,0 +1,177 @@
+"""The on-disk backup format (formats/backup.md): a directory with ``manifest.json`` (written last;
+its presence means the backup is complete), ``journal.jsonl`` while a backup is in progress, and
+zstd/lz4-compressed Arrow IPC files under ``data/``. Every file is written to a temp name, synced,
+then renamed, and carries a sha256 in the manifest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ... import __version__
+from ...errors import BackupError
+from ...model import Catalog, Database, SuperTable
+
+FORMAT = "tdetl-backup"
+VERSION = 1
+MANIFEST = "manifest.json"
+JOURNAL = "journal.jsonl"
+DATA = "data"
+CODECS = ("zstd", "lz4", "none")
+TABLES_KEY = b"tdetl.tables"
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def write_atomic(path: Path, data: Any) -> None:
+    """Write ``data`` (bytes-like) to ``path`` via a synced temp file and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def sync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def ipc_options(codec: str, level: int | None) -> pa.ipc.IpcWriteOptions:
+    if codec == "none":
+        return pa.ipc.IpcWriteOptions()
+    return pa.ipc.IpcWriteOptions(compression=pa.Codec(codec if codec != "lz4" else "lz4", level))
+
+
+@dataclass
+class EncodedFile:
+    buffer: pa.Buffer
+    entry: dict[str, Any]
+
+
+def encode_file(rel_path: str, group: tuple[str | None, str], stable: str | None,
+                parts: list[tuple[str, list[pa.RecordBatch]]], precision: str,
+                options: pa.ipc.IpcWriteOptions) -> EncodedFile:
+    """One data file: the rows of several tables of one group, table after table. The table ranges
+    go in the schema metadata (so a file describes itself) and in the manifest entry."""
+    ranges: list[list[Any]] = []
+    batches: list[pa.RecordBatch] = []
+    start = 0
+    for name, bs in parts:
+        n = sum(b.num_rows for b in bs)
+        ranges.append([name, start, n])
+        start += n
+        batches.extend(bs)
+    schema = batches[0].schema
+    for b in batches:
+        if not b.schema.equals(schema):
+            raise BackupError(f"group {group[1]!r}: tables with different columns ({b.schema.names}"
+                              f" vs {schema.names}) cannot share a backup file")
+    table = pa.Table.from_batches(batches, schema)
+    if len(batches) > 1 and start // len(batches) < 65536:
+        table = table.combine_chunks()  # many small batches compress badly and cost per-batch headers
+    meta = {TABLES_KEY: json.dumps(ranges, ensure_ascii=False).encode()}
+    table = table.replace_schema_metadata(meta)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_file(sink, table.schema, options=options) as writer:
+        writer.write_table(table, max_chunksize=1 << 20)
+    buf = sink.getvalue()
+    ts = table.column(0)
+    lo_hi = pc.min_max(ts.cast(pa.int64()) if pa.types.is_timestamp(ts.type) else ts)
+    entry = {
+        "path": rel_path, "database": group[0], "group": group[1], "stable": stable,
+        "precision": precision, "rows": start, "bytes": buf.size,
+        "sha256": hashlib.sha256(buf).hexdigest(),
+        "min_ts": lo_hi["min"].as_py(), "max_ts": lo_hi["max"].as_py(), "tables": ranges,
+    }
+    return EncodedFile(buf, entry)
+
+
+def read_verified(root: Path, entry: dict[str, Any]) -> pa.Buffer:
+    """The file's bytes after checking size and sha256; a mismatch names the file."""
+    path = root / entry["path"]
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise BackupError(f"backup file {path} cannot be read: {e.strerror}") from None
+    if len(data) != entry["bytes"] or hashlib.sha256(data).hexdigest() != entry["sha256"]:
+        raise BackupError(f"backup file {path} is corrupt: its sha256/size does not match"
+                          f" the manifest (expected {entry['bytes']} bytes, sha256 {entry['sha256'][:16]}…)")
+    return pa.py_buffer(data)
+
+
+def open_verified(root: Path, entry: dict[str, Any]) -> pa.Table:
+    buf = read_verified(root, entry)
+    try:
+        return pa.ipc.open_file(buf).read_all()
+    except pa.ArrowInvalid as e:
+        raise BackupError(f"backup file {root / entry['path']} is not a readable Arrow file: {e}") from None
+
+
+def catalog_to_json(cat: Catalog) -> dict[str, Any]:
+    return {
+        "databases": [{"name": d.name, "precision": d.precision, "options": d.options}
+                      for d in cat.databases.values()],
+        "stables": [st.to_json() for st in cat.stables.values()],
+        "tables": [t.to_json() for t in cat.tables.values()],
+    }
+
+
+def catalog_from_json(doc: dict[str, Any], where: str) -> Catalog:
+    cat = Catalog()
+    try:
+        for d in doc.get("databases", []):
+            cat.databases[d["name"]] = Database(d["name"], d.get("precision", "ms"), d.get("options", {}))
+        for s in doc.get("stables", []):
+            cat.add_stable(SuperTable.from_json(s))
+        for t in doc.get("tables", []):
+            spec = cat.table_from_json(t)
+            cat.tables[(spec.database, spec.name)] = spec
+    except (KeyError, TypeError) as e:
+        raise BackupError(f"{where}: malformed entry (missing {e})") from None
+    return cat
+
+
+def read_manifest(root: Path) -> dict[str, Any]:
+    path = root / MANIFEST
+    if not path.exists():
+        if (root / JOURNAL).exists():
+            raise BackupError(f"{root} holds an unfinished backup (no {MANIFEST});"
+                              " run the same backup again to complete it")
+        raise BackupError(f"{root} is not a tdetl backup (no {MANIFEST})")
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise BackupError(f"{path} cannot be read as JSON: {e}") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise BackupError(f"{path} is not a tdetl backup manifest")
+    if doc.get("version") != VERSION:
+        raise BackupError(f"{path}: backup format version {doc.get('version')!r} is not supported"
+                          f" (this tdetl reads version {VERSION})")
+    for key in ("files", "stables", "tables", "databases"):
+        if not isinstance(doc.get(key), list):
+            raise BackupError(f"{path}: '{key}' must be a list")
+    return doc
+
+
+def new_manifest(source: str, codec: str, level: int | None, created: str, cat: Catalog,
+                 files: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"format": FORMAT, "version": VERSION, "tool": f"tdetl {__version__}", "created": created,
+            "completed": now_iso(), "source": source, "compression": {"codec": codec, "level": level},
+            **catalog_to_json(cat), "files": files}

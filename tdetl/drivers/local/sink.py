@@ -1,0 +1,181 @@
+"""``local:<dir>`` as a target: a resumable backup (layout in formats/backup.md).
+
+Batches are buffered per group (super table or normal table). A flush writes one file per group
+atomically, then appends one synced journal line naming the files, the tables and super tables
+they introduced, and the source checkpoint they complete. A rerun after a crash reads the journal,
+deletes files no journal line names, and resumes the source from the last checkpoint. The manifest
+is written last, so a directory with a manifest is a complete backup.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from ...dsn import Dsn
+from ...errors import BackupError
+from ...model import Catalog, TableBatch
+from ...options import Options
+from ...params import Param, Spec
+from ...sink import Sink
+from ..common.files import safe_name
+from . import backup as fmt
+
+
+class LocalSink(Sink):
+    spec = Spec(Param("compression", "choice", "zstd", "Arrow IPC compression", choices=fmt.CODECS),
+                Param("level", "int", None, "compression level (zstd default 3)", minimum=-7),
+                Param("file_rows", "int", 4_000_000, "rows per data file", minimum=1),
+                Param("file_bytes", "int", 512 << 20, "bytes per data file", minimum=1024))
+
+    def __init__(self, dsn: Dsn, options: Options) -> None:
+        super().__init__(dsn, options)
+        self.root = dsn.path
+        cfg = self.config
+        self.codec = cfg["compression"]
+        self.level = cfg["level"] if cfg["level"] is not None else (3 if self.codec == "zstd" else None)
+        self.file_rows = cfg["file_rows"]
+        self.file_bytes = cfg["file_bytes"]
+        self.ipc = fmt.ipc_options(self.codec, self.level)
+        self.catalog = Catalog()
+        self.files: list[dict[str, Any]] = []
+        self.created = fmt.now_iso()
+        self.source = ""
+        self._resumed = False
+        self._buffer: dict[tuple[str | None, str], dict[str, list[pa.RecordBatch]]] = {}
+        self._specs: dict[tuple[str | None, str], Any] = {}
+        self._rows = self._bytes = 0
+        self._new_tables: list[Any] = []
+        self._dirty_stables: set[tuple[str | None, str]] = set()
+
+    @property
+    def journal(self) -> Path:
+        return self.root / fmt.JOURNAL
+
+    def resume_state(self, source_dsn: Dsn) -> dict[str, Any] | None:
+        self.source = source_dsn.without_password()
+        if (self.root / fmt.MANIFEST).exists():
+            raise BackupError(f"{self.root} already holds a complete backup; choose an empty directory")
+        if not self.journal.exists():
+            return None
+        checkpoint: dict[str, Any] = {}
+        lines = self.journal.read_text(encoding="utf-8").splitlines()
+        entries = []
+        for i, line in enumerate(lines):
+            try:
+                entries.append(json.loads(line))
+            except ValueError:
+                if i == len(lines) - 1:
+                    break  # a line cut short by the crash: its files are orphans
+                raise BackupError(f"{self.journal}: line {i + 1} is not JSON") from None
+        if not entries or entries[0].get("journal") != fmt.FORMAT:
+            raise BackupError(f"{self.journal} is not a tdetl backup journal")
+        head = entries[0]
+        if head.get("source") != self.source:
+            raise BackupError(f"{self.root} holds an unfinished backup of {head.get('source')!r},"
+                              f" not of {self.source!r}; choose another directory")
+        if head.get("compression") != {"codec": self.codec, "level": self.level}:
+            raise BackupError(f"{self.root}: unfinished backup used compression"
+                              f" {head.get('compression')}; resume it with the same parameters")
+        self.created = head.get("created", self.created)
+        doc: dict[str, Any] = {"databases": [], "stables": [], "tables": []}
+        for e in entries[1:]:
+            for key in doc:
+                doc[key].extend(e.get(key, []))
+            self.files.extend(e.get("files", []))
+            checkpoint = e.get("checkpoint") or checkpoint
+        self.catalog = fmt.catalog_from_json(doc, str(self.journal))
+        self._remove_orphans()
+        # rewrite the journal without a torn last line so later appends stay parseable
+        fmt.write_atomic(self.journal, "".join(json.dumps(e) + "\n" for e in entries).encode())
+        self._resumed = True
+        return checkpoint
+
+    def _remove_orphans(self) -> None:
+        known = {f["path"] for f in self.files}
+        data = self.root / fmt.DATA
+        if not data.exists():
+            return
+        for p in data.rglob("*"):
+            if p.is_file() and p.relative_to(self.root).as_posix() not in known:
+                p.unlink()
+
+    def prepare(self, catalog: Catalog) -> None:
+        if self._resumed:
+            for st in catalog.stables.values():
+                self.catalog.add_stable(st)
+            self.catalog.databases.update(catalog.databases)
+            return
+        if self.root.exists() and any(self.root.iterdir()):
+            raise BackupError(f"{self.root} is not empty and holds no unfinished backup;"
+                              " choose an empty directory")
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.catalog.databases.update(catalog.databases)
+        for st in catalog.stables.values():
+            self.catalog.add_stable(st)
+        for spec in catalog.tables.values():  # tables the source knows, empty ones included
+            self.catalog.add_table(spec)
+        head = {"journal": fmt.FORMAT, "version": fmt.VERSION, "source": self.source,
+                "created": self.created, "compression": {"codec": self.codec, "level": self.level}}
+        first = fmt.catalog_to_json(self.catalog)
+        fmt.write_atomic(self.journal, (json.dumps(head) + "\n" + json.dumps(first) + "\n").encode())
+
+    def write(self, batch: TableBatch) -> None:
+        spec = batch.spec
+        if self.catalog.add_table(spec):
+            self._new_tables.append(spec)
+        if spec.stable is not None:
+            self._dirty_stables.add((spec.database, spec.stable))
+        key = (spec.database, spec.group)
+        self._specs[key] = spec
+        self._buffer.setdefault(key, {}).setdefault(spec.name, []).append(batch.data)
+        self._rows += batch.num_rows
+        self._bytes += batch.data.nbytes
+
+    def wants_flush(self) -> bool:
+        return self._rows >= self.file_rows or self._bytes >= self.file_bytes
+
+    def flush(self, checkpoint: dict[str, Any] | None = None) -> None:
+        new_files = []
+        for key, parts in self._buffer.items():
+            spec = self._specs[key]
+            seq = len(self.files) + len(new_files)
+            rel = f"{fmt.DATA}/{safe_name(key[0] or '_')}/{safe_name(key[1])}/{seq:06d}.arrow"
+            enc = fmt.encode_file(rel, key, spec.stable, list(parts.items()), spec.precision, self.ipc)
+            fmt.write_atomic(self.root / rel, enc.buffer)
+            new_files.append(enc.entry)
+        if not new_files and checkpoint is None:
+            return
+        for d in {(self.root / f["path"]).parent for f in new_files}:
+            fmt.sync_dir(d)
+        line = {
+            "files": new_files,
+            "stables": [self.catalog.stables[k].to_json() for k in sorted(self._dirty_stables, key=str)],
+            "tables": [self.catalog.tables[(t.database, t.name)].to_json() for t in self._new_tables],
+            "checkpoint": checkpoint,
+        }
+        with open(self.journal, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(line, ensure_ascii=False) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        self.files.extend(new_files)
+        self._buffer.clear()
+        self._specs.clear()
+        self._new_tables.clear()
+        self._dirty_stables.clear()
+        self._rows = self._bytes = 0
+
+    def close(self) -> None:
+        manifest = fmt.new_manifest(self.source, self.codec, self.level, self.created,
+                                    self.catalog, self.files)
+        fmt.write_atomic(self.root / fmt.MANIFEST,
+                         json.dumps(manifest, indent=1, ensure_ascii=False).encode())
+        fmt.sync_dir(self.root)
+        self.journal.unlink(missing_ok=True)
+
+    def abort(self) -> None:
+        self._buffer.clear()  # unflushed rows are not in the journal; a rerun reads them again

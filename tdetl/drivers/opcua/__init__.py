@@ -1,0 +1,1 @@
+"""``opcua:`` / ``opc+ua:`` — OPC UA points by subscription or polling."""

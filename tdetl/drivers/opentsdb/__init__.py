@@ -1,0 +1,1 @@
+"""``opentsdb:`` — OpenTSDB metrics, read window by window over its HTTP API."""

@@ -1,0 +1,1 @@
+"""``parquet:`` — one Parquet file per table."""

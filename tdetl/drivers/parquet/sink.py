@@ -1,0 +1,57 @@
+"""``parquet:<dir>`` as a target: one Parquet file per super table (or normal table) with
+``tbname`` and tag columns in front. Param ``compression`` (zstd, snappy, lz4, gzip, none)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from ...dsn import Dsn
+from ...errors import SinkError
+from ...model import Catalog, TableBatch, wide
+from ...options import Options
+from ...params import Param, Spec
+from ..common.files import FileExport, safe_name
+
+
+class ParquetSink(FileExport):
+    spec = Spec(Param("compression", "choice", "zstd", "Parquet compression",
+                      choices=("zstd", "snappy", "lz4", "gzip", "none")))
+
+    def __init__(self, dsn: Dsn, options: Options) -> None:
+        super().__init__(dsn, options)
+        self.root = dsn.path
+        self.compression = self.config["compression"]
+        self._writers: dict[Any, pq.ParquetWriter] = {}
+
+    def prepare(self, catalog: Catalog) -> None:
+        if self.root.exists() and not self.root.is_dir():
+            raise SinkError(f"{self.dsn.masked()}: {self.root} is a file; parquet: takes a directory")
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def write(self, batch: TableBatch) -> None:
+        rb = wide(batch)
+        key = (batch.spec.database, batch.spec.group)
+        w = self._writers.get(key)
+        if w is None:
+            tmp = self.temp_for(self.root / f"{safe_name(batch.spec.group)}.parquet")
+            w = pq.ParquetWriter(tmp, rb.schema, compression=self.compression)
+            self._writers[key] = w
+        elif not rb.schema.equals(w.schema):
+            raise SinkError(f"{self.dsn.masked()}: table {batch.spec.name!r} does not match the"
+                            f" columns of {batch.spec.group!r}: {rb.schema.names}")
+        w.write_batch(rb)
+
+    def _close_writers(self) -> None:
+        for w in self._writers.values():
+            w.close()
+        self._writers.clear()
+
+    def close(self) -> None:
+        self._close_writers()
+        self.publish()
+
+    def abort(self) -> None:
+        self._close_writers()
+        super().abort()

@@ -1,0 +1,314 @@
+"""``taos://`` (native) and ``taos+ws://`` / ``taos+wss://`` (taosAdapter) as a target.
+
+Batches are buffered; a flush first creates what is missing — the database with ``assert`` (with
+the source database's options), super tables (widened with ALTER when wider data arrives), and new
+child tables with their tags, many per ``CREATE TABLE`` under ``max-sql-length`` — then writes raw
+blocks matched to columns by name. A block the server refuses for its size is split and retried.
+Tables with BLOB columns go through SQL text: raw-block writes of BLOB crashed the 3.3.7.5 client.
+Over REST (``taos+http(s)://``) every table goes through ``INSERT`` text, many tables per statement.
+``force-stmt`` binds parameters instead (taos-ws-py / taospy); ``timeout-per-table`` fails a table
+whose writes took longer than that in total.
+With ``failes-to=<file>`` a table that fails is written to the file with its reason and the rest
+carries on; otherwise the first failure stops the run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from ... import rawblock
+from ...dsn import Dsn
+from ...errors import DataError, DsnError, SinkError, TaosError
+from ...model import Catalog, Column, SuperTable, TableBatch, TableSpec
+from ...options import Options
+from ...params import Param, Spec
+from ...sink import Sink
+from ...taos import ddl
+from ...taos.catalog import describe, table_names
+from ...taos.conn import Connection
+from ...taos.connect import open_connection
+from ...taos.insert import insert_statements, value_rows
+from ...taos.stmt import MAX_ROWS as STMT_MAX_ROWS
+from ...taos.stmt import StmtWriter
+from ...types import TDType
+from .params import TAOS_CONNECTION
+
+log = logging.getLogger("tdetl.taos")
+
+_SIZE_ERRORS = ("wal size exceeds limit", "exceed", "too large", "too big", "msg too long")
+
+
+def _is_size_error(e: TaosError) -> bool:
+    return (e.code & 0xFFFF) == 0x002B or any(s in e.message.lower() for s in _SIZE_ERRORS)
+
+
+class TaosSink(Sink):
+    protocols = (None, "ws", "wss", "http", "https")
+    spec = Spec(
+        Param("assert", "flag", False, "create the database if missing, with the source database's options"),
+        Param("failes-to", "text", None, "a table that fails goes to this file with its reason; the run carries on"),
+        Param("max-sql-length", "int", ddl.DEFAULT_MAX_SQL, "limit for batched CREATE TABLE and INSERT text",
+              minimum=1024),
+        Param("batch-size", "int", 0, "rows per raw block / stmt batch (0: no limit)", minimum=0),
+        Param("interval", "duration", 0.0, "pause after each table write"),
+        Param("update-tags", "flag", False, "set tag values of child tables that already exist"),
+        Param("force-stmt", "flag", False, "bind parameters instead of raw blocks"),
+        Param("timeout-per-table", "duration", 0.0, "a table whose writes take longer in total fails"),
+        Param("block-bytes", "int", rawblock.DEFAULT_MAX_BYTES, "raw-block size limit", minimum=4096),
+        Param("buffer-bytes", "int", 64 << 20, "how much to buffer before writing", minimum=1),
+        *TAOS_CONNECTION)
+
+    def __init__(self, dsn: Dsn, options: Options) -> None:
+        super().__init__(dsn, options)
+        obj = dsn.object.strip("/")
+        if not obj:
+            raise DsnError(f"{dsn.masked()}: name the target database, e.g. taos://host:6030/<db>")
+        self.db, _, self.rename = obj.partition(".")
+        cfg = self.config
+        self.create_db = cfg["assert"]
+        self.rows_per_block = cfg["batch-size"]
+        self.pause = cfg["interval"]
+        self.max_sql = cfg["max-sql-length"]
+        self.failes_to = Path(cfg["failes-to"]) if cfg["failes-to"] else None
+        self.update_tags = cfg["update-tags"]
+        self.block_bytes = cfg["block-bytes"]
+        self.buffer_bytes = cfg["buffer-bytes"]
+        self.force_stmt = cfg["force-stmt"]
+        self.table_timeout = cfg["timeout-per-table"]
+        self.spent: dict[str, float] = {}
+        self.stmt: StmtWriter | None = None  # force-stmt
+        self.conn: Connection | None = None
+        self.encoder = rawblock.Encoder()
+        self.precision = "ms"
+        self.stables: dict[str, SuperTable] = {}
+        self.normals: dict[str, tuple[Column, ...]] = {}  # normal tables: their columns in the target
+        self.tables: set[str] = set()
+        self.existing: tuple[set[str], set[str]] = (set(), set())  # super and normal tables before the run
+        self.server_defined: set[str] = set()  # super tables that existed: their widths are the server's
+        self.failed: dict[str, str] = {}
+        self._pending: list[TableBatch] = []
+        self._bytes = 0
+
+    # -- setup ----------------------------------------------------------------------------------
+
+    def prepare(self, catalog: Catalog) -> None:
+        self.conn = open_connection(self.dsn)
+        if self.create_db:
+            dbs = list(catalog.databases.values())
+            src = catalog.databases.get(self.db) or (dbs[0] if len(dbs) == 1 else None)
+            precision = src.precision if src else next((st.precision for st in catalog.stables.values()), None)
+            self._sql(ddl.create_database(self.db, src.options if src else {}, precision))
+        try:
+            self.conn.execute(f"USE {ddl.ident(self.db)}")
+        except TaosError as e:
+            hint = "" if self.create_db else " (add ?assert to create it)"
+            raise SinkError(f"{self.dsn.masked()}: database {self.db!r} cannot be used: {e.message}{hint}") from None
+        self.precision = self._database_precision()
+        stables, normals = table_names(self.conn, self.db)
+        self.existing = (set(stables), set(normals))
+        known = [self._target(spec) for spec in catalog.tables.values()]
+        if known:  # tables the source knows exist in the target even when no row of theirs arrives
+            self._ensure_tables(known)
+        if self.force_stmt:
+            if not self.conn.raw_writes:
+                raise DsnError(f"{self.dsn.masked()}: force-stmt needs taos:// or taos+ws://, not REST")
+            self.stmt = StmtWriter(self.dsn, self.db, self.dsn.user or "root",
+                                   self.dsn.password if self.dsn.password is not None else "taosdata",
+                                   self.dsn.masked())
+
+    def _database_precision(self) -> str:
+        assert self.conn is not None
+        res = self.conn.query("SELECT `precision` FROM information_schema.ins_databases"
+                              f" WHERE name = {ddl.literal(TDType('VARCHAR'), self.db)}")
+        rows = res.table().column(0).to_pylist() if not res.is_update else []
+        return str(rows[0]) if rows and rows[0] in ("ms", "us", "ns") else "ms"
+
+    def _sql(self, sql: str) -> None:
+        assert self.conn is not None
+        log.debug("%s", sql[:200])
+        self.conn.execute(sql)
+
+    # -- data -----------------------------------------------------------------------------------
+
+    def _target(self, spec: TableSpec) -> TableSpec:
+        if not self.rename:
+            return spec.replace(database=self.db)
+        if spec.stable is not None:
+            return spec.replace(database=self.db, stable=self.rename)
+        return spec.replace(database=self.db, name=self.rename)
+
+    def write(self, batch: TableBatch) -> None:
+        self._pending.append(TableBatch(self._target(batch.spec), batch.data, batch.partition, batch.position))
+        self._bytes += batch.data.nbytes
+
+    def wants_flush(self) -> bool:
+        return self._bytes >= self.buffer_bytes
+
+    def flush(self, checkpoint: dict[str, Any] | None = None) -> None:
+        if not self._pending:
+            return
+        pending, self._pending, self._bytes = self._pending, [], 0
+        self._ensure_tables([b.spec for b in pending])
+        assert self.conn is not None
+        as_sql = [b for b in pending if b.spec.name not in self.failed and self._needs_sql(b.spec)]
+        for b in pending:
+            if b.spec.name not in self.failed and not self._needs_sql(b.spec):
+                self._guarded(b.spec.name, lambda b=b: self._write_one(b.spec, b.data))
+        if as_sql and self.failes_to is None:  # many tables per statement
+            self._guarded(as_sql[0].spec.name, lambda: self._write_sql(as_sql))
+        else:
+            for b in as_sql:
+                self._guarded(b.spec.name, lambda b=b: self._write_sql([b]))
+
+    def _needs_sql(self, spec: TableSpec) -> bool:
+        """REST cannot take raw blocks; a BLOB raw block crashes the 3.3.7.5 client (and taosAdapter),
+        and stmt binds no BLOB (taospy has no binder, taosAdapter answers "unsupported type 18")."""
+        assert self.conn is not None
+        return not self.conn.raw_writes or any(c.type.name == "BLOB" for c in spec.columns)
+
+    def _stable(self, name: str) -> SuperTable | None:
+        """The super table as the target has it: this run's view, or the server's on first sight."""
+        st = self.stables.get(name)
+        if st is None and name in self.existing[0]:
+            assert self.conn is not None
+            cols, tags = describe(self.conn, self.db, name)
+            st = self.stables[name] = SuperTable(self.db, name, cols, tags, self.precision)
+            self.server_defined.add(name)
+        return st
+
+    def _ensure_tables(self, specs: list[TableSpec]) -> None:
+        grown: dict[str, SuperTable] = {}
+        for s in specs:
+            if s.stable is not None:
+                base = grown.get(s.stable) or self._stable(s.stable)
+                if base is None:
+                    grown[s.stable] = SuperTable(s.database, s.stable, s.columns, s.tags, s.precision)
+                else:
+                    grown[s.stable] = base.extended(s) if s.stable in self.server_defined else base.merged(s)
+        for name, st in grown.items():
+            old = self.stables.get(name)
+            if old is None:
+                self._sql(ddl.create_stable(st))
+            else:
+                for stmt in ddl.alter_widths(name, old, st):
+                    self._sql(stmt)
+            self.stables[name] = st
+        clauses, new_children = [], []
+        for s in specs:
+            if s.name in self.tables:
+                continue
+            self.tables.add(s.name)
+            if s.stable is None:
+                if s.name in self.existing[1]:
+                    assert self.conn is not None
+                    self.normals[s.name] = describe(self.conn, self.db, s.name)[0]
+                else:
+                    self._sql(ddl.create_normal_table(s))
+                    self.normals[s.name] = s.columns
+            else:
+                clauses.append(ddl.child_clause(s, self.stables[s.stable]))
+                new_children.append(s)
+        for stmt in ddl.create_child_tables(clauses, self.max_sql):
+            self._sql(stmt)
+        if self.update_tags:
+            for s in new_children:
+                for tag in self.stables[s.stable].tags:  # type: ignore[index]
+                    self._sql(f"ALTER TABLE {ddl.ident(s.name)} SET TAG {ddl.ident(tag.name)}"
+                              f" = {ddl.literal(tag.type, s.tag_dict.get(tag.name))}")
+
+    def _columns(self, spec: TableSpec) -> tuple[Column, ...]:
+        """The spec's columns with the types the target table declares (raw blocks must match them
+        exactly; a value longer than the target's width is then refused naming column and row)."""
+        declared = self.stables[spec.stable].columns if spec.stable is not None else self.normals[spec.name]
+        by_name = {c.name: c for c in declared}
+        return tuple(by_name.get(c.name, c) for c in spec.columns)
+
+    def _guarded(self, table: str, write: Callable[[], None]) -> None:
+        """Run one table's write; a failure stops the run, or with failes-to is recorded and skipped."""
+        began = time.monotonic()
+        try:
+            write()
+        except (TaosError, DataError) as e:
+            reason = e.brief if isinstance(e, TaosError) else str(e)
+            if isinstance(e, TaosError) and e.unreachable:  # every table would fail alike: stop
+                raise SinkError(f"{self.dsn.masked()}: table {table!r}: {reason}{TaosError.RERUN_HINT}") from None
+            if self.failes_to is None:
+                raise SinkError(f"{self.dsn.masked()}: table {table!r}: {reason}") from None
+            self.failed[table] = reason
+            with self.failes_to.open("a", encoding="utf-8") as fh:
+                fh.write(f"{table}\t{reason}\n")
+            log.warning("table %s failed: %s", table, reason)
+        finally:
+            self.spent[table] = self.spent.get(table, 0.0) + time.monotonic() - began
+        if self.pause:
+            time.sleep(self.pause)
+
+    def _check_time(self, table: str, began: float) -> None:
+        """timeout-per-table: a table whose writes took longer in total fails (between blocks; a
+        call already inside the client library is not interrupted)."""
+        if self.table_timeout and self.spent.get(table, 0.0) + time.monotonic() - began > self.table_timeout:
+            raise TaosError(0xFFFF, f"timeout-per-table={self.table_timeout:g}s exceeded", self.dsn.masked())
+
+    def _write_one(self, spec: TableSpec, data: pa.RecordBatch) -> None:
+        began = time.monotonic()
+        cols = self._columns(spec)
+        if self.stmt is not None:
+            step = min(self.rows_per_block or data.num_rows, STMT_MAX_ROWS)
+            for first in range(0, data.num_rows, step):
+                self._check_time(spec.name, began)
+                self.stmt.write(spec.name, cols, data.slice(first, step), self.precision)
+            return
+        self._write_blocks(spec.name, cols, data, 0, data.num_rows, began)
+
+    def _write_blocks(self, name: str, cols: tuple[Column, ...], data: pa.RecordBatch, start: int, rows: int,
+                      began: float) -> None:
+        assert self.conn is not None
+        ranges = rawblock.encode_ranges(data, cols, self.precision, self.block_bytes, self.encoder,
+                                        start, rows, self.rows_per_block)
+        for first, n, block in ranges:
+            self._check_time(name, began)
+            try:
+                self.conn.write_block(name, block, cols)
+            except TaosError as e:
+                if not _is_size_error(e) or n == 1:
+                    raise
+                half = n // 2
+                log.info("table %s: block of %d rows refused for size, splitting", name, n)
+                self._write_blocks(name, cols, data, first, half, began)
+                self._write_blocks(name, cols, data, first + half, n - half, began)
+
+    def _write_sql(self, batches: list[TableBatch]) -> None:
+        """INSERT text, many tables per statement, under max-sql-length."""
+        began = time.monotonic()
+        items = ((b.spec.name, cols, value_rows(b.data, cols, self.precision))
+                 for b in batches for cols in (self._columns(b.spec),))
+        for stmt in insert_statements(items, self.max_sql):
+            for b in batches:
+                self._check_time(b.spec.name, began)
+            self._sql(stmt)
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            self._disconnect()
+        if self.failed:
+            log.warning("%d tables failed; see %s", len(self.failed), self.failes_to)
+
+    def abort(self) -> None:
+        self._pending.clear()
+        self._disconnect()
+
+    def _disconnect(self) -> None:
+        if self.stmt is not None:
+            self.stmt.close()
+            self.stmt = None
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None

@@ -1,0 +1,323 @@
+"""``taos://``, ``taos+ws://``, ``taos+http://`` as a source: query a TDengine database.
+
+History reads each child or normal table as a partition (``--jobs`` read tables in parallel), in
+time order, resumable from the last timestamp handed on. ``select-from-stable`` reads many child
+tables per query from their super table instead. ``mode=realtime`` polls every ``interval`` for
+rows older than ``now - excursion`` (late rows within ``excursion`` are still caught), starting
+``restro`` back; ``mode=all`` does history up to the moment the run started, then realtime.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ...dsn import Dsn
+from ...errors import ConfigError, DsnError, SourceError, TaosError
+from ...model import Catalog, TableBatch, TableSpec, conform
+from ...options import Options
+from ...params import Param, Spec
+from ...source import Source, ending_at
+from ...taos import catalog as taos_catalog
+from ...taos.conn import Connection
+from ...taos.connect import open_connection
+from ...taos.ddl import ident, literal
+from ...types import TDType
+from .params import TAOS_CONNECTION
+
+log = logging.getLogger("tdetl.taos")
+
+_UNITS = {"ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
+REALTIME = "realtime"
+IN_LIST = 500  # child tables per select-from-stable query
+TABLE_NOT_EXIST = 0x2603
+
+
+def split_by_table(data: pa.RecordBatch) -> list[tuple[str, pa.RecordBatch]]:
+    """Rows grouped by the first column (``tbname``), each group in its original order."""
+    names = data.column(0)
+    if names.null_count:
+        data = data.filter(pc.is_valid(names))
+        names = data.column(0)
+    enc = pc.dictionary_encode(names)
+    counts = pc.value_counts(enc.indices).field("counts").to_pylist()  # in first-seen = index order
+    ordered = data.take(pc.sort_indices(enc.indices))
+    out, pos = [], 0
+    for name, n in zip(enc.dictionary.to_pylist(), counts):
+        out.append((name, ordered.slice(pos, n)))
+        pos += n
+    return out
+
+
+def _positioned(spec: TableSpec, data: pa.RecordBatch, partition: str) -> TableBatch:
+    last = data.column(0)[-1]
+    return TableBatch(spec, data, partition, last.value if last.is_valid else None)
+
+
+class TaosSource(Source):
+    protocols = (None, "ws", "wss", "http", "https")
+    spec = Spec(
+        Param("stables", "list", help="only these super tables"),
+        Param("tables", "list", help="only these tables: {stable}.{table} or {table}, or @file"),
+        Param("start", "instant", None, "rows with start <= ts (RFC 3339 with a zone)"),
+        Param("end", "instant", None, "rows with ts < end"),
+        Param("mode", "choice", "history", "history: what is there; realtime: poll for new rows; all: both",
+              choices=("history", "realtime", "all")),
+        Param("interval", "duration", 1.0, "realtime poll interval"),
+        Param("restro", "duration", 0.0, "realtime starts this far back"),
+        Param("excursion", "duration", 0.5, "realtime reads up to now - excursion (late rows are caught)"),
+        Param("select-from-stable", "flag", False, "read child tables through their super table, 500 per query"),
+        *TAOS_CONNECTION)
+
+    def __init__(self, dsn: Dsn, options: Options) -> None:
+        super().__init__(dsn, options)
+        where = dsn.masked()
+        self.db, _, self.sub = dsn.object.strip("/").partition(".")
+        if not self.db:
+            raise DsnError(f"{where}: name the source database, e.g. taos://host:6030/<db>")
+        cfg = self.config
+        self.stables = list(cfg["stables"])
+        self.tables = list(cfg["tables"])
+        self.mode = cfg["mode"]
+        self.start: int | None = cfg["start"]  # epoch ns
+        self.end: int | None = cfg["end"]
+        if self.start is not None and self.end is not None and self.end <= self.start:
+            raise DsnError(f"{where}: end={cfg['end']} is not after start={cfg['start']}")
+        self.interval = cfg["interval"]
+        self.restro = cfg["restro"]
+        self.excursion = cfg["excursion"]
+        self.from_stable = cfg["select-from-stable"]
+        if self.from_stable and any("." not in t for t in self.tables):
+            bad = next(t for t in self.tables if "." not in t)
+            raise DsnError(f"{where}: with select-from-stable, tables take the form {{stable}}.{{table}} (got {bad!r})")
+        self._local = threading.local()
+        self._conns: list[Connection] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._catalog: Catalog | None = None
+        self.started = time.time_ns()
+
+    # -- connections ----------------------------------------------------------------------------
+
+    def _conn(self) -> Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = open_connection(self.dsn)
+            self._local.conn = conn
+            with self._lock:
+                self._conns.append(conn)
+        return conn
+
+    def close(self) -> None:
+        self._stop.set()
+        with self._lock:
+            conns, self._conns = self._conns, []
+        for c in conns:
+            try:
+                c.close()
+            except Exception:  # closing is best effort
+                pass
+
+    # -- catalog --------------------------------------------------------------------------------
+
+    def catalog(self) -> Catalog:
+        if self._catalog is None:
+            self._catalog = self._read_catalog()
+        return self._catalog
+
+    def describe(self) -> Catalog:
+        return self.catalog()
+
+    def _read_catalog(self) -> Catalog:
+        conn, where = self._conn(), self.dsn.masked()
+        stables, tables = list(self.stables), list(self.tables)
+        if self.sub:
+            try:
+                return taos_catalog.read_catalog(conn, self.db, [self.sub], tables, where)
+            except ConfigError:
+                return taos_catalog.read_catalog(conn, self.db, stables, [self.sub], where)
+        return taos_catalog.read_catalog(conn, self.db, stables, tables, where)
+
+    @property
+    def precision(self) -> str:
+        return self.catalog().databases[self.db].precision
+
+    def _ticks(self, ns: int) -> int:
+        """Epoch nanoseconds in the database precision."""
+        return ns * _UNITS[self.precision] // 1_000_000_000
+
+    def _history_end(self) -> int | None:
+        if self.mode == "all":
+            bound = self.started - int(self.excursion * 1e9)
+            return self._ticks(min(bound, self.end) if self.end is not None else bound)
+        return self._ticks(self.end) if self.end is not None else None
+
+    def partitions(self) -> list[str]:
+        cat = self.catalog()
+        parts: list[str] = []
+        if self.mode in ("history", "all"):
+            if self.from_stable:
+                by_st: dict[str, list[str]] = {}
+                for spec in cat.tables.values():
+                    if spec.stable is None:
+                        parts.append(f"t:{spec.name}")
+                    else:
+                        by_st.setdefault(spec.stable, []).append(spec.name)
+                for st, names in sorted(by_st.items()):
+                    names.sort()
+                    parts += [f"s:{st}:{i}" for i in range(0, len(names), IN_LIST)]
+            else:
+                parts += [f"t:{spec.name}" for spec in sorted(cat.tables.values(), key=lambda s: s.name)]
+        if self.mode in ("realtime", "all"):
+            parts.append(REALTIME)
+        return parts
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def _range(self, ts: str, lo: int | None, hi: int | None, lo_open: bool = False) -> str:
+        conds = []
+        if lo is not None:
+            conds.append(f"{ident(ts)} {'>' if lo_open else '>='} {lo}")
+        if hi is not None:
+            conds.append(f"{ident(ts)} < {hi}")
+        return " AND ".join(conds)
+
+    def read(self, partition: str, start: Any = None) -> Iterator[TableBatch]:
+        if partition == REALTIME:
+            yield from self._realtime(partition, start)
+            return
+        kind, _, rest = partition.partition(":")
+        lo = self._ticks(self.start) if self.start is not None else None
+        if kind == "t":
+            yield from self._read_table(partition, rest, lo, self._history_end(), start)
+        elif kind == "s":
+            st, _, first = rest.rpartition(":")
+            names = sorted(s.name for s in self.catalog().tables.values() if s.stable == st)
+            chunk = names[int(first):int(first) + IN_LIST]
+            yield from self._read_from_stable(partition, st, chunk, lo, self._history_end())
+        else:
+            raise ConfigError(f"{self.dsn.masked()}: unknown partition {partition!r}")
+
+    def _read_table(self, partition: str, name: str, lo: int | None, hi: int | None,
+                    resume: Any) -> Iterator[TableBatch]:
+        spec = self.catalog().tables[(self.db, name)]
+        ts = spec.columns[0].name
+        lo_open = resume is not None
+        if resume is not None:
+            lo = int(resume)
+        cols = ", ".join(ident(c.name) for c in spec.columns)
+        cond = self._range(ts, lo, hi, lo_open)
+        sql = f"SELECT {cols} FROM {ident(self.db)}.{ident(name)}" + (f" WHERE {cond}" if cond else "")
+        try:
+            yield from self._batches(sql, spec, partition)
+        except TaosError as e:
+            if e.code & 0xFFFF != TABLE_NOT_EXIST:
+                raise
+            raise SourceError(f"{self.dsn.masked()}: table {name!r} was dropped from {self.db!r} during the run"
+                              f" ({e.brief.split(' (in ')[0]}); run the same command again to copy the tables"
+                              " that remain") from None
+
+    def _batches(self, sql: str, spec: TableSpec, partition: str) -> Iterator[TableBatch]:
+        """A table's rows in time order, each batch positioned at its last timestamp. With a
+        composite key several rows share a timestamp, and a resume reads ``ts > position``: the
+        rows of a batch's last timestamp wait for the next batch, so no position splits them."""
+        keyed = any(c.primary_key for c in spec.columns)
+        held: pa.RecordBatch | None = None
+        for data in self._fetch(sql):
+            if not data.num_rows:
+                continue
+            data = conform(data.rename_columns(spec.schema.names), spec)
+            if keyed:
+                if held is not None:
+                    data = pa.concat_batches([held, data])
+                cut = pc.sum(pc.less(data.column(0), data.column(0)[-1])).as_py() or 0
+                data, held = data.slice(0, cut), data.slice(cut)
+                if not cut:
+                    continue
+            yield _positioned(spec, data, partition)
+        if held is not None and held.num_rows:
+            yield _positioned(spec, held, partition)
+
+    def _fetch(self, sql: str) -> Iterator[pa.RecordBatch]:
+        """A query's batches; a failure, when sent or while fetched, names the statement."""
+        log.debug("%s", sql[:300])
+        try:
+            yield from self._conn().query(sql).batches()
+        except TaosError as e:
+            hint = TaosError.RERUN_HINT if e.unreachable else ""
+            raise TaosError(e.code, f"{e.message} (in {sql[:200]}){hint}", self.dsn.masked()) from None
+
+    def _read_from_stable(self, partition: str, st: str, names: list[str], lo: int | None,
+                          hi: int | None) -> Iterator[TableBatch]:
+        cat = self.catalog()
+        stable = cat.stables[(self.db, st)]
+        cols = ", ".join(ident(c.name) for c in stable.columns)
+        names_sql = ", ".join(literal(TDType("VARCHAR"), n) for n in names)
+        cond = self._range(stable.columns[0].name, lo, hi)
+        sql = (f"SELECT tbname, {cols} FROM {ident(self.db)}.{ident(st)} WHERE tbname IN ({names_sql})"
+               + (f" AND {cond}" if cond else ""))
+        for data in self._fetch(sql):
+            for name, rows in split_by_table(data):
+                spec = cat.tables[(self.db, name)]
+                body = rows.drop_columns([rows.schema.names[0]]).rename_columns(spec.schema.names)
+                yield TableBatch(spec, conform(body, spec), partition, None)
+
+    # -- realtime -------------------------------------------------------------------------------
+
+    def _realtime(self, partition: str, resume: Any) -> Iterator[TableBatch]:
+        """Poll windows [lo, now - excursion) of every super table and normal table until ``end``
+        (or forever); the window's end is the position, so a restart continues after it."""
+        if resume is not None:
+            lo = int(resume)
+        elif self.mode == "all":
+            lo = self._history_end() or 0
+        else:
+            base = self.start if self.start is not None else time.time_ns() - int(self.restro * 1e9)
+            lo = self._ticks(base)
+        end = self._ticks(self.end) if self.end is not None else None
+        while not self._stop.is_set():
+            hi = self._ticks(time.time_ns() - int(self.excursion * 1e9))
+            if end is not None:
+                hi = min(hi, end)
+            if hi > lo:
+                yield from ending_at(self._window(lo, hi), partition, hi)
+                lo = hi
+            if end is not None and lo >= end:
+                return
+            self._stop.wait(self.interval)
+
+    def _window(self, lo: int, hi: int) -> Iterator[TableBatch]:
+        cat = self.catalog()
+        for (db, st_name), st in sorted(cat.stables.items(), key=lambda kv: kv[0][1]):
+            if db != self.db:
+                continue
+            wanted = {s.name for s in cat.tables.values() if s.stable == st_name}
+            filtered = bool(self.tables) and not self.stables
+            tags = "".join(f", {ident(t.name)}" for t in st.tags)
+            cols = ", ".join(ident(c.name) for c in st.columns)
+            sql = (f"SELECT tbname{tags}, {cols} FROM {ident(self.db)}.{ident(st_name)}"
+                   f" WHERE {self._range(st.columns[0].name, lo, hi)}")
+            for data in self._fetch(sql):
+                for name, rows in split_by_table(data):
+                    if filtered and name not in wanted:
+                        continue
+                    spec = cat.tables.get((self.db, name))
+                    if spec is None:  # a child table created since the run started
+                        values = tuple(rows.column(i + 1)[0].as_py() for i in range(len(st.tags)))
+                        spec = TableSpec(name, st.columns, self.db, st_name, st.tags, values, st.precision)
+                        cat.tables[(self.db, name)] = spec
+                    body = rows.select(range(1 + len(st.tags), rows.num_columns))
+                    yield TableBatch(spec, conform(body.rename_columns(spec.schema.names), spec), REALTIME)
+        for spec in [s for s in cat.tables.values() if s.stable is None]:
+            cols = ", ".join(ident(c.name) for c in spec.columns)
+            sql = (f"SELECT {cols} FROM {ident(self.db)}.{ident(spec.name)}"
+                   f" WHERE {self._range(spec.columns[0].name, lo, hi)}")
+            for data in self._fetch(sql):
+                if data.num_rows:
+                    yield TableBatch(spec, conform(data.rename_columns(spec.schema.names), spec), REALTIME)

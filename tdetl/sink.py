@@ -1,0 +1,48 @@
+"""The sink contract: ``prepare(catalog)``, ``write`` (may buffer), ``flush`` (durable after it
+returns, together with the source checkpoint it is given), ``close`` (commit) or ``abort``."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+from .dsn import Dsn
+from .model import Catalog, TableBatch
+from .options import Options
+from .params import Spec
+
+
+class Sink(ABC):
+    protocols: ClassVar[tuple[str | None, ...]] = (None,)
+    spec: ClassVar[Spec] = Spec()  # its DSN parameters, declared once (tdetl/params.py)
+
+    def __init__(self, dsn: Dsn, options: Options) -> None:
+        self.config = self.spec.parse(dsn, dsn.driver)
+        self.dsn = dsn
+        self.options = options
+
+    def resume_state(self, source_dsn: Dsn) -> dict[str, Any] | None:
+        """The checkpoint an interrupted earlier run left (partition -> position), if any."""
+        return None
+
+    @abstractmethod
+    def prepare(self, catalog: Catalog) -> None:
+        """Called once before data, with what the source knows up front."""
+
+    @abstractmethod
+    def write(self, batch: TableBatch) -> None:
+        """Take one batch; may buffer."""
+
+    def wants_flush(self) -> bool:
+        """True when enough is buffered that the pipeline should flush (and checkpoint) now."""
+        return False
+
+    def flush(self, checkpoint: dict[str, Any] | None = None) -> None:  # noqa: B027 - optional
+        """Make everything written so far durable, recording ``checkpoint`` with it if resumable."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Finish: commit what was written. Only called after a run without errors."""
+
+    def abort(self) -> None:  # noqa: B027 - optional hook
+        """Discard what is not committed (temp files, open transactions)."""

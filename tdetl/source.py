@@ -1,0 +1,67 @@
+"""The source contract: ``catalog()`` first, then batches per partition, resumable by position."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, ClassVar
+
+from .dsn import Dsn
+from .errors import ConfigError
+from .model import Catalog, TableBatch
+from .options import Options
+from .params import Spec
+
+
+class Source(ABC):
+    protocols: ClassVar[tuple[str | None, ...]] = (None,)
+    spec: ClassVar[Spec] = Spec()  # its DSN parameters, declared once (tdetl/params.py)
+    uses_parser: ClassVar[bool] = False  # reads --parser; the others refuse it
+
+    def __init__(self, dsn: Dsn, options: Options) -> None:
+        self.config = self.spec.parse(dsn, dsn.driver)
+        self.dsn = dsn
+        self.options = options
+        if options.parser is not None and not self.uses_parser:
+            raise ConfigError(f"{dsn.masked()}: the {dsn.driver} source does not use --parser: its tables come"
+                              " from the source itself")
+
+    @abstractmethod
+    def catalog(self) -> Catalog:
+        """Databases, super tables and tables known before streaming (more tables may appear)."""
+
+    def partitions(self) -> list[str]:
+        """Independent parts that ``--jobs`` reads in parallel, in a stable order."""
+        return [""]
+
+    @abstractmethod
+    def read(self, partition: str, start: Any = None) -> Iterator[TableBatch]:
+        """Batches of one partition, from ``start`` (a position an earlier batch carried)."""
+
+    def acknowledge(self, checkpoint: dict[str, Any]) -> None:  # noqa: B027 - optional hook
+        """Everything up to these positions is durable in the sink (brokers commit offsets or ack
+        messages here: at-least-once)."""
+
+    def wants_flush(self) -> bool:
+        """True when the source cannot go on until what it handed over is acknowledged (an MQTT
+        broker stops sending at its in-flight limit): the pipeline then flushes at once."""
+        return False
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        pass
+
+
+def ending_at(batches: Iterable[TableBatch], partition: str, position: Any,
+              on_data: Callable[[], None] | None = None) -> Iterator[TableBatch]:
+    """The batches of one window, one behind, so that only the last carries ``position`` (the
+    window's end): a resume continues after the window once all of it is durable, never halfway.
+    ``on_data`` is called when the window held anything."""
+    held: TableBatch | None = None
+    for b in batches:
+        if held is not None:
+            yield held
+        held = b
+    if held is not None:
+        if on_data is not None:
+            on_data()
+        yield TableBatch(held.spec, held.data, partition, position)
