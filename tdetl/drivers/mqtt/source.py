@@ -13,7 +13,6 @@ import logging
 import ssl
 import threading
 import time
-from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,10 +22,10 @@ from ...model import TableBatch
 from ...options import Options
 from ...params import DATABASE, IDLE, TLS, Param, Spec, batching
 from ...transform.messages import Messages
+from ..common.batching import Inbox
 from ..common.messages import MessageSource
 
 log = logging.getLogger("tdetl.mqtt")
-_TICK = 0.005  # how often an empty inbox is looked at
 _LULL = 0.05  # seconds without a message that cut a batch while acknowledgements are owed
 _VERSIONS = {"3.1": 3, "3.1.1": 4, "5.0": 5, "5": 5}
 _LOG_LEVELS = {"trace": logging.DEBUG, "debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
@@ -72,9 +71,8 @@ class MqttSource(MessageSource):
         self.protocol = _VERSIONS[cfg["version"]]
         self.clean = cfg["clean_session"]
         self.keep_alive = cfg["keep_alive"]
-        self.idle: float | None = cfg["timeout"]
         self.log_level = _LOG_LEVELS[cfg["log_level"]]
-        self._inbox: deque[Any] = deque()  # appended by paho's thread; no per-message locking
+        self._inbox = Inbox(self.batch_size, self.batch_timeout, cfg["timeout"])  # paho's thread fills it
         self._client: Any = None
         self._acks = threading.Lock()
 
@@ -121,7 +119,7 @@ class MqttSource(MessageSource):
         def on_message(c: Any, userdata: Any, msg: Any) -> None:
             # keep plain values, not paho's message: it holds cyclic Properties objects, and tens of
             # thousands of those waiting in the inbox made the cyclic GC rescan them (3.6x slower)
-            self._inbox.append((msg.payload, msg.topic, msg.qos, msg.mid))
+            self._inbox.items.append((msg.payload, msg.topic, msg.qos, msg.mid))
 
         def on_disconnect(c: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
             if reason.is_failure:
@@ -155,42 +153,20 @@ class MqttSource(MessageSource):
         self._client = self._connect()
         yield from self.batches(partition, self._polls())
 
-    def _polls(self) -> Iterator[tuple[Messages, Any] | None]:
-        last_data = time.monotonic()
-        while not self._stop.is_set():
-            got: list[Any] = []
-            deadline = time.monotonic() + self.batch_timeout
-            lull_from = None
-            while True:
-                # take what has arrived, then sleep a tick: never spin, paho's thread needs the GIL
-                take = min(len(self._inbox), self.batch_size - len(got))
-                if take:
-                    got.extend(self._inbox.popleft() for _ in range(take))
-                    lull_from = None
-                if len(got) >= self.batch_size:
-                    break
-                now = time.monotonic()
-                if now >= deadline:
-                    break
-                # with QoS 1/2 messages unacknowledged the broker may be at its in-flight limit:
-                # a short lull means "waiting for our acks", so hand the batch over and ask for a flush
-                if not take and (self.unacknowledged() or any(m[2] for m in got)):
-                    lull_from = lull_from or now
-                    if now - lull_from >= _LULL:
-                        self._starved.set()
-                        if got:
-                            break
-                time.sleep(_TICK)
-            if not got:
-                if self.idle is not None and time.monotonic() - last_data >= self.idle:
-                    return
-                yield None
-                continue
-            last_data = time.monotonic()
+    def _polls(self) -> Iterator[tuple[Messages, Any]]:
+        for got in self._inbox.batches(self._stop, on_quiet=self._owed):
             now = int(time.time() * 1000)
             payloads, topics, qos, mids = (list(col) for col in zip(*got))
             msgs = Messages(payloads, topics, qos, mids, [None] * len(got), [now] * len(got))
             yield msgs, [(mid, q) for mid, q in zip(mids, qos) if q > 0]
+
+    def _owed(self, got: list[Any], quiet: float) -> bool:
+        """With QoS 1/2 messages unacknowledged the broker may be at its in-flight limit: a short
+        lull means it waits for our acknowledgements, so hand the batch over and ask for a flush."""
+        if quiet < _LULL or not (self.unacknowledged() or any(m[2] for m in got)):
+            return False
+        self._starved.set()
+        return True
 
     def release(self, partition: str, tokens: list[Any]) -> None:
         if self._client is None:

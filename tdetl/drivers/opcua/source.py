@@ -33,6 +33,7 @@ from ...params import DATABASE, IDLE, Param, Spec, batching
 from ...source import Source
 from ...transform.parser import sized
 from ...types import TDType
+from ..common.batching import Inbox
 from .config import VARIANT_TYPES, Point, points_from_csv, points_from_nodes
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,6 @@ EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 US = dt.timedelta(microseconds=1)
 POLICIES = ("None", "Basic128Rsa15", "Basic256", "Basic256Sha256")
 MODES = ("None", "Sign", "SignAndEncrypt")
-_TICK = 0.005
 
 
 def _us(t: dt.datetime | None) -> int | None:
@@ -241,32 +241,19 @@ class OpcUaSource(Source):
     def read(self, partition: str, start: Any = None) -> Iterator[TableBatch]:
         if not self.specs:
             self.catalog()
-        collector = self._collector = Collector(self)
+        inbox = Inbox(self.batch_size, self.batch_timeout, self.idle)
+        collector = self._collector = Collector(self, inbox.items)
         collector.start()
         builder = Builder(self)
-        last_data = first = time.monotonic()
-        count = 0
+
+        def present() -> bool:  # idle time counts only while the server is there to send
+            if collector.error is not None:
+                raise collector.error
+            return collector.connected()
+
         try:
-            while not self._stop.is_set():
-                got = builder.drain(collector.inbox)
-                now = time.monotonic()
-                if got:
-                    if not count:
-                        first = now
-                    count += got
-                    last_data = now
-                if collector.error is not None:
-                    raise collector.error
-                if not collector.connected():
-                    last_data = now  # idle time counts only while the server is there to send
-                if count and (count >= self.batch_size or now - first >= self.batch_timeout
-                              or (self.idle is not None and now - last_data >= self.idle)):
-                    yield from builder.batches()
-                    count = 0
-                if self.idle is not None and not count and now - last_data >= self.idle:
-                    return
-                if not got:
-                    time.sleep(_TICK)
+            for got in inbox.batches(self._stop, present=present):
+                yield from builder.batches(got)
         finally:
             collector.stop()
 
@@ -280,10 +267,10 @@ class Collector(threading.Thread):
     """The asyncio side: sessions that subscribe (or poll) and append notifications to ``inbox`` as
     plain tuples ``(point index, value, status, source µs, server µs, received µs)``."""
 
-    def __init__(self, source: OpcUaSource) -> None:
+    def __init__(self, source: OpcUaSource, inbox: collections.deque[tuple[Any, ...]]) -> None:
         super().__init__(name="tdetl-opcua", daemon=True)
         self.source = source
-        self.inbox: collections.deque[tuple[Any, ...]] = collections.deque()
+        self.inbox = inbox
         self.error: BaseException | None = None
         self._done = threading.Event()
         self.clients: list[Any] = []
@@ -391,23 +378,15 @@ class Builder:
 
     def __init__(self, source: OpcUaSource) -> None:
         self.source = source
-        self.pending: dict[int, list[tuple[Any, ...]]] = {}
         self.last_received: dict[int, int] = {}  # keeps received_time strictly increasing per point
         self.raw = RawKeeper(source.raw, source.keep_days) if source.raw is not None else None
 
-    def drain(self, inbox: collections.deque[tuple[Any, ...]]) -> int:
-        n = 0
-        pending = self.pending
-        while inbox:
-            item = inbox.popleft()
-            pending.setdefault(item[0], []).append(item)
-            n += 1
-        return n
-
-    def batches(self) -> Iterator[TableBatch]:
-        pending, self.pending = self.pending, {}
-        for i, items in pending.items():
-            yield self._batch(i, items)
+    def batches(self, items: list[tuple[Any, ...]]) -> Iterator[TableBatch]:
+        by_point: dict[int, list[tuple[Any, ...]]] = {}
+        for item in items:
+            by_point.setdefault(item[0], []).append(item)
+        for i, point_items in by_point.items():
+            yield self._batch(i, point_items)
 
     def _batch(self, i: int, items: list[tuple[Any, ...]]) -> TableBatch:
         src = self.source
