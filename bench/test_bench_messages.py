@@ -14,7 +14,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from tdetl.errors import ErrorPolicy
+from tdetl.errors import Rejects
 from tdetl.transform.messages import MessageParser, Messages
 from tdetl.transform.parser import load_parser
 
@@ -41,9 +41,9 @@ def _rate(benchmark: Any) -> None:
 
 def test_batch_parser(benchmark: Any, messages: Messages) -> None:
     parser = MessageParser(load_parser(json.dumps(PARSER)), None, "bench")
-    policy = ErrorPolicy()
-    out = benchmark.pedantic(parser.parse, args=(messages, policy, "p", 1), rounds=5, warmup_rounds=1)
-    assert sum(b.num_rows for b in out) == N and policy.failed == 0
+    rejects = Rejects()
+    out = benchmark.pedantic(parser.parse, args=(messages, rejects, "p", 1), rounds=5, warmup_rounds=1)
+    assert sum(b.num_rows for b in out) == N and rejects.failed == 0
     _rate(benchmark)
 
 
@@ -79,7 +79,7 @@ def test_batch_parser_with_transforms(benchmark: Any, messages: Messages) -> Non
     cfg["model"]["mapping"] = {"power": {"expr": "round(current * voltage * sqrt(3), 2)"},
                                "label": {"format": "${loc_2}-${pad(id, 3, '0')}"}, "at": {"generator": "now"}}
     parser = MessageParser(load_parser(json.dumps(cfg)), None, "bench")
-    policy = ErrorPolicy()
-    out = benchmark.pedantic(parser.parse, args=(messages, policy, "p", 1), rounds=5, warmup_rounds=1)
-    assert sum(b.num_rows for b in out) == N and policy.failed == 0 and policy.filtered == 0
+    rejects = Rejects()
+    out = benchmark.pedantic(parser.parse, args=(messages, rejects, "p", 1), rounds=5, warmup_rounds=1)
+    assert sum(b.num_rows for b in out) == N and rejects.failed == 0 and rejects.filtered == 0
     _rate(benchmark)

@@ -64,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         summary = run_pipeline(src, sink, opts)
         if args.quiet < 2:
             print(f"tdetl: {src.dsn.masked()} -> {sink.dsn.masked()}: {summary.line()}", file=sys.stderr)
-            for ex in opts.on_error.examples:
+            for ex in summary.skipped:
                 print(f"tdetl: skipped: {ex}", file=sys.stderr)
         return 0
     except TdetlError as e:

@@ -167,8 +167,9 @@ def run(source: Source, sink: Sink, options: Options) -> Summary:
         source.close()
     progress.done()
     summary.tables = len(seen_tables)
-    summary.rows_failed = options.on_error.failed
-    summary.rows_filtered = options.on_error.filtered
+    summary.rows_failed = source.rejects.failed
+    summary.rows_filtered = source.rejects.filtered
+    summary.skipped = list(source.rejects.examples)
     summary.rows_read += summary.rows_failed + summary.rows_filtered  # sources hand on only rows they keep
     summary.elapsed = time.perf_counter() - summary.started
     return summary

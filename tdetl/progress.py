@@ -17,6 +17,7 @@ class Summary:
     bytes_written: int = 0
     tables: int = 0
     partitions_skipped: int = 0
+    skipped: list[str] = field(default_factory=list)  # the first reasons records were skipped for
     elapsed: float = 0.0
     started: float = field(default_factory=time.perf_counter, repr=False)
 

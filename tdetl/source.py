@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, ClassVar
 
 from .dsn import Dsn
-from .errors import ConfigError
+from .errors import ConfigError, Rejects
 from .model import Catalog, TableBatch
 from .options import Options
 from .params import Spec
@@ -22,6 +22,7 @@ class Source(ABC):
         self.config = self.spec.parse(dsn, dsn.driver)
         self.dsn = dsn
         self.options = options
+        self.rejects = Rejects(options.on_error)  # what this source's records failed, for the summary
         if options.parser is not None and not self.uses_parser:
             raise ConfigError(f"{dsn.masked()}: the {dsn.driver} source does not use --parser: its tables come"
                               " from the source itself")

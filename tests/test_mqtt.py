@@ -133,7 +133,7 @@ def test_bad_payload_is_reported_by_topic(mosquitto: Mosquitto, tmp_path: Path) 
 
 
 def test_keys_and_types_that_first_appear_late_in_a_batch_are_kept() -> None:
-    from tdetl.errors import ErrorPolicy
+    from tdetl.errors import Rejects
     from tdetl.transform.messages import MessageParser, Messages
     from tdetl.transform.parser import load_parser
 
@@ -143,7 +143,7 @@ def test_keys_and_types_that_first_appear_late_in_a_batch_are_kept() -> None:
     docs = [{"ts": i, "x": 1} for i in range(500)] + [{"ts": 500, "x": 2.5, "late": 7}]
     n = len(docs)
     msgs = Messages([json.dumps(d).encode() for d in docs], ["t"] * n, [0] * n, list(range(n)), [None] * n, [0] * n)
-    out = MessageParser(load_parser(json.dumps(cfg)), None, "w").parse(msgs, ErrorPolicy(), "p", 1)
+    out = MessageParser(load_parser(json.dumps(cfg)), None, "w").parse(msgs, Rejects(), "p", 1)
     rows = [r for b in out for r in b.data.to_pylist()]
     assert len(rows) == n and rows[-1]["x"] == 2.5 and rows[-1]["late"] == 7 and rows[0]["late"] is None
 

@@ -9,7 +9,7 @@ import duckdb
 import pytest
 
 import tdetl
-from tdetl.errors import ConfigError, DataError, DsnError
+from tdetl.errors import ConfigError, DataError, DsnError, ErrorPolicy
 from tdetl.transform.parser import load_parser
 
 GOOD_MODEL = {"name": "d{id}", "using": "m", "tags": ["loc"], "columns": ["ts", "v"]}
@@ -76,8 +76,11 @@ def test_drop_and_archive_policies_count_and_keep_bad_rows(tmp_path: Path) -> No
     src = _csv(tmp_path, "\n".join(rows) + "\n")
     parser = json.dumps({"parse": {"id": {"as": "int"}, "ts": {"as": "timestamp(ms)"},
                                    "v": {"as": "double"}, "loc": {"as": "varchar(4)"}}, "model": GOOD_MODEL})
-    s = tdetl.run(src, f"duckdb:{tmp_path / 'drop.duckdb'}", parser=parser, on_error="drop")
-    assert (s.rows_read, s.rows_written, s.rows_failed) == (5, 2, 3)
+    drop = ErrorPolicy.parse("drop")
+    for _ in range(2):  # one policy, two runs: each summary counts its own run only
+        s = tdetl.run(src, f"duckdb:{tmp_path / 'drop.duckdb'}", parser=parser, on_error=drop)
+        assert (s.rows_read, s.rows_written, s.rows_failed) == (5, 2, 3)
+        assert len(s.skipped) == 3 and "'x1' is not a valid DOUBLE" in s.skipped[0]
     got = duckdb.connect(str(tmp_path / "drop.duckdb")).sql("SELECT tbname, v FROM m ORDER BY ts").fetchall()
     assert got == [("d1", 1.5), ("d3", 4.0)]
     archive = tmp_path / "bad.jsonl"

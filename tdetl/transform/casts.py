@@ -13,7 +13,7 @@ from typing import Any
 
 import polars as pl
 
-from ..errors import ConfigError, ErrorPolicy
+from ..errors import ConfigError, Rejects
 from ..types import TDType, parse_type
 
 ROW = "__row"
@@ -165,9 +165,9 @@ class FrameCaster:
     def __post_init__(self) -> None:
         self._casts = [(f, any_cast(f.type) if f.type else None) for f in self.fields]
 
-    def cast(self, df: pl.DataFrame, where: str, locate: Locate, policy: ErrorPolicy) -> pl.DataFrame:
-        """Typed frame (aliases applied). Bad values are reported with ``locate(row)`` through the
-        policy; with drop/archive their rows are removed."""
+    def cast(self, df: pl.DataFrame, where: str, locate: Locate, rejects: Rejects) -> pl.DataFrame:
+        """Typed frame (aliases applied). Bad values are reported with ``locate(row)`` through
+        ``rejects``; with drop/archive their rows are removed."""
         listed = {f.name for f in self.fields}
         missing = [f.name for f in self.fields if f.name not in df.columns]
         if missing:
@@ -206,7 +206,7 @@ class FrameCaster:
             at, origin = locate(row[ROW])
             reasons.append(f"{at}: column {f.name!r} value {row[f.name]!r} {why}")
             records.append({**{k: v for k, v in row.items() if k != ROW}, **origin})  # provenance wins
-        policy.reject(reasons, records)
+        rejects.reject(reasons, records)
         return typed.filter(~mask)
 
 

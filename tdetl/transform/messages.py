@@ -18,7 +18,7 @@ from typing import Any
 
 import polars as pl
 
-from ..errors import ConfigError, ErrorPolicy
+from ..errors import ConfigError, Rejects
 from ..model import TableBatch
 from ..types import TDType, parse_type
 from .casts import ROW, Field, FrameCaster, as_text
@@ -117,7 +117,7 @@ class MessageParser:
 
     # -- decoding -------------------------------------------------------------------------------
 
-    def _decode_json(self, payloads: Sequence[bytes | str], msgs: Messages, policy: ErrorPolicy,
+    def _decode_json(self, payloads: Sequence[bytes | str], msgs: Messages, rejects: Rejects,
                      index: Sequence[int] | None = None, full: bool = False) -> pl.DataFrame:
         """Rows from JSON documents (arrays expand to several rows), with ROW = message index."""
         n = len(payloads)
@@ -158,18 +158,18 @@ class MessageParser:
                     rows.append(json.dumps(d).encode())
                     owners.append(i)
         if reasons:
-            policy.reject(reasons, records)
+            rejects.reject(reasons, records)
         if not rows:
             return pl.DataFrame({ROW: pl.Series([], dtype=pl.Int64)})
         df = pl.read_ndjson(io.BytesIO(b"\n".join(rows)), infer_schema_length=None)
         return df.with_columns(pl.Series(ROW, owners, pl.Int64))
 
-    def _text_frame(self, msgs: Messages, policy: ErrorPolicy) -> pl.DataFrame:
+    def _text_frame(self, msgs: Messages, rejects: Rejects) -> pl.DataFrame:
         if self.form == "payload":
             out = None
             for full in (False, True):
                 quiet = _Quiet()
-                df = self._decode_json(msgs.payloads, msgs, policy if full else quiet, full=full)  # type: ignore[arg-type]
+                df = self._decode_json(msgs.payloads, msgs, rejects if full else quiet, full=full)  # type: ignore[arg-type]
                 if not full and (quiet.rejected or any(root not in df.columns for _, (root, _) in self._paths)):
                     continue
                 cols = [pl.col(ROW)] + [
@@ -195,7 +195,7 @@ class MessageParser:
         })
         frame = meta.select([pl.col(ROW), *(pl.col(f.name).alias(f.alias) for f in self.fields)])
         for name, inner in self.json_fields:
-            decoded = self._decode_json(meta[name].to_list(), msgs, policy)
+            decoded = self._decode_json(meta[name].to_list(), msgs, rejects)
             picked = decoded.select([pl.col(ROW), *((pl.col(f.name) if f.name in decoded.columns
                                                     else pl.lit(None, pl.String)).alias(f.alias) for f in inner)])
             untyped = {f.alias for f in inner if f.type is None}
@@ -207,10 +207,10 @@ class MessageParser:
                                    if frame[f.alias].dtype == pl.Binary and not (
                                        f.type and f.type.name in ("VARBINARY", "BLOB", "GEOMETRY"))])
 
-    def parse(self, msgs: Messages, policy: ErrorPolicy, partition: str, position: Any) -> list[TableBatch]:
+    def parse(self, msgs: Messages, rejects: Rejects, partition: str, position: Any) -> list[TableBatch]:
         if not len(msgs):
             return []
-        frame = self._text_frame(msgs, policy)
+        frame = self._text_frame(msgs, rejects)
         if frame.height == 0:
             return []
 
@@ -219,10 +219,10 @@ class MessageParser:
                 "topic": msgs.topics[i], "partition": msgs.partitions[i], "offset": msgs.offsets[i],
                 "message": msgs.payloads[i].decode("utf-8", "replace")}
 
-        typed = self.caster.cast(frame, self.where, locate, policy)
+        typed = self.caster.cast(frame, self.where, locate, rejects)
         if typed.height == 0:
             return []
-        return self.builder.build(typed, policy, locate, partition, position)
+        return self.builder.build(typed, rejects, locate, partition, position)
 
 
 class _Quiet:

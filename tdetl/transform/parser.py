@@ -18,7 +18,7 @@ from typing import Any
 
 import polars as pl
 
-from ..errors import ConfigError, ErrorPolicy
+from ..errors import ConfigError, Rejects
 from ..model import Column, SuperTable, TableBatch, TableSpec, conform
 from ..types import TDType, parse_type
 from .casts import ROW, Field, FrameCaster, Locate
@@ -213,28 +213,28 @@ class TableBuilder:
                                       tuple(Column(t, _plain(types[t])) for t in m.tags), precision))
         return out
 
-    def build(self, df: pl.DataFrame, policy: ErrorPolicy, locate: Locate,
+    def build(self, df: pl.DataFrame, rejects: Rejects, locate: Locate,
               partition: str, position: Any) -> list[TableBatch]:
         out: list[TableBatch] = []
-        df = self.steps.run(df, policy, locate)
+        df = self.steps.run(df, rejects, locate)
         for m, expr, (maps, caster), types in zip(self.models, self._exprs, self._maps, self._types):
             named = df
             if maps:
                 named = with_now(named).with_columns(maps).drop(NOW)
                 if caster is not None:
-                    named = caster.cast(named, m.mapping[0].where, locate, policy)
+                    named = caster.cast(named, m.mapping[0].where, locate, rejects)
             ts = m.columns[0]
             missing = named[ts].is_null()
             if missing.any():
                 bad = named.filter(missing)[ROW].to_list()
-                policy.reject([f"{locate(i)[0]}: required field {ts!r} (the timestamp) is missing" for i in bad],
+                rejects.reject([f"{locate(i)[0]}: required field {ts!r} (the timestamp) is missing" for i in bad],
                               [locate(i)[1] for i in bad])
                 named = named.filter(~missing)
             named = named.with_columns(expr.alias("__tbname"))
             missing = named["__tbname"].is_null()
             if missing.any():
                 i = int(missing.arg_true()[0])
-                policy.reject([f"{locate(int(named[ROW][i]))[0]}: table name template"
+                rejects.reject([f"{locate(int(named[ROW][i]))[0]}: table name template"
                                f" {m.name!r} gives no name (a field it uses is empty)"], [])
                 named = named.filter(~missing)
             precision = types[ts].unit or "ms"

@@ -14,7 +14,7 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
-from ..errors import ConfigError, ErrorPolicy
+from ..errors import ConfigError, Rejects
 from ..types import TDType, parse_type, type_from_arrow
 from .casts import ROW, Field, FrameCaster
 from .expr import NOW, NOW_TYPE, compile_expr
@@ -230,7 +230,7 @@ class StepRunner:
             for name in st.outputs():
                 self.types[name] = typed.get(name, TDType("VARCHAR"))
 
-    def run(self, df: pl.DataFrame, policy: ErrorPolicy, locate: Any) -> pl.DataFrame:
+    def run(self, df: pl.DataFrame, rejects: Rejects, locate: Any) -> pl.DataFrame:
         if not self.compiled:
             return df
         df = with_now(df)
@@ -239,19 +239,19 @@ class StepRunner:
                 n = df.height
                 df = df.filter(c.exprs[0].fill_null(False))
                 if df.height < n:
-                    policy.filtered_out(n - df.height)
+                    rejects.filtered_out(n - df.height)
                 continue
             if c.must_match is not None:
                 miss = df.select(c.must_match).to_series()
                 if miss.any():
                     bad = df.filter(miss)
-                    policy.reject([f"{locate(int(r))[0]}: {c.step.where}: value {v!r} does not match the pattern"
+                    rejects.reject([f"{locate(int(r))[0]}: {c.step.where}: value {v!r} does not match the pattern"
                                    for r, v in zip(bad[ROW], bad[c.step.source])],
                                   [locate(int(r))[1] for r in bad[ROW]])
                     df = df.filter(~miss)
             df = df.with_columns(c.exprs)
             if c.caster is not None:
-                df = c.caster.cast(df, c.step.where, locate, policy)
+                df = c.caster.cast(df, c.step.where, locate, rejects)
         return df.drop(NOW)
 
 

@@ -66,7 +66,7 @@ class MessageSource(Source):
             self._seq += 1
             seq = self._seq
             self._pending.setdefault(partition, []).append((seq, token))
-        return self.parser.parse(msgs, self.options.on_error, partition, seq)
+        return self.parser.parse(msgs, self.rejects, partition, seq)
 
     def acknowledge(self, checkpoint: dict[str, Any]) -> None:
         for partition, pos in checkpoint.items():

@@ -191,8 +191,8 @@ class CsvSource(Source):
                 if chunk.height == 0:
                     continue
                 done = int(chunk[ROW][-1]) + 1
-                typed = self._caster.cast(chunk, str(path), locate, self.options.on_error)
-                yield from self._builder.build(typed, self.options.on_error, locate, partition,
+                typed = self._caster.cast(chunk, str(path), locate, self.rejects)
+                yield from self._builder.build(typed, self.rejects, locate, partition,
                                                {"row": done})
         except pl.exceptions.PolarsError as e:
             raise _malformed(path, done, e) from None
