@@ -78,7 +78,7 @@ def test_secret_parameters_are_masked() -> None:
 
 def test_kafka_timeout_bare_number_is_milliseconds_elsewhere_seconds() -> None:
     def idle(dsn: str) -> Any:
-        return open_source(dsn, Options()).idle
+        return open_source(dsn, Options()).config["timeout"]
     assert idle("kafka://h:9092?topics=t&timeout=500") == 0.5
     assert idle("kafka://h:9092?topics=t&timeout=2s") == 2.0
     assert idle("kafka://h:9092?topics=t&timeout=never") is None

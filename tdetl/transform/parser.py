@@ -20,6 +20,7 @@ import polars as pl
 
 from ..errors import ConfigError, Rejects
 from ..model import Column, SuperTable, TableBatch, TableSpec, conform
+from ..polars_types import sized
 from ..types import TDType, parse_type
 from .casts import ROW, Field, FrameCaster, Locate
 from .expr import NOW
@@ -163,19 +164,6 @@ def _name_expr(template: str) -> pl.Expr:
     if not fields:
         return pl.lit(template)
     return pl.format(_TEMPLATE.sub("{}", template.replace("{}", "")), *[pl.col(f) for f in fields])
-
-
-def sized(t: TDType, s: pl.Series) -> TDType:
-    """Give an undeclared VARCHAR/NCHAR/VARBINARY width from the data (at least 1)."""
-    if t.length is not None or t.name not in ("VARCHAR", "NCHAR", "VARBINARY", "GEOMETRY"):
-        return t
-    if t.name == "NCHAR":
-        n = s.str.len_chars().max()
-    elif s.dtype == pl.Binary:
-        n = s.bin.size().max()
-    else:
-        n = s.str.len_bytes().max()
-    return t.with_length(max(1, int(n or 0)))
 
 
 class TableBuilder:

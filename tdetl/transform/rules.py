@@ -12,10 +12,10 @@ from datetime import datetime, timezone
 from typing import Any
 
 import polars as pl
-import pyarrow as pa
 
 from ..errors import ConfigError, Rejects
-from ..types import TDType, parse_type, type_from_arrow
+from ..polars_types import polars_type, td_type
+from ..types import TDType, parse_type
 from .casts import ROW, Field, FrameCaster
 from .expr import NOW, NOW_TYPE, compile_expr
 
@@ -23,15 +23,6 @@ _GROUP = re.compile(r"\(\?P?<([A-Za-z_]\w*)>")
 _PLACEHOLDER = re.compile(r"\$\{([^{}]*)\}")
 STEP_KINDS = ("regex", "split", "convert", "filter")
 MAPPING_KINDS = ("mapping", "constant", "generator", "join", "format", "sum", "expr")
-
-
-def polars_type(t: TDType) -> pl.DataType:
-    """The Polars dtype a typed field has in a frame (through the one Arrow type map)."""
-    return pl.Series(pa.array([], type=t.arrow("ms"))).dtype
-
-
-def td_type(d: pl.DataType, where: str) -> TDType:
-    return type_from_arrow(pl.Series([], dtype=d).to_arrow().type, where)
 
 
 @dataclass(frozen=True)

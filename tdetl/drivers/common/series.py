@@ -14,7 +14,7 @@ import polars as pl
 from ...errors import DsnError
 from ...model import Column, TableBatch, TableSpec, conform
 from ...params import seconds
-from ...transform.parser import sized
+from ...polars_types import sized
 from ...types import TDType
 
 NS = 1_000_000_000

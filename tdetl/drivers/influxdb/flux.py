@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from ...errors import SourceError
-from ...transform.rules import polars_type
+from ...polars_types import polars_type
 from ...types import TDType
 from ..common.series import rfc3339
 

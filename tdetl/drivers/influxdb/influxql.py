@@ -12,7 +12,7 @@ from typing import Any
 import polars as pl
 
 from ...errors import SourceError
-from ...transform.rules import polars_type
+from ...polars_types import polars_type
 from ...types import TDType
 from ..common.http import open_json_api
 

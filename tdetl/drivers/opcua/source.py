@@ -30,8 +30,8 @@ from ...errors import DsnError, SourceError
 from ...model import Catalog, Column, TableBatch, TableSpec, conform
 from ...options import Options
 from ...params import DATABASE, IDLE, Param, Spec, batching
+from ...polars_types import sized
 from ...source import Source
-from ...transform.parser import sized
 from ...types import TDType
 from ..common.batching import Inbox
 from .config import VARIANT_TYPES, Point, points_from_csv, points_from_nodes
