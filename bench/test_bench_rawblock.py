@@ -185,3 +185,29 @@ def test_baseline_taosws_stmt2_columns(benchmark, meters: pa.RecordBatch) -> Non
     part = meters.slice(0, 200_000)
     benchmark.pedantic(prepare, args=(part,), rounds=3, warmup_rounds=1)
     _rate(benchmark, part.num_rows, part.nbytes)
+
+
+# ---- per-call cost: many small blocks (one per child table, as a many-tables restore sends) ------
+
+SMALL = 100
+
+
+def _encode_small(batches: list[pa.RecordBatch], fields: list[Column], enc: object) -> int:
+    return sum(len(rb.encode(b, fields, "ms", enc)) for b in batches)
+
+
+def test_encode_meters_100_row_blocks(benchmark, meters: pa.RecordBatch) -> None:
+    batches = [meters.slice(i, SMALL) for i in range(0, 100_000, SMALL)]
+    enc = rb.Encoder(1 << 20)
+    size = _encode_small(batches, METERS, enc)
+    benchmark.pedantic(_encode_small, args=(batches, METERS, enc), rounds=10, warmup_rounds=2)
+    _rate(benchmark, 100_000, size)
+    benchmark.extra_info["blocks_per_s"] = len(batches) / benchmark.stats.stats.min
+
+
+def test_decode_meters_100_row_blocks(benchmark, meters: pa.RecordBatch) -> None:
+    blocks = [bytes(rb.encode(meters.slice(i, SMALL), METERS, "ms")) for i in range(0, 100_000, SMALL)]
+    out = benchmark.pedantic(lambda: [rb.decode(b, METERS, "ms") for b in blocks], rounds=10, warmup_rounds=2)
+    assert sum(b.num_rows for b in out) == 100_000
+    _rate(benchmark, 100_000, sum(map(len, blocks)))
+    benchmark.extra_info["blocks_per_s"] = len(blocks) / benchmark.stats.stats.min

@@ -62,51 +62,112 @@ def _kind(t: TDType) -> str:
     return "fixed"
 
 
-def _normalise(arr: pa.Array, col: Column, precision: str) -> pa.Array:
-    """The Arrow form the native loops read for this column, cast only when needed."""
-    t, at = col.type, arr.type
-    try:
-        if t.name == "TIMESTAMP":
-            if pa.types.is_timestamp(at) or at == pa.int64():
-                return arr
-            return arr.cast(pa.timestamp(t.unit or precision))
-        if t.name in ("VARCHAR", "JSON", "NCHAR"):
-            ok = (pa.string(), pa.large_string()) if t.name == "NCHAR" else (
-                pa.string(), pa.large_string(), pa.binary(), pa.large_binary())
-            return arr if at in ok else arr.cast(pa.string())
-        if t.name in ("VARBINARY", "GEOMETRY", "BLOB"):
-            ok = (pa.binary(), pa.large_binary(), pa.string(), pa.large_string())
-            return arr if at in ok else arr.cast(pa.binary())
-        want = t.arrow(precision)
-        return arr if at == want else arr.cast(want)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as e:
-        raise DataError(f"column {col.name!r}: cannot encode Arrow {at} as {t}: {e}") from None
+def _target(t: TDType, at: pa.DataType, precision: str) -> pa.DataType:
+    """The Arrow type the native loops read for a TDengine column given as ``at``."""
+    if t.name == "TIMESTAMP":
+        return at if pa.types.is_timestamp(at) or at == pa.int64() else pa.timestamp(t.unit or precision)
+    if t.name in ("VARCHAR", "JSON", "NCHAR"):
+        ok = (pa.string(), pa.large_string()) if t.name == "NCHAR" else (
+            pa.string(), pa.large_string(), pa.binary(), pa.large_binary())
+        return at if at in ok else pa.string()
+    if t.name in ("VARBINARY", "GEOMETRY", "BLOB"):
+        ok = (pa.binary(), pa.large_binary(), pa.string(), pa.large_string())
+        return at if at in ok else pa.binary()
+    return t.arrow(precision)
 
 
-def _plan(arr: pa.Array, col: Column, precision: str) -> tuple[Any, ...]:
-    t = col.type
+def _new_plan(t: TDType, at: pa.DataType, precision: str) -> tuple[pa.DataType | None, Any]:
+    """(the type to cast to first, or None; the native plan for arrays of the resulting type)."""
+    want = _target(t, at, precision)
     kind = _kind(t)
-    bufs = arr.buffers()
-    valid = bufs[0].address if (bufs[0] is not None and arr.null_count) else 0
     mul = div = 1
-    width = t.fixed_width or 0
     if kind == "ts":
-        src = arr.type.unit if pa.types.is_timestamp(arr.type) else (t.unit or precision)
+        src = want.unit if pa.types.is_timestamp(want) else (t.unit or precision)
         dst = t.unit or precision
         if _NS[src] >= _NS[dst]:
             mul = _NS[src] // _NS[dst]
         else:
             div = _NS[dst] // _NS[src]
-    if kind in ("var16", "nchar", "var32"):
-        owidth = 8 if arr.type in (pa.large_string(), pa.large_binary()) else 4
-        data = bufs[2].address if bufs[2] is not None else 0
-        offs = bufs[1].address
-        max_len = MAX_BLOB if kind == "var32" else (0 if t.name == "JSON" else (t.length or 0))
-    else:
-        owidth, offs, max_len = 0, 0, 0
-        data = bufs[1].address if kind != "null" and bufs[1] is not None else 0
-    return (_rb().KINDS[kind], t.type_id, t.schema_bytes(), width, max_len, mul, div, valid, data,
-            offs, owidth, arr.offset, arr.null_count)
+    max_len = 0
+    if kind == "var32":
+        max_len = MAX_BLOB
+    elif kind in ("var16", "nchar") and t.name != "JSON":
+        max_len = t.length or 0
+    plan = _rb().ColumnPlan(_rb().KINDS[kind], t.type_id, t.schema_bytes(), t.fixed_width or 0, max_len, mul,
+                            div, want)
+    return (None if want == at else want), plan
+
+
+_PLANS: dict[tuple[TDType, pa.DataType, str], tuple[pa.DataType | None, Any]] = {}
+_MAX_BLOCK_PLANS = 1 << 14
+
+
+class _BlockPlan:
+    """Where each field is in batches of one schema, and how to encode it. Kept per fields object
+    (a table's columns) so a batch costs one schema comparison instead of planning every column."""
+
+    __slots__ = ("casts", "columns", "fields", "plans", "schema")
+
+    def __init__(self, fields: Sequence[Column], schema: pa.Schema, precision: str) -> None:
+        self.fields, self.schema = fields, schema
+        self.columns: list[int] = []
+        self.plans: list[Any] = []
+        self.casts: list[tuple[int, pa.DataType]] = []  # columns the loops cannot read as given
+        for col in fields:
+            idx = schema.get_field_index(col.name)
+            if idx < 0:
+                raise DataError(f"column {col.name!r} is not in the batch (it has {schema.names})")
+            at = schema.field(idx).type
+            key = (col.type, at, precision)
+            entry = _PLANS.get(key)
+            if entry is None:
+                entry = _PLANS[key] = _new_plan(col.type, at, precision)
+            cast, plan = entry
+            self.columns.append(idx)
+            self.plans.append(plan)
+            if cast is not None:
+                self.casts.append((idx, cast))
+
+    def cast(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        arrays = list(batch.columns)
+        for idx, target in self.casts:
+            try:
+                arrays[idx] = arrays[idx].cast(target)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as e:
+                name = batch.schema.names[idx]
+                col = next(c for c in self.fields if c.name == name)
+                raise DataError(f"column {name!r}: cannot encode Arrow {arrays[idx].type} as {col.type}: {e}") from None
+        return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(
+            [f.with_type(a.type) for f, a in zip(batch.schema, arrays)]))
+
+
+_BLOCKS: dict[tuple[int, str], _BlockPlan] = {}
+
+
+def _block_plan(fields: Sequence[Column], schema: pa.Schema, precision: str) -> _BlockPlan:
+    key = (id(fields), precision)
+    bp = _BLOCKS.get(key)
+    if bp is None or bp.fields is not fields or not schema.equals(bp.schema):
+        bp = _BlockPlan(fields, schema, precision)
+        if len(_BLOCKS) >= _MAX_BLOCK_PLANS:
+            _BLOCKS.clear()
+        _BLOCKS[key] = bp
+    return bp
+
+
+def as_batch(data: Any) -> pa.RecordBatch:
+    """A RecordBatch from a pyarrow batch or anything exporting the Arrow C Data Interface (a Polars
+    DataFrame, a DuckDB result): imported without copying when it is one chunk."""
+    if isinstance(data, pa.RecordBatch):
+        return data
+    if hasattr(data, "__arrow_c_array__"):
+        return pa.record_batch(data)
+    if hasattr(data, "__arrow_c_stream__"):
+        table = pa.table(data)
+        chunks = table.to_batches()
+        return chunks[0] if len(chunks) == 1 else table.combine_chunks().to_batches()[0]
+    raise DataError(f"cannot encode a {type(data).__name__}: expected Arrow data (a pyarrow RecordBatch, or an"
+                    " object with __arrow_c_array__ or __arrow_c_stream__)")
 
 
 def _error(code: int, col: Column, row: int, arr: pa.Array, precision: str) -> DataError:
@@ -126,25 +187,22 @@ def _error(code: int, col: Column, row: int, arr: pa.Array, precision: str) -> D
                      + (f" at precision {precision}" if t.name == "TIMESTAMP" else ""))
 
 
-def encode(batch: pa.RecordBatch, fields: Sequence[Column] | TableSpec, precision: str = "ms",
+def encode(batch: pa.RecordBatch | Any, fields: Sequence[Column] | TableSpec, precision: str = "ms",
            encoder: Any = None) -> memoryview:
-    """One raw block holding ``batch``'s columns named by ``fields`` (in that order). The result
-    views the encoder's buffer: use it before the next call on the same encoder."""
+    """One raw block holding ``batch``'s columns named by ``fields`` (in that order); ``batch`` may
+    be any Arrow data (see :func:`as_batch`). The result views the encoder's buffer: use it before
+    the next call on the same encoder."""
+    batch = as_batch(batch)
     cols = _fields(fields)
-    arrays, plans = [], []
-    for col in cols:
-        idx = batch.schema.get_field_index(col.name)
-        if idx < 0:
-            raise DataError(f"column {col.name!r} is not in the batch (it has {batch.schema.names})")
-        arr = _normalise(batch.column(idx), col, precision)
-        arrays.append(arr)
-        plans.append(_plan(arr, col, precision))
+    bp = _block_plan(cols, batch.schema, precision)
+    if bp.casts:
+        batch = bp.cast(batch)
     if batch.num_rows == 0:
         raise DataError("a raw block needs at least one row")
     enc = encoder if encoder is not None else Encoder()
-    view, code, ci, row = enc.encode(batch.num_rows, plans)
+    view, code, ci, row = enc.encode(bp.plans, bp.columns, batch)
     if code:
-        raise _error(code, cols[ci], row, arrays[ci], precision)
+        raise _error(code, cols[ci], row, batch.column(bp.columns[ci]), precision)
     return view
 
 
@@ -155,6 +213,7 @@ def encode_ranges(batch: pa.RecordBatch, fields: Sequence[Column] | TableSpec, p
     """``(first row, row count, block)`` for blocks of at most ``max_bytes`` (and ``max_rows``, if
     set) each; a single row larger than that is sent alone. In row order; each view is valid until
     the next is produced."""
+    batch = as_batch(batch)
     enc = encoder if encoder is not None else Encoder()
     total = batch.num_rows - start if rows is None else rows
     step = max_rows if max_rows > 0 else max(total, 1)
@@ -260,5 +319,5 @@ def decode_all(data: bytes | memoryview, fields: Sequence[Column] | TableSpec | 
         pos += length
 
 
-__all__ = ["DEFAULT_MAX_BYTES", "Encoder", "block_types", "decode", "decode_all", "encode", "encode_blocks",
+__all__ = ["DEFAULT_MAX_BYTES", "Encoder", "as_batch", "block_types", "decode", "decode_all", "encode", "encode_blocks",
            "encode_ranges"]

@@ -186,3 +186,30 @@ def test_sliced_and_large_arrow_inputs() -> None:
         part = full.slice(start, n - start - 2)
         back = rb.decode(rb.encode(part, fields, "ms"), fields, "ms")
         assert back.to_pylist() == part.to_pylist()
+
+
+def test_polars_and_duckdb_data_encode_to_the_same_bytes() -> None:
+    pl = pytest.importorskip("polars")
+    duckdb = pytest.importorskip("duckdb")
+    fields = _spec(("ts", "TIMESTAMP"), ("v", "DOUBLE"), ("s", "VARCHAR(8)"))
+    batch = pa.record_batch({"ts": pa.array([1, 2, None], pa.timestamp("ms")), "v": [0.5, None, 2.0],
+                             "s": ["a", "bé", None]})
+    want = bytes(rb.encode(batch, fields, "ms"))
+    frame = pl.from_arrow(batch)
+    assert bytes(rb.encode(frame, fields, "ms")) == want
+    rel = duckdb.sql("SELECT * FROM batch")  # TIMESTAMP comes back as us: the encoder scales it
+    assert bytes(rb.encode(rel, fields, "ms")) == want
+    with pytest.raises(DataError, match="cannot encode a list"):
+        rb.encode([1, 2], fields, "ms")
+
+
+def test_the_native_contract_refuses_an_array_of_another_type() -> None:
+    native = rb._rb()
+    plan = native.ColumnPlan(native.KINDS["fixed"], 7, 8, 8, 0, 1, 1, pa.float64())
+    assert (plan.kind, plan.type_id, plan.width, plan.format) == (native.KINDS["fixed"], 7, 8, b"g")
+    good = pa.record_batch({"v": pa.array([1.5], pa.float64())})
+    assert native.Encoder().encode([plan], [0], good)[1] == 0
+    with pytest.raises(TypeError, match="Arrow format b'i' is not the plan's b'g'"):
+        native.Encoder().encode([plan], [0], pa.record_batch({"v": pa.array([1], pa.int32())}))
+    with pytest.raises(TypeError, match="no child 3"):
+        native.Encoder().encode([plan], [3], good)

@@ -8,30 +8,15 @@ rows x width values (null slots zeroed), or rows x int32 offsets (-1 = NULL) plu
 values (u16, u32 for BLOB; NCHAR as UCS-4 LE), and one trailing zero byte counted in the length.
 
 This module only moves bytes; tdetl/rawblock.py chooses the plan per column from the type map and
-turns the error codes returned here into messages naming the column and row.
+turns the error codes returned here into messages naming the column and row. The contract between
+the two is rawblock.pxd.
 """
 
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_Resize
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from cpython.pycapsule cimport PyCapsule_GetPointer
 from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t, uintptr_t
-from libc.string cimport memcpy, memset
-
-cdef enum:
-    # column kinds (tdetl/rawblock.py builds plans with these numbers)
-    K_FIXED = 0    # width-byte values, straight copy
-    K_BOOL = 1     # Arrow bits <-> one byte per value
-    K_TS = 2       # int64 with a precision change (multiply, or exact divide)
-    K_VAR16 = 3    # u16 length prefix + bytes (VARCHAR, VARBINARY, GEOMETRY, JSON)
-    K_NCHAR = 4    # u16 length prefix + UCS-4 LE (UTF-8 in Arrow)
-    K_VAR32 = 5    # u32 length prefix + bytes (BLOB)
-    K_DEC64 = 6    # Arrow decimal128 <-> 8-byte unscaled int64
-    K_NULL = 7     # TDengine NULL type: bitmap only
-    # error codes returned by the loops (row is reported alongside)
-    E_TOO_LONG = 1
-    E_OVERFLOW = 2
-    E_LOSSY = 3
-    E_PREFIX = 4
-    E_MALFORMED = 5
+from libc.string cimport memcpy, memset, strcmp
 
 KINDS = {"fixed": K_FIXED, "bool": K_BOOL, "ts": K_TS, "var16": K_VAR16, "nchar": K_NCHAR,
          "var32": K_VAR32, "dec64": K_DEC64, "null": K_NULL}
@@ -87,21 +72,6 @@ cdef inline int64_t arrow_offset(const uint8_t* offs, int owidth, int64_t i) noe
     if owidth == 4:
         return (<const int32_t*>offs)[i]
     return (<const int64_t*>offs)[i]
-
-
-cdef struct Col:
-    int kind
-    int width          # fixed width in the block (K_FIXED, K_TS 8, K_DEC64 8)
-    int64_t max_len    # K_VAR*: max payload bytes; K_NCHAR: max characters; 0 = no check
-    int64_t mul        # K_TS
-    int64_t div        # K_TS
-    const uint8_t* valid
-    const uint8_t* data
-    const uint8_t* offs
-    int owidth
-    int64_t aoff       # Arrow array offset (rows)
-    int64_t nulls
-    int64_t length     # value-area bytes (filled by the size pass)
 
 
 # ---- encoding ------------------------------------------------------------------------------------
@@ -273,12 +243,21 @@ cdef int encode_fixed(Col* c, int64_t n, uint8_t* out, int64_t* bad) noexcept no
     return 0
 
 
+cdef class ColumnPlan:
+    def __init__(self, int kind, int type_id, int schema_bytes, int width, int64_t max_len, int64_t mul,
+                 int64_t div, arrow_type):
+        """``arrow_type``: the type arrays of this column have (anything with ``__arrow_c_schema__``)."""
+        capsule = arrow_type.__arrow_c_schema__()  # owns the exported schema while we read it
+        cdef ArrowSchema* sch = <ArrowSchema*>PyCapsule_GetPointer(capsule, "arrow_schema")
+        self.kind, self.type_id, self.schema_bytes, self.width = kind, type_id, schema_bytes, width
+        self.max_len, self.mul, self.div = max_len, mul, div
+        self.format = sch.format
+        self.owidth = 8 if self.format in (b"U", b"Z") else 4
+
+
 cdef class Encoder:
     """Encodes batches into one output buffer that is reused from call to call (fresh memory is
     expensive here): the memoryview a call returns is valid until the next call."""
-
-    cdef bytearray buf
-    cdef public int64_t capacity
 
     def __init__(self, int64_t capacity=1 << 16):
         self.buf = bytearray(capacity)
@@ -290,37 +269,69 @@ cdef class Encoder:
             PyByteArray_Resize(self.buf, self.capacity)
         return <uint8_t*>PyByteArray_AS_STRING(self.buf)
 
-    def encode(self, int64_t rows, list cols):
-        """``cols``: per column (kind, type_id, schema_bytes, width, max_len, mul, div, validity
-        address or 0, data address, offsets address or 0, offset width, array offset, null count).
-        Returns (memoryview, 0, 0, 0) or (None, error code, column, row)."""
-        cdef int ncols = len(cols)
+    def encode(self, list plans, list columns, batch):
+        """One block of ``batch`` (anything whose ``__arrow_c_array__`` exports a struct array, such
+        as a RecordBatch): its child ``columns[i]`` encoded by ``plans[i]``. Returns (memoryview, 0,
+        0, 0) or (None, error code, column, row); a child whose Arrow type is not the plan's raises
+        TypeError."""
+        cdef int ncols = len(plans)
         cdef Col* cs
-        cdef int64_t total = 29 + 9 * ncols
+        cdef ColumnPlan plan
+        cdef ArrowSchema* top_schema
+        cdef ArrowSchema* sch
+        cdef ArrowArray* top
+        cdef ArrowArray* arr
+        cdef int64_t rows, total = 29 + 9 * ncols
         cdef int64_t bad = -1, size, meta
-        cdef int i, err = 0
+        cdef int i, idx, err = 0
         cdef uint8_t* out
         cdef uint8_t* p
         cdef int32_t hdr[4]
         cdef uint32_t flag = 0x80000000
         cdef uint64_t group = 0
+        if len(columns) != ncols:
+            raise TypeError(f"{len(columns)} columns for {ncols} plans")
+        keep = batch.__arrow_c_array__()  # owns the exported batch until we return
+        top_schema = <ArrowSchema*>PyCapsule_GetPointer(keep[0], "arrow_schema")
+        top = <ArrowArray*>PyCapsule_GetPointer(keep[1], "arrow_array")
+        if strcmp(top_schema.format, b"+s") != 0:
+            raise TypeError(f"expected a struct array (a record batch), got Arrow format {top_schema.format!r}")
+        rows = top.length
         cs = <Col*>PyMem_Malloc(sizeof(Col) * max(ncols, 1))
         if cs == NULL:
             raise MemoryError()
         try:
             for i in range(ncols):
-                t = cols[i]
-                cs[i].kind = t[0]
-                cs[i].width = t[3]
-                cs[i].max_len = t[4]
-                cs[i].mul = t[5]
-                cs[i].div = t[6]
-                cs[i].valid = <const uint8_t*><uintptr_t>t[7]
-                cs[i].data = <const uint8_t*><uintptr_t>t[8]
-                cs[i].offs = <const uint8_t*><uintptr_t>t[9]
-                cs[i].owidth = t[10]
-                cs[i].aoff = t[11]
-                cs[i].nulls = t[12]
+                plan = <ColumnPlan?>plans[i]
+                idx = columns[i]
+                if idx < 0 or idx >= top.n_children:
+                    raise TypeError(f"column {i}: no child {idx} in a batch of {top.n_children} columns")
+                sch = top_schema.children[idx]
+                arr = top.children[idx]
+                if strcmp(sch.format, plan.format) != 0:
+                    raise TypeError(f"column {i}: Arrow format {sch.format!r} is not the plan's {plan.format!r}")
+                if arr.length < top.offset + rows:
+                    raise TypeError(f"column {i}: {arr.length} rows, the batch has {top.offset + rows}")
+                cs[i].kind = plan.kind
+                cs[i].width = plan.width
+                cs[i].max_len = plan.max_len
+                cs[i].mul = plan.mul
+                cs[i].div = plan.div
+                cs[i].owidth = plan.owidth
+                cs[i].aoff = top.offset + arr.offset
+                cs[i].nulls = arr.null_count  # -1 (not computed) counts as "may have nulls"
+                cs[i].valid = NULL
+                cs[i].data = NULL
+                cs[i].offs = NULL
+                if plan.kind == K_NULL:
+                    continue
+                if arr.null_count != 0:
+                    cs[i].valid = <const uint8_t*>arr.buffers[0]
+                if plan.kind == K_VAR16 or plan.kind == K_NCHAR or plan.kind == K_VAR32:
+                    cs[i].offs = <const uint8_t*>arr.buffers[1]
+                    cs[i].data = <const uint8_t*>arr.buffers[2]
+                else:
+                    cs[i].data = <const uint8_t*>arr.buffers[1]
             with nogil:
                 for i in range(ncols):
                     if cs[i].kind == K_VAR16 or cs[i].kind == K_NCHAR or cs[i].kind == K_VAR32:
@@ -344,8 +355,9 @@ cdef class Encoder:
             memcpy(out + 16, &flag, 4)
             memcpy(out + 20, &group, 8)
             for i in range(ncols):
-                out[28 + 5 * i] = <uint8_t>(<int8_t>cols[i][1])
-                st32(out + 29 + 5 * i, <int32_t>cols[i][2])
+                plan = <ColumnPlan>plans[i]
+                out[28 + 5 * i] = <uint8_t>(<int8_t>plan.type_id)
+                st32(out + 29 + 5 * i, <int32_t>plan.schema_bytes)
                 st32(out + 28 + 5 * ncols + 4 * i, <int32_t>cs[i].length)
             with nogil:
                 p = out + 28 + 9 * ncols
