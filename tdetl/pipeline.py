@@ -21,11 +21,10 @@ from .model import TableBatch
 from .options import Options, Transform
 from .progress import Progress, Summary
 from .sink import Sink
-from .source import Source
+from .source import DONE, Source
 
 log = logging.getLogger("tdetl")
 
-DONE = {"done": True}
 IDLE_FLUSH = 1.0  # seconds without new batches before buffered ones are flushed
 
 

@@ -12,6 +12,8 @@ from .model import Catalog, TableBatch
 from .options import Options
 from .params import Spec
 
+DONE: dict[str, Any] = {"done": True}  # the checkpointed position of a partition read to its end
+
 
 class Source(ABC):
     protocols: ClassVar[tuple[str | None, ...]] = (None,)

@@ -14,7 +14,7 @@ from typing import Any
 from ...dsn import Dsn
 from ...model import Catalog, TableBatch
 from ...options import Options
-from ...source import Source
+from ...source import DONE, Source
 from ...transform.messages import MessageParser, Messages
 
 
@@ -70,7 +70,7 @@ class MessageSource(Source):
 
     def acknowledge(self, checkpoint: dict[str, Any]) -> None:
         for partition, pos in checkpoint.items():
-            done = isinstance(pos, dict) and pos.get("done")
+            done = pos == DONE
             if not done and not isinstance(pos, int):
                 continue
             with self._lock:
