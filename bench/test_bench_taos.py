@@ -5,7 +5,8 @@ INT, location VARCHAR(24)), written in the same run through:
 - tdetl's raw-block path (the ``taos`` target; native or WebSocket per the env var),
 - taospy SQL text (``INSERT INTO t VALUES (...) ...`` built in Python, 1 MB statements),
 - taospy stmt binding (``new_multi_binds`` per table),
-then backed up to ``local:`` and restored by tdetl, and by ``taosdump`` when it is on PATH.
+in process, one client path against another. Whole-process ingest, backup, restore and sync against
+taosBenchmark and taosdump are in ``bench/throughput.py``.
 
     TDETL_TEST_TAOS=taos://root:taosdata@localhost:6030 pytest bench/test_bench_taos.py --benchmark-only
 Rates are in each result's extra_info (rows/s).
@@ -14,17 +15,13 @@ Rates are in each result's extra_info (rows/s).
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pytest
 
-import tdetl
 from tdetl.drivers.taos.sink import TaosSink
 from tdetl.dsn import parse_dsn
 from tdetl.model import Catalog, Column, Database, SuperTable, TableBatch, TableSpec
@@ -142,55 +139,6 @@ def test_baseline_taospy_stmt(benchmark: Any, data: list[TableBatch], db: str) -
     benchmark.pedantic(write, rounds=1, warmup_rounds=0)
     _rate(benchmark, ROWS)
     conn.close()
-
-
-def test_backup_and_restore(benchmark: Any, data: list[TableBatch], db: str,
-                            tmp_path_factory: pytest.TempPathFactory) -> None:
-    root = tmp_path_factory.mktemp("bk")
-    with open_connection(parse_dsn(SERVER + "/")) as conn:
-        have = conn.query(f"SELECT COUNT(*) FROM information_schema.ins_databases WHERE name = '{db}'").table()
-    if have.column(0).to_pylist() != [1]:  # run on its own: load the database first
-        sink = TaosSink(parse_dsn(f"{SERVER}/{db}?assert"), Options())
-        sink.prepare(_catalog(db))
-        for b in data:
-            sink.write(b)
-        sink.close()
-
-    def backup() -> None:
-        shutil.rmtree(root / "b", ignore_errors=True)
-        tdetl.run(f"{SERVER}/{db}", f"local:{root / 'b'}", jobs=2)
-
-    benchmark.pedantic(backup, rounds=3, warmup_rounds=0)
-    _rate(benchmark, ROWS)
-    size = sum(p.stat().st_size for p in (root / "b").rglob("*") if p.is_file())
-    benchmark.extra_info["backup_bytes"] = size
-    import time
-
-    began = time.perf_counter()
-    s = tdetl.run(f"local:{root / 'b'}", f"{SERVER}/{db}_restored?assert", jobs=2)
-    restore = time.perf_counter() - began
-    assert s.rows_written == ROWS
-    benchmark.extra_info["restore_rows_per_s"] = round(ROWS / restore)
-    _taosdump(benchmark, db, root)
-
-
-def _taosdump(benchmark: Any, db: str, root: Path) -> None:
-    """taosdump of the same database in the same run, when the tool is installed."""
-    exe = shutil.which("taosdump")
-    if not exe:
-        benchmark.extra_info["taosdump"] = "not on PATH"
-        return
-    dsn = parse_dsn(SERVER + "/")
-    auth = ["-h", dsn.host or "localhost", "-P", str(dsn.port or 6030), "-u", dsn.user or "root",
-            f"-p{dsn.password or 'taosdata'}"]
-    import time
-
-    out = root / "dump"
-    out.mkdir()
-    began = time.perf_counter()
-    subprocess.run([exe, *auth, "-o", str(out), "-D", db], check=True, capture_output=True)
-    benchmark.extra_info["taosdump_rows_per_s"] = round(ROWS / (time.perf_counter() - began))
-    benchmark.extra_info["taosdump_bytes"] = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
 
 
 BLOB_ROWS, BLOB_BYTES = 20_000, 1024

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -94,7 +95,8 @@ def _timed(cmd: Sequence[str]) -> tuple[float, float]:
         if proc.returncode:
             log.seek(0)
             tail = log.read().decode(errors="replace")[-800:]
-            raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}: {tail}")
+            shown = re.sub(r"(?<=:)[^:@\s/]+(?=@)|(?<= -p)\S+", "***", " ".join(cmd))  # no passwords in errors
+            raise RuntimeError(f"{shown} exited {proc.returncode}: {tail}")
     return took, usage.ru_maxrss / 1024
 
 
@@ -159,11 +161,11 @@ def measure(server: Server, tables: int, rows: int, runs: int, work: Path) -> li
     for label, url in targets:
         results[f"tdetl restore {label}"] = _run(
             Result(f"tdetl local: -> {label}", rows=total), server, runs, drop(dst),
-            [*tdetl, "-f", f"local:{backup}", "-t", f"{url}/{dst}"], [dst], lambda: _count(server, dst))
+            [*tdetl, "-f", f"local:{backup}", "-t", f"{url}/{dst}?assert"], [dst], lambda: _count(server, dst))
     for label, url in targets:
         results[f"tdetl sync {label}"] = _run(
             Result(f"tdetl taos:// -> {label}", rows=total), server, runs, drop(dst),
-            [*tdetl, "-f", f"{server.native}/{src}", "-t", f"{url}/{dst}"], [src, dst],
+            [*tdetl, "-f", f"{server.native}/{src}", "-t", f"{url}/{dst}?assert"], [src, dst],
             lambda: _count(server, dst))
     # the fixed cost of a run: an empty database to a throwaway backup
     empty = work / "empty"

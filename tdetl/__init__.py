@@ -1,22 +1,36 @@
-"""tdetl: columnar ETL for TDengine — sources and sinks exchanging Arrow batches."""
+"""tdetl: columnar ETL for TDengine — sources and sinks exchanging Arrow batches.
+
+The names below load on first use, so ``tdetl run`` imports only what its source and target need
+(Polars, DuckDB and the parser stay unloaded for a restore)."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-from .api import inspect, run
-from .dsn import Dsn, parse_dsn
-from .errors import TdetlError
-from .model import Catalog, TableBatch, TableSpec
-from .progress import Summary
+_EXPORTS = {
+    "inspect": "api", "run": "api", "Dsn": "dsn", "parse_dsn": "dsn", "TdetlError": "errors",
+    "Catalog": "model", "TableBatch": "model", "TableSpec": "model", "Summary": "progress",
+}
 
-__all__ = [
-           "Catalog",
-           "Dsn",
-           "Summary",
-           "TableBatch",
-           "TableSpec",
-           "TdetlError",
-           "__version__",
-           "inspect",
-           "parse_dsn",
-           "run",
-]
+if TYPE_CHECKING:
+    from .api import inspect, run
+    from .dsn import Dsn, parse_dsn
+    from .errors import TdetlError
+    from .model import Catalog, TableBatch, TableSpec
+    from .progress import Summary
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tdetl' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+__all__ = ["Catalog", "Dsn", "Summary", "TableBatch", "TableSpec", "TdetlError", "__version__", "inspect",
+           "parse_dsn", "run"]

@@ -3,26 +3,34 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .drivers import as_dsn, open_sink, open_source
 from .dsn import Dsn
 from .errors import ErrorPolicy
-from .inspect import describe
 from .options import Options
 from .pipeline import run as run_pipeline
 from .progress import Summary
-from .transform.parser import ParserConfig, load_parser
-from .transform.rename import compile_transform
+
+if TYPE_CHECKING:
+    from .transform.parser import ParserConfig
 
 
 def make_options(parser: str | ParserConfig | None = None, transforms: Sequence[str] = (),
-                 jobs: int = 1, on_error: str | ErrorPolicy = "error", progress: bool | None = False,
+                 jobs: int | None = None, on_error: str | ErrorPolicy = "error", progress: bool | None = False,
                  batch_rows: int | None = None) -> Options:
+    # Polars and the parser load only when a parser or transform is given (startup cost)
+    if isinstance(parser, str):
+        from .transform.parser import load_parser
+        parser = load_parser(parser)
+    compiled = []
+    if transforms:
+        from .transform.rename import compile_transform
+        compiled = [compile_transform(t) for t in transforms]
     opts = Options(
-        parser=load_parser(parser) if isinstance(parser, str) else parser,
-        transforms=[compile_transform(t) for t in transforms],
-        jobs=max(1, jobs),
+        parser=parser,
+        transforms=compiled,
+        jobs=max(1, jobs) if jobs else None,
         on_error=on_error if isinstance(on_error, ErrorPolicy) else ErrorPolicy.parse(on_error),
         progress=progress,
     )
@@ -32,7 +40,7 @@ def make_options(parser: str | ParserConfig | None = None, transforms: Sequence[
 
 
 def run(source: str | Dsn, target: str | Dsn, *, parser: str | ParserConfig | None = None,
-        transforms: Sequence[str] = (), jobs: int = 1, on_error: str | ErrorPolicy = "error",
+        transforms: Sequence[str] = (), jobs: int | None = None, on_error: str | ErrorPolicy = "error",
         progress: bool | None = False, batch_rows: int | None = None) -> Summary:
     """Move everything ``source`` holds to ``target`` (DSNs as in ``tdetl run -f ... -t ...``).
     ``parser`` is the --parser JSON text or ``@file``; ``on_error`` is error, drop or
@@ -49,6 +57,8 @@ def run(source: str | Dsn, target: str | Dsn, *, parser: str | ParserConfig | No
 
 def inspect(source: str | Dsn, *, parser: str | ParserConfig | None = None) -> dict[str, Any]:
     """Tables, schemas, row counts and time ranges of what ``source`` holds, as a dict."""
+    from .inspect import describe  # pyarrow.compute: only for this command
+
     opts = make_options(parser)
     src = open_source(as_dsn(source), opts)
     try:

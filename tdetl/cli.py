@@ -12,7 +12,6 @@ from . import __version__
 from .api import inspect, make_options
 from .drivers import as_dsn, describe_drivers, open_sink, open_source
 from .errors import TdetlError
-from .inspect import render
 from .pipeline import run as run_pipeline
 
 
@@ -26,7 +25,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("-t", "--to", dest="target", required=True, help="target DSN")
     r.add_argument("-p", "--parser", help="parser config: JSON text or @file")
     r.add_argument("-T", "--transform", action="append", default=[], help="add-tag / rename rule (repeatable)")
-    r.add_argument("-j", "--jobs", type=int, default=1, help="parallel readers (default 1)")
+    r.add_argument("-j", "--jobs", type=int, default=None,
+                   help="parallel readers (default: 4 for a TDengine source, else 1)")
     r.add_argument("--on-error", default="error", help="bad records: error (default), drop, archive:<file>")
     r.add_argument("--batch-rows", type=int, default=None, help="rows per batch (default 1048576)")
     for q in (r,):
@@ -54,6 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(describe_drivers(args.name))
             return 0
         if args.command == "inspect":
+            from .inspect import render  # pyarrow.compute: only for this command
+
             info = inspect(args.dsn, parser=args.parser)
             print(json.dumps(info, indent=1, default=str) if args.json else render(info))
             return 0

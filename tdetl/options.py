@@ -17,7 +17,7 @@ Transform = Callable[[TableBatch], Iterable[TableBatch]]
 class Options:
     parser: Any = None  # tdetl.transform.parser.ParserConfig
     transforms: list[Transform] = field(default_factory=list)
-    jobs: int = 1
+    jobs: int | None = None  # readers; None: the source's default_jobs
     batch_rows: int = 1 << 20
     batch_bytes: int = 256 << 20
     queue_size: int = 8

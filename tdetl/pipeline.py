@@ -106,7 +106,7 @@ def run(source: Source, sink: Sink, options: Options) -> Summary:
             put(_Failed(e))
 
     workers = [threading.Thread(target=reader, name=f"tdetl-read-{i}", daemon=True)
-               for i in range(max(1, min(options.jobs, len(todo))))] if todo else []
+               for i in range(max(1, min(options.jobs or source.default_jobs, len(todo))))] if todo else []
     for w in workers:
         w.start()
     alive = len(workers)

@@ -86,6 +86,24 @@ def test_failes_to_records_failing_tables_and_continues(server: str, db: str, tm
         assert got.to_pylist() == [{"tbname": "ok", "v": "ab"}]
 
 
+def test_parallel_writers_record_each_failing_table_and_write_the_rest(server: str, db: str,
+                                                                    tmp_path: Path) -> None:
+    with _connect(server) as conn:
+        conn.execute(f"CREATE DATABASE `{db}` VGROUPS 2")
+        conn.execute(f"CREATE STABLE `{db}`.`m` (ts TIMESTAMP, v VARCHAR(2)) TAGS (g INT)")
+    bad = {"t07", "t19", "t33"}
+    rows = [f"t{i:02d},{1700000000000 + k},{'toolong' if f't{i:02d}' in bad else 'ok'},{i}"
+            for i in range(40) for k in range(50)]
+    (tmp_path / "m.csv").write_text("tb,ts,v,g\n" + "\n".join(rows) + "\n")
+    parser = json.dumps({"parse": {"ts": {"as": "timestamp(ms)"}, "g": {"as": "int"}},
+                         "model": {"name": "{tb}", "using": "m", "tags": ["g"], "columns": ["ts", "v"]}})
+    failed = tmp_path / "failed.txt"
+    tdetl.run(f"csv:{tmp_path / 'm.csv'}", f"{server}/{db}?writers=4&failes-to={failed}", parser=parser)
+    assert sorted(line.split("\t")[0] for line in failed.read_text().splitlines()) == sorted(bad)
+    got = taospy_rows(db, "SELECT tbname, COUNT(*) FROM m GROUP BY tbname")
+    assert sorted(got) == [(f"t{i:02d}", 0 if f"t{i:02d}" in bad else 50) for i in range(40)]  # created, empty
+
+
 @pytest.mark.parametrize("server", TRANSPORTS or ["unset"], ids=lambda v: v.split(":")[0])
 def test_blob_tables_are_written_through_sql(server: str, db: str, tmp_path: Path) -> None:
     blobs = [b"", b"\x00\x01binary\xff", bytes(range(256)) * 40]

@@ -100,6 +100,7 @@ class NativeConnection(Connection):
                  library: str | None = None, config_dir: str | None = None, where: str = "taos://") -> None:
         self.lib = load_library(library, config_dir, where)
         self.where = where
+        self._field_arrays: dict[int, tuple[Sequence[Column], ctypes.Array[TaosField]]] = {}
         self.conn = self.lib.taos_connect((host or "localhost").encode(), user.encode(), password.encode(),
                                           db.encode() if db else None, port or 6030)
         if not self.conn:
@@ -170,13 +171,24 @@ class NativeConnection(Connection):
         if fields is None:
             code = self.lib.taos_write_raw_block_with_reqid(self.conn, rows, buf, table.encode(), reqid)
         else:
-            arr = (TaosField * len(fields))()
-            for i, c in enumerate(fields):
-                arr[i].name, arr[i].type, arr[i].bytes = c.name.encode(), c.type.type_id, c.type.field_bytes()
+            arr = self._fields_array(fields)
             code = self.lib.taos_write_raw_block_with_fields_with_reqid(
                 self.conn, rows, buf, table.encode(), arr, len(fields), reqid)
         if code:
             raise TaosError(code, self._code_text(code), self.where)
+
+    def _fields_array(self, fields: Sequence[Column]) -> ctypes.Array[TaosField]:
+        """The C field array for a table's columns, built once per columns object."""
+        known = self._field_arrays.get(id(fields))
+        if known is not None and known[0] is fields:
+            return known[1]
+        arr = (TaosField * len(fields))()
+        for i, c in enumerate(fields):
+            arr[i].name, arr[i].type, arr[i].bytes = c.name.encode(), c.type.type_id, c.type.field_bytes()
+        if len(self._field_arrays) >= 1 << 14:
+            self._field_arrays.clear()
+        self._field_arrays[id(fields)] = (fields, arr)
+        return arr
 
     def close(self) -> None:
         if self.conn:

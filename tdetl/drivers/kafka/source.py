@@ -92,7 +92,7 @@ class KafkaSource(MessageSource):
     def partitions(self) -> list[str]:
         if self.assigned:
             return ["consumer-0"]  # assigned partitions: one consumer, no group rebalancing
-        return [f"consumer-{i}" for i in range(max(1, self.options.jobs))]
+        return [f"consumer-{i}" for i in range(max(1, self.options.jobs or 1))]
 
     def _consumer(self, partition: str) -> Any:
         from kafka import KafkaConsumer

@@ -7,7 +7,8 @@ blocks matched to columns by name. A block the server refuses for its size is sp
 Tables with BLOB columns go through SQL text: raw-block writes of BLOB crashed the 3.3.7.5 client.
 Over REST (``taos+http(s)://``) every table goes through ``INSERT`` text, many tables per statement.
 ``force-stmt`` binds parameters instead (taos-ws-py / taospy); ``timeout-per-table`` fails a table
-whose writes took longer than that in total.
+whose writes took longer than that in total. Raw blocks go out over ``writers`` connections at once,
+each table on one of them, so the server works while the client encodes, and on several vnodes.
 With ``failes-to=<file>`` a table that fails is written to the file with its reason and the rest
 carries on; otherwise the first failure stops the run.
 """
@@ -15,8 +16,10 @@ carries on; otherwise the first failure stops the run.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +36,6 @@ from ...taos import ddl
 from ...taos.catalog import describe, table_names
 from ...taos.conn import Connection
 from ...taos.connect import open_connection
-from ...taos.insert import insert_statements, value_rows
 from ...taos.stmt import MAX_ROWS as STMT_MAX_ROWS
 from ...taos.stmt import StmtWriter
 from ...types import TDType
@@ -62,6 +64,7 @@ class TaosSink(Sink):
         Param("timeout-per-table", "duration", 0.0, "a table whose writes take longer in total fails"),
         Param("block-bytes", "int", rawblock.DEFAULT_MAX_BYTES, "raw-block size limit", minimum=4096),
         Param("buffer-bytes", "int", 64 << 20, "how much to buffer before writing", minimum=1),
+        Param("writers", "int", 2, "connections writing raw blocks at once", minimum=1),
         *TAOS_CONNECTION)
 
     def __init__(self, dsn: Dsn, options: Options) -> None:
@@ -84,7 +87,10 @@ class TaosSink(Sink):
         self.spent: dict[str, float] = {}
         self.stmt: StmtWriter | None = None  # force-stmt
         self.conn: Connection | None = None
-        self.encoder = rawblock.Encoder()
+        self.writers: list[_Writer] = []  # writers[0] uses self.conn
+        self.pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()  # spent, failed and the failes-to file, shared by the writers
+        self._cols: dict[str, tuple[Any, Any, tuple[Column, ...]]] = {}
         self.precision = "ms"
         self.stables: dict[str, SuperTable] = {}
         self.normals: dict[str, tuple[Column, ...]] = {}  # normal tables: their columns in the target
@@ -110,6 +116,7 @@ class TaosSink(Sink):
             hint = "" if self.create_db else " (add ?assert to create it)"
             raise SinkError(f"{self.dsn.masked()}: database {self.db!r} cannot be used: {e.message}{hint}") from None
         self.precision = self._database_precision()
+        self.writers = [_Writer(self.conn)]
         stables, normals = table_names(self.conn, self.db)
         self.existing = (set(stables), set(normals))
         known = [self._target(spec) for spec in catalog.tables.values()]
@@ -157,14 +164,52 @@ class TaosSink(Sink):
         self._ensure_tables([b.spec for b in pending])
         assert self.conn is not None
         as_sql = [b for b in pending if b.spec.name not in self.failed and self._needs_sql(b.spec)]
-        for b in pending:
-            if b.spec.name not in self.failed and not self._needs_sql(b.spec):
-                self._guarded(b.spec.name, lambda b=b: self._write_one(b.spec, b.data))
+        raw = [b for b in pending if b.spec.name not in self.failed and not self._needs_sql(b.spec)]
+        if raw:
+            self._write_raw(raw)
         if as_sql and self.failes_to is None:  # many tables per statement
             self._guarded(as_sql[0].spec.name, lambda: self._write_sql(as_sql))
         else:
             for b in as_sql:
                 self._guarded(b.spec.name, lambda b=b: self._write_sql([b]))
+
+    def _write_raw(self, batches: list[TableBatch]) -> None:
+        """Each table's batches in order on one writer; tables spread so the writers finish together."""
+        by_table: dict[str, list[TableBatch]] = {}
+        for b in batches:
+            by_table.setdefault(b.spec.name, []).append(b)
+        n = 1 if self.stmt is not None else min(self.config["writers"], len(by_table))
+        while len(self.writers) < n:
+            self.writers.append(_Writer(open_connection(self.dsn, self.db)))
+        groups: list[list[TableBatch]] = [[] for _ in range(n)]
+        load = [0] * n
+        for items in sorted(by_table.values(), key=lambda bs: -sum(b.data.nbytes for b in bs)):
+            i = load.index(min(load))
+            groups[i].extend(items)
+            load[i] += sum(b.data.nbytes for b in items)
+
+        def run(writer: _Writer, group: list[TableBatch]) -> None:
+            for b in group:
+                if b.spec.name not in self.failed:
+                    self._guarded(b.spec.name, lambda b=b: self._write_one(b.spec, b.data, writer))
+        if n == 1:
+            run(self.writers[0], groups[0])
+            return
+        if self.pool is None:
+            self.pool = ThreadPoolExecutor(self.config["writers"] - 1, thread_name_prefix="tdetl-writer")
+        futures = [self.pool.submit(run, w, g) for w, g in zip(self.writers[1:n], groups[1:])]
+        errors: list[BaseException] = []
+        try:
+            run(self.writers[0], groups[0])
+        except BaseException as e:  # the others still finish their tables before flush reports
+            errors.append(e)
+        for f in futures:
+            try:
+                f.result()
+            except BaseException as e:
+                errors.append(e)
+        if errors:
+            raise errors[0]
 
     def _needs_sql(self, spec: TableSpec) -> bool:
         """REST cannot take raw blocks; a BLOB raw block crashes the 3.3.7.5 client (and taosAdapter),
@@ -224,10 +269,16 @@ class TaosSink(Sink):
 
     def _columns(self, spec: TableSpec) -> tuple[Column, ...]:
         """The spec's columns with the types the target table declares (raw blocks must match them
-        exactly; a value longer than the target's width is then refused naming column and row)."""
+        exactly; a value longer than the target's width is then refused naming column and row).
+        The same tuple while neither changes, so the codec reuses its plan."""
         declared = self.stables[spec.stable].columns if spec.stable is not None else self.normals[spec.name]
+        known = self._cols.get(spec.name)
+        if known is not None and known[0] is spec.columns and known[1] is declared:
+            return known[2]
         by_name = {c.name: c for c in declared}
-        return tuple(by_name.get(c.name, c) for c in spec.columns)
+        cols = tuple(by_name.get(c.name, c) for c in spec.columns)
+        self._cols[spec.name] = (spec.columns, declared, cols)
+        return cols
 
     def _guarded(self, table: str, write: Callable[[], None]) -> None:
         """Run one table's write; a failure stops the run, or with failes-to is recorded and skipped."""
@@ -240,12 +291,14 @@ class TaosSink(Sink):
                 raise SinkError(f"{self.dsn.masked()}: table {table!r}: {reason}{TaosError.RERUN_HINT}") from None
             if self.failes_to is None:
                 raise SinkError(f"{self.dsn.masked()}: table {table!r}: {reason}") from None
-            self.failed[table] = reason
-            with self.failes_to.open("a", encoding="utf-8") as fh:
-                fh.write(f"{table}\t{reason}\n")
+            with self._lock:
+                self.failed[table] = reason
+                with self.failes_to.open("a", encoding="utf-8") as fh:
+                    fh.write(f"{table}\t{reason}\n")
             log.warning("table %s failed: %s", table, reason)
         finally:
-            self.spent[table] = self.spent.get(table, 0.0) + time.monotonic() - began
+            with self._lock:
+                self.spent[table] = self.spent.get(table, 0.0) + time.monotonic() - began
         if self.pause:
             time.sleep(self.pause)
 
@@ -255,7 +308,7 @@ class TaosSink(Sink):
         if self.table_timeout and self.spent.get(table, 0.0) + time.monotonic() - began > self.table_timeout:
             raise TaosError(0xFFFF, f"timeout-per-table={self.table_timeout:g}s exceeded", self.dsn.masked())
 
-    def _write_one(self, spec: TableSpec, data: pa.RecordBatch) -> None:
+    def _write_one(self, spec: TableSpec, data: pa.RecordBatch, writer: _Writer) -> None:
         began = time.monotonic()
         cols = self._columns(spec)
         if self.stmt is not None:
@@ -264,27 +317,28 @@ class TaosSink(Sink):
                 self._check_time(spec.name, began)
                 self.stmt.write(spec.name, cols, data.slice(first, step), self.precision)
             return
-        self._write_blocks(spec.name, cols, data, 0, data.num_rows, began)
+        self._write_blocks(writer, spec.name, cols, data, 0, data.num_rows, began)
 
-    def _write_blocks(self, name: str, cols: tuple[Column, ...], data: pa.RecordBatch, start: int, rows: int,
-                      began: float) -> None:
-        assert self.conn is not None
-        ranges = rawblock.encode_ranges(data, cols, self.precision, self.block_bytes, self.encoder,
+    def _write_blocks(self, writer: _Writer, name: str, cols: tuple[Column, ...], data: pa.RecordBatch,
+                      start: int, rows: int, began: float) -> None:
+        ranges = rawblock.encode_ranges(data, cols, self.precision, self.block_bytes, writer.encoder,
                                         start, rows, self.rows_per_block)
         for first, n, block in ranges:
             self._check_time(name, began)
             try:
-                self.conn.write_block(name, block, cols)
+                writer.conn.write_block(name, block, cols)
             except TaosError as e:
                 if not _is_size_error(e) or n == 1:
                     raise
                 half = n // 2
                 log.info("table %s: block of %d rows refused for size, splitting", name, n)
-                self._write_blocks(name, cols, data, first, half, began)
-                self._write_blocks(name, cols, data, first + half, n - half, began)
+                self._write_blocks(writer, name, cols, data, first, half, began)
+                self._write_blocks(writer, name, cols, data, first + half, n - half, began)
 
     def _write_sql(self, batches: list[TableBatch]) -> None:
         """INSERT text, many tables per statement, under max-sql-length."""
+        from ...taos.insert import insert_statements, value_rows  # Polars: only BLOB tables and REST need it
+
         began = time.monotonic()
         items = ((b.spec.name, cols, value_rows(b.data, cols, self.precision))
                  for b in batches for cols in (self._columns(b.spec),))
@@ -309,6 +363,20 @@ class TaosSink(Sink):
         if self.stmt is not None:
             self.stmt.close()
             self.stmt = None
+        if self.pool is not None:
+            self.pool.shutdown()
+            self.pool = None
+        for w in self.writers[1:]:
+            w.conn.close()
+        self.writers = []
         if self.conn is not None:
             self.conn.close()
             self.conn = None
+
+
+class _Writer:
+    """One connection writing raw blocks, with its own reused encoder buffer."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.encoder = rawblock.Encoder()

@@ -62,6 +62,7 @@ def _positioned(spec: TableSpec, data: pa.RecordBatch, partition: str) -> TableB
 
 class TaosSource(Source):
     protocols = (None, "ws", "wss", "http", "https")
+    default_jobs = 4  # tables read at once: the server answers one query while the client decodes another
     spec = Spec(
         Param("stables", "list", help="only these super tables"),
         Param("tables", "list", help="only these tables: {stable}.{table} or {table}, or @file"),
