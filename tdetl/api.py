@@ -57,7 +57,7 @@ def run(source: str | Dsn, target: str | Dsn, *, parser: str | ParserConfig | No
 
 def inspect(source: str | Dsn, *, parser: str | ParserConfig | None = None) -> dict[str, Any]:
     """Tables, schemas, row counts and time ranges of what ``source`` holds, as a dict."""
-    from .inspect import describe  # pyarrow.compute: only for this command
+    from .describe import describe  # pyarrow.compute: only for this command
 
     opts = make_options(parser)
     src = open_source(as_dsn(source), opts)

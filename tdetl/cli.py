@@ -54,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(describe_drivers(args.name))
             return 0
         if args.command == "inspect":
-            from .inspect import render  # pyarrow.compute: only for this command
+            from .describe import render  # pyarrow.compute: only for this command
 
             info = inspect(args.dsn, parser=args.parser)
             print(json.dumps(info, indent=1, default=str) if args.json else render(info))

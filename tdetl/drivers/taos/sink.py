@@ -64,7 +64,7 @@ class TaosSink(Sink):
         Param("timeout-per-table", "duration", 0.0, "a table whose writes take longer in total fails"),
         Param("block-bytes", "int", rawblock.DEFAULT_MAX_BYTES, "raw-block size limit", minimum=4096),
         Param("buffer-bytes", "int", 64 << 20, "how much to buffer before writing", minimum=1),
-        Param("writers", "int", 2, "connections writing raw blocks at once", minimum=1),
+        Param("writers", "int", 4, "connections writing raw blocks at once", minimum=1),
         *TAOS_CONNECTION)
 
     def __init__(self, dsn: Dsn, options: Options) -> None:
