@@ -132,7 +132,8 @@ def measure(server: Server, tables: int, rows: int, runs: int, work: Path) -> li
 
     # taosBenchmark's insert modes: the ingest bar (it creates the database and tables itself)
     for mode in ("stmt2", "stmt", "taosc"):
-        bench = ["taosBenchmark", *login, "-I", mode, "-t", str(tables), "-n", str(rows), "-d", src, "-y"]
+        bench = ["taosBenchmark", *login, "-I", mode, "-t", str(tables), "-n", str(rows), "-d", src, "-y",
+                 "-o", str(work / "taosBenchmark.txt")]  # not ./output.txt
         results[f"taosBenchmark -I {mode}"] = _run(
             Result(f"taosBenchmark -I {mode}", rows=total), server, runs, drop(src), bench, [src],
             lambda: _count(server, src))
@@ -151,10 +152,12 @@ def measure(server: Server, tables: int, rows: int, runs: int, work: Path) -> li
         shutil.rmtree(dump, ignore_errors=True)
         dump.mkdir()
     results["taosdump -o"] = _run(Result("taosdump -o", rows=total), server, runs, fresh_dump,
-                                  ["taosdump", *login, "-D", src, "-o", str(dump)], [src])
+                                  ["taosdump", *login, "-D", src, "-o", str(dump), "-r", str(work / "dump_out.txt")],
+                                  [src])
     results["taosdump -o"].note = f"dump {_dir_size(dump) / 1e6:.1f} MB"
     results["taosdump -i"] = _run(Result("taosdump -i", rows=total), server, runs, drop(dst),
-                                  ["taosdump", *login, "-i", str(dump), "-W", f"{src}={dst}"], [dst],
+                                  ["taosdump", *login, "-i", str(dump), "-W", f"{src}={dst}",
+                                   "-r", str(work / "dump_in.txt")], [dst],
                                   lambda: _count(server, dst))
     # tdetl restore (= ingest from local files) and sync, native and WebSocket
     targets = [("taos://", server.native)] + ([("taos+ws://", server.ws)] if server.ws else [])
