@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from ._native import load
 from .errors import DataError
+from .memo import ByIdentity
 from .model import Column, TableSpec
 from .types import TDType, type_from_schema
 
@@ -99,7 +100,6 @@ def _new_plan(t: TDType, at: pa.DataType, precision: str) -> tuple[pa.DataType |
 
 
 _PLANS: dict[tuple[TDType, pa.DataType, str], tuple[pa.DataType | None, Any]] = {}
-_MAX_BLOCK_PLANS = 1 << 14
 
 
 class _BlockPlan:
@@ -141,17 +141,13 @@ class _BlockPlan:
             [f.with_type(a.type) for f, a in zip(batch.schema, arrays)]))
 
 
-_BLOCKS: dict[tuple[int, str], _BlockPlan] = {}
+_BLOCKS: ByIdentity[_BlockPlan] = ByIdentity()
 
 
 def _block_plan(fields: Sequence[Column], schema: pa.Schema, precision: str) -> _BlockPlan:
-    key = (id(fields), precision)
-    bp = _BLOCKS.get(key)
-    if bp is None or bp.fields is not fields or not schema.equals(bp.schema):
-        bp = _BlockPlan(fields, schema, precision)
-        if len(_BLOCKS) >= _MAX_BLOCK_PLANS:
-            _BLOCKS.clear()
-        _BLOCKS[key] = bp
+    bp = _BLOCKS.get(fields, precision)
+    if bp is None or not schema.equals(bp.schema):
+        bp = _BLOCKS.put(fields, _BlockPlan(fields, schema, precision), precision)
     return bp
 
 

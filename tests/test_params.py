@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tdetl.drivers import SINKS, SOURCES, driver_class, open_source
+from tdetl.drivers import SINKS, SOURCES, driver_class, open_sink, open_source
 from tdetl.dsn import parse_dsn
 from tdetl.errors import ConfigError, DsnError
 from tdetl.params import Param, Spec, instant_ns
@@ -66,6 +66,13 @@ def test_list_and_file_parameters_read_at_files(tmp_path: Path) -> None:
 def test_bad_parameters_name_the_parameter_driver_and_form(query: str, match: str) -> None:
     with pytest.raises(DsnError, match=match) as e:
         SPEC.parse(parse_dsn(f"xx://u:pw@h:1/o?{query}"), "xx")
+    assert "\n" not in str(e.value) and ":pw@" not in str(e.value)
+
+
+@pytest.mark.parametrize("value", ["0", "four"])
+def test_taos_writers_must_be_a_positive_integer(value: str) -> None:
+    with pytest.raises(DsnError, match=rf"taos parameter writers='{value}' is not valid: expected integer >= 1") as e:
+        open_sink(f"taos://root:pw@localhost:6030/db?writers={value}", Options())
     assert "\n" not in str(e.value) and ":pw@" not in str(e.value)
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from ..errors import DsnError, TaosError
+from ..memo import ByIdentity
 from ..model import Column
 from .conn import Connection, Result, refuse_blob
 from .fields import PRECISIONS, columns_from_lists
@@ -100,7 +101,7 @@ class NativeConnection(Connection):
                  library: str | None = None, config_dir: str | None = None, where: str = "taos://") -> None:
         self.lib = load_library(library, config_dir, where)
         self.where = where
-        self._field_arrays: dict[int, tuple[Sequence[Column], ctypes.Array[TaosField]]] = {}
+        self._field_arrays: ByIdentity[ctypes.Array[TaosField]] = ByIdentity()
         self.conn = self.lib.taos_connect((host or "localhost").encode(), user.encode(), password.encode(),
                                           db.encode() if db else None, port or 6030)
         if not self.conn:
@@ -179,15 +180,12 @@ class NativeConnection(Connection):
 
     def _fields_array(self, fields: Sequence[Column]) -> ctypes.Array[TaosField]:
         """The C field array for a table's columns, built once per columns object."""
-        known = self._field_arrays.get(id(fields))
-        if known is not None and known[0] is fields:
-            return known[1]
-        arr = (TaosField * len(fields))()
-        for i, c in enumerate(fields):
-            arr[i].name, arr[i].type, arr[i].bytes = c.name.encode(), c.type.type_id, c.type.field_bytes()
-        if len(self._field_arrays) >= 1 << 14:
-            self._field_arrays.clear()
-        self._field_arrays[id(fields)] = (fields, arr)
+        arr = self._field_arrays.get(fields)
+        if arr is None:
+            arr = (TaosField * len(fields))()
+            for i, c in enumerate(fields):
+                arr[i].name, arr[i].type, arr[i].bytes = c.name.encode(), c.type.type_id, c.type.field_bytes()
+            self._field_arrays.put(fields, arr)
         return arr
 
     def close(self) -> None:

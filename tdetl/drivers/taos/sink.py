@@ -183,10 +183,11 @@ class TaosSink(Sink):
             self.writers.append(_Writer(open_connection(self.dsn, self.db)))
         groups: list[list[TableBatch]] = [[] for _ in range(n)]
         load = [0] * n
-        for items in sorted(by_table.values(), key=lambda bs: -sum(b.data.nbytes for b in bs)):
+        sized = sorted(((sum(b.data.nbytes for b in bs), bs) for bs in by_table.values()), key=lambda x: -x[0])
+        for size, items in sized:
             i = load.index(min(load))
             groups[i].extend(items)
-            load[i] += sum(b.data.nbytes for b in items)
+            load[i] += size
 
         def run(writer: _Writer, group: list[TableBatch]) -> None:
             for b in group:
