@@ -7,12 +7,13 @@ from typing import TYPE_CHECKING, Any
 
 from .drivers import as_dsn, open_sink, open_source
 from .dsn import Dsn
-from .errors import ErrorPolicy
+from .errors import DsnError, ErrorPolicy
 from .options import Options
 from .pipeline import run as run_pipeline
 from .progress import Summary
 
 if TYPE_CHECKING:
+    from .drivers.tmq.subscription import Subscription
     from .transform.parser import ParserConfig
 
 
@@ -46,6 +47,7 @@ def run(source: str | Dsn, target: str | Dsn, *, parser: str | ParserConfig | No
     ``parser`` is the --parser JSON text or ``@file``; ``on_error`` is error, drop or
     archive:<file>. Returns the run's :class:`Summary`; raises :class:`TdetlError` on failure."""
     opts = make_options(parser, transforms, jobs, on_error, progress, batch_rows)
+    opts.target = as_dsn(target).without_password()
     src = open_source(as_dsn(source), opts)
     try:
         sink = open_sink(as_dsn(target), opts)
@@ -65,3 +67,15 @@ def inspect(source: str | Dsn, *, parser: str | ParserConfig | None = None) -> d
         return describe(src)
     finally:
         src.close()
+
+
+def subscribe(source: str | Dsn, *, auto_commit: bool = False) -> Subscription:
+    """A TMQ subscription (``tmq://`` or ``tmq+ws://``) as an iterator of ``(TableSpec,
+    pyarrow.RecordBatch)``; offsets are committed by ``commit()`` (or, with ``auto_commit``, when
+    the next message is fetched). Use it as a context manager. Ends after the DSN's ``timeout``."""
+    src = open_source(as_dsn(source), make_options())
+    opener = getattr(src, "subscription", None)
+    if opener is None:
+        src.close()
+        raise DsnError(f"{src.dsn.masked()}: subscribe takes a tmq:// or tmq+ws:// DSN")
+    return opener(auto_commit)  # type: ignore[no-any-return]

@@ -61,6 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         opts = make_options(args.parser, args.transform, args.jobs, args.on_error,
                             progress=None if args.quiet == 0 else False, batch_rows=args.batch_rows)
+        opts.target = as_dsn(args.target).without_password()
         src = open_source(as_dsn(args.source), opts)
         sink = open_sink(as_dsn(args.target), opts)
         summary = run_pipeline(src, sink, opts)

@@ -18,6 +18,7 @@ class Options:
     parser: Any = None  # tdetl.transform.parser.ParserConfig
     transforms: list[Transform] = field(default_factory=list)
     jobs: int | None = None  # readers; None: the source's default_jobs
+    target: str = ""  # the target DSN without its password (a TMQ group defaults to a hash of both)
     batch_rows: int = 1 << 20
     batch_bytes: int = 256 << 20
     queue_size: int = 8

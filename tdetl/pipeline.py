@@ -13,7 +13,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,6 +59,9 @@ def split(batch: TableBatch, max_rows: int, max_bytes: int) -> Iterable[TableBat
 def run(source: Source, sink: Sink, options: Options) -> Summary:
     summary = Summary()
     progress = Progress(summary, options.progress)
+    direct = source.direct_to(sink)
+    if direct is not None:
+        return _run_direct(direct, source, sink, summary, progress)
     catalog = source.catalog()
     state = sink.resume_state(source.dsn) or {}
     sink.prepare(catalog)
@@ -170,6 +173,24 @@ def run(source: Source, sink: Sink, options: Options) -> Summary:
     summary.rows_filtered = source.rejects.filtered
     summary.skipped = list(source.rejects.examples)
     summary.rows_read += summary.rows_failed + summary.rows_filtered  # sources hand on only rows they keep
+    summary.elapsed = time.perf_counter() - summary.started
+    return summary
+
+
+def _run_direct(direct: Callable[[Summary, Progress], None], source: Source, sink: Sink, summary: Summary,
+                progress: Progress) -> Summary:
+    try:
+        direct(summary, progress)
+        sink.close()
+    except BaseException:
+        try:
+            sink.abort()
+        finally:
+            progress.done()
+            source.close()
+        raise
+    source.close()
+    progress.done()
     summary.elapsed = time.perf_counter() - summary.started
     return summary
 

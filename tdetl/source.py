@@ -11,6 +11,8 @@ from .errors import ConfigError, Rejects
 from .model import Catalog, TableBatch
 from .options import Options
 from .params import Spec
+from .progress import Progress, Summary
+from .sink import Sink
 
 DONE: dict[str, Any] = {"done": True}  # the checkpointed position of a partition read to its end
 
@@ -50,6 +52,11 @@ class Source(ABC):
         """True when the source cannot go on until what it handed over is acknowledged (an MQTT
         broker stops sending at its in-flight limit): the pipeline then flushes at once."""
         return False
+
+    def direct_to(self, sink: Sink) -> Callable[[Summary, Progress], None] | None:
+        """A source that can hand ``sink`` its data in the sink's own form (TMQ raw into TDengine)
+        returns the loop that does so, counting into the summary; the pipeline then runs only that."""
+        return None
 
     def close(self) -> None:  # noqa: B027 - optional hook
         pass

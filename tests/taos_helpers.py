@@ -44,8 +44,12 @@ def scratch_name(prefix: str) -> str:
 
 
 def drop(*names: str) -> None:
+    """Drop databases, and first the topics on them (TDengine refuses to drop a database with topics)."""
     with connect(ANY) as conn:
         for name in names:
+            topics = conn.query(f"SELECT topic_name FROM information_schema.ins_topics WHERE db_name = '{name}'")
+            for t in topics.table().column(0).to_pylist():
+                conn.execute(f"DROP TOPIC IF EXISTS FORCE `{t}`")
             conn.execute(f"DROP DATABASE IF EXISTS `{name}`")
 
 

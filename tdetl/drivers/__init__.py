@@ -18,6 +18,7 @@ SOURCES: dict[str, str] = {
     "csv": "tdetl.drivers.csv.source:CsvSource",
     "local": "tdetl.drivers.local.source:LocalSource",
     "taos": "tdetl.drivers.taos.source:TaosSource",
+    "tmq": "tdetl.drivers.tmq.source:TmqSource",
     "kafka": "tdetl.drivers.kafka.source:KafkaSource",
     "mqtt": "tdetl.drivers.mqtt.source:MqttSource",
     "influxdb": "tdetl.drivers.influxdb.source:InfluxDBSource",

@@ -71,6 +71,11 @@ class Connection(ABC):
         """Write one raw block into an existing table of the current database; with ``fields``,
         columns are matched by name."""
 
+    def write_raw(self, raw_type: int, data: bytes | memoryview) -> None:
+        """Write one TMQ raw message (meta or data) as it was polled (``tmq_write_raw``)."""
+        raise TaosError(0xFFFF, "this transport cannot write TMQ raw messages; use taos:// or taos+ws://",
+                        getattr(self, "where", ""))
+
     @abstractmethod
     def close(self) -> None: ...
 

@@ -35,6 +35,12 @@ class TaosFieldE(ctypes.Structure):
                 ("scale", ctypes.c_uint8), ("bytes", ctypes.c_int32)]
 
 
+class TmqRaw(ctypes.Structure):
+    """tmq_raw_data: a TMQ message as ``tmq_get_raw`` gives and ``tmq_write_raw`` takes it."""
+
+    _fields_ = [("raw", ctypes.c_void_p), ("raw_len", ctypes.c_uint32), ("raw_type", ctypes.c_uint16)]
+
+
 _lib: ctypes.CDLL | None = None
 _lib_lock = threading.Lock()
 _reqids = itertools.count(1)
@@ -59,6 +65,7 @@ def _declare(lib: ctypes.CDLL) -> None:
         "taos_get_server_info": (cp, [vp]),
         "taos_write_raw_block_with_reqid": (i32, [vp, i32, vp, cp, i64]),
         "taos_write_raw_block_with_fields_with_reqid": (i32, [vp, i32, vp, cp, ctypes.POINTER(TaosField), i32, i64]),
+        "tmq_write_raw": (i32, [vp, TmqRaw]),
     }
     optional = {"taos_fetch_fields_e": (ctypes.POINTER(TaosFieldE), [vp]),  # absent before 3.3.6
                 "tstrerror": (cp, [i32])}
@@ -175,6 +182,14 @@ class NativeConnection(Connection):
             arr = self._fields_array(fields)
             code = self.lib.taos_write_raw_block_with_fields_with_reqid(
                 self.conn, rows, buf, table.encode(), arr, len(fields), reqid)
+        if code:
+            raise TaosError(code, self._code_text(code), self.where)
+
+    def write_raw(self, raw_type: int, data: bytes | memoryview) -> None:
+        mv = memoryview(data)
+        buf = (ctypes.c_char * len(mv)).from_buffer_copy(mv) if mv.readonly else \
+            (ctypes.c_char * len(mv)).from_buffer(mv)
+        code = self.lib.tmq_write_raw(self.conn, TmqRaw(ctypes.cast(buf, ctypes.c_void_p), len(mv), raw_type))
         if code:
             raise TaosError(code, self._code_text(code), self.where)
 

@@ -17,6 +17,7 @@ from ..model import Column
 from .conn import Connection, Result, refuse_blob
 from .fields import PRECISIONS, columns_from_lists, pack_fields
 
+ACTION_WRITE_RAW = 3
 ACTION_WRITE_RAW_BLOCK = 4
 ACTION_WRITE_RAW_BLOCK_WITH_FIELDS = 5
 ACTION_FETCH_RAW_BLOCK = 7
@@ -129,6 +130,12 @@ class WsConnection(Connection):
         tail = pack_fields(fields) if fields is not None else b""
         self._send(b"".join((head, block, tail)))
         self._text_reply(req_id, "write_raw_block")
+
+    def write_raw(self, raw_type: int, data: bytes | memoryview) -> None:
+        req_id = next(self._ids)
+        head = _REQ.pack(req_id, req_id, ACTION_WRITE_RAW) + struct.pack("<IH", len(data), raw_type)
+        self._send(b"".join((head, data)))
+        self._text_reply(req_id, "write_raw")
 
     def close(self) -> None:
         self._stack.close()

@@ -36,10 +36,10 @@ from ...taos import ddl
 from ...taos.catalog import describe, table_names
 from ...taos.conn import Connection
 from ...taos.connect import open_connection
+from ...taos.params import TAOS_CONNECTION
 from ...taos.stmt import MAX_ROWS as STMT_MAX_ROWS
 from ...taos.stmt import StmtWriter
 from ...types import TDType
-from .params import TAOS_CONNECTION
 
 log = logging.getLogger("tdetl.taos")
 
@@ -115,7 +115,7 @@ class TaosSink(Sink):
         except TaosError as e:
             hint = "" if self.create_db else " (add ?assert to create it)"
             raise SinkError(f"{self.dsn.masked()}: database {self.db!r} cannot be used: {e.message}{hint}") from None
-        self.precision = self._database_precision()
+        self.precision = self._database_precision() or "ms"
         self.writers = [_Writer(self.conn)]
         stables, normals = table_names(self.conn, self.db)
         self.existing = (set(stables), set(normals))
@@ -129,12 +129,28 @@ class TaosSink(Sink):
                                    self.dsn.password if self.dsn.password is not None else "taosdata",
                                    self.dsn.masked())
 
-    def _database_precision(self) -> str:
-        assert self.conn is not None
-        res = self.conn.query("SELECT `precision` FROM information_schema.ins_databases"
+    # -- TMQ raw replication ----------------------------------------------------------------------
+
+    def takes_raw(self, precision: str) -> bool:
+        """Whether TMQ raw messages from a database of ``precision`` can be written as they are:
+        native or WebSocket, no renaming, and a target database that is missing or alike."""
+        if self.dsn.protocol not in (None, "ws", "wss") or self.rename or self.force_stmt:
+            return False
+        with open_connection(self.dsn) as conn:
+            have = self._database_precision(conn)
+        return have in (None, precision)
+
+    def raw_connection(self) -> Connection:
+        """A connection of its own to the target database, for one TMQ consumer's raw writes."""
+        return open_connection(self.dsn, self.db)
+
+    def _database_precision(self, conn: Connection | None = None) -> str | None:
+        conn = conn or self.conn
+        assert conn is not None
+        res = conn.query("SELECT `precision` FROM information_schema.ins_databases"
                               f" WHERE name = {ddl.literal(TDType('VARCHAR'), self.db)}")
         rows = res.table().column(0).to_pylist() if not res.is_update else []
-        return str(rows[0]) if rows and rows[0] in ("ms", "us", "ns") else "ms"
+        return str(rows[0]) if rows and rows[0] in ("ms", "us", "ns") else None
 
     def _sql(self, sql: str) -> None:
         assert self.conn is not None

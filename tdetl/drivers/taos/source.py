@@ -28,8 +28,8 @@ from ...taos import catalog as taos_catalog
 from ...taos.conn import Connection
 from ...taos.connect import open_connection
 from ...taos.ddl import ident, literal
+from ...taos.params import TAOS_CONNECTION
 from ...types import TDType
-from .params import TAOS_CONNECTION
 
 log = logging.getLogger("tdetl.taos")
 

@@ -1,0 +1,1 @@
+"""``tmq://`` / ``tmq+ws://``: TDengine data subscription as a source."""

@@ -1,0 +1,493 @@
+"""``tmq://[user:pass@]host:6030/<db|db.stable|db.table>`` (native) and ``tmq+ws://…:6041/…``
+(taosAdapter) as a source: a TDengine data subscription.
+
+tdetl creates the topic it reads (``tdetl_<db>[_<table>][_meta]``, reused by reruns) unless
+``topic=`` names existing ones. The consumer group defaults to a hash of source and target, so the
+same command run again continues where the last one committed. ``--jobs N`` runs N consumers in
+the group. Offsets are committed only after the sink has made what came before them durable
+(at-least-once; TDengine keeps one row per table and timestamp, so a replay is harmless).
+
+Into a TDengine target with ``with.meta`` (and no renames), messages are written as they came
+(``tmq_write_raw``: create / alter / drop and data in order, the fastest replication there is).
+Otherwise data messages are decoded into Arrow batches per child table, so every sink works.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from ...dsn import Dsn
+from ...errors import ConfigError, DsnError, TaosError
+from ...model import Catalog, Column, SuperTable, TableBatch, TableSpec, conform
+from ...options import Options
+from ...params import Param, Spec
+from ...progress import Progress, Summary
+from ...sink import Sink
+from ...source import DONE, Source
+from ...taos import catalog as taos_catalog
+from ...taos import ddl, tmq_raw
+from ...taos.catalog import records
+from ...taos.conn import Connection
+from ...taos.connect import open_connection
+from ...taos.ddl import ident, literal
+from ...taos.params import TAOS_CONNECTION
+from ...taos.tmq import Consumer, Message, NativeConsumer, WsConsumer, consumer_config
+from ...types import TDType
+from . import topic as topics
+from .repair import Detached, altered_children, copy_raw
+
+if TYPE_CHECKING:
+    from .subscription import Subscription
+
+log = logging.getLogger("tdetl.tmq")
+
+POLL = 0.5  # seconds one poll waits at most
+COMMIT_EVERY = 1.0  # raw replication: seconds between offset commits
+INVALID_MESSAGE = 0x0115
+REPAIR_EVERY = 30.0  # seconds between copies of tables a database topic stopped delivering (repair.py)
+
+
+def parse_offsets(text: str, where: str) -> dict[int, int]:
+    """``2:10,3:0`` -> {2: 10, 3: 0}."""
+    out: dict[int, int] = {}
+    for item in filter(None, (p.strip() for p in text.split(","))):
+        vg, sep, off = item.partition(":")
+        if not sep or not vg.strip().isdigit() or not off.strip().lstrip("-").isdigit():
+            raise DsnError(f"{where}: offset item {item!r} is not <vgroup_id>:<offset>")
+        out[int(vg)] = int(off)
+    return out
+
+
+class TmqSource(Source):
+    protocols = (None, "ws", "wss")
+    spec = Spec(
+        Param("group.id", "text", None, "consumer group (default: a hash of source and target, so a rerun"
+              " resumes)", aliases=("group_id",)),
+        Param("client.id", "text", "tdetl", "consumer client id", aliases=("client_id",)),
+        Param("timeout", "duration", 0.5, "stop after this long without messages", unit="ms", never=True),
+        Param("offset", "text", "", "start at <vgroup_id>:<offset>[,…] (WAL offsets: snapshot reading is off)"),
+        Param("topic", "list", help="read these existing topics instead of tdetl's own"),
+        Param("auto.offset.reset", "choice", "earliest", "where a group without committed offsets starts",
+              choices=("earliest", "latest")),
+        Param("experimental.snapshot.enable", "flag", True, "also read data already flushed out of the WAL"
+              " (a full first copy)"),
+        Param("with.meta", "flag", True, "subscribe with meta: create / alter / drop are replicated"),
+        *TAOS_CONNECTION)
+
+    def __init__(self, dsn: Dsn, options: Options) -> None:
+        super().__init__(dsn, options)
+        self.where = dsn.masked()
+        self.db, _, self.sub = dsn.object.strip("/").partition(".")
+        if not self.db:
+            raise DsnError(f"{self.where}: name the database to subscribe to, e.g. tmq://host:6030/<db>")
+        cfg = self.config
+        self.idle: float | None = cfg["timeout"]
+        self.offsets = parse_offsets(cfg["offset"] or "", self.where)
+        self.snapshot = cfg["experimental.snapshot.enable"] and not self.offsets
+        self.with_meta = cfg["with.meta"]
+        self.group = cfg["group.id"] or "tdetl-" + hashlib.sha1(
+            f"{dsn.without_password()} -> {options.target}".encode()).hexdigest()[:12]
+        self.topics = list(cfg["topic"])
+        self._conn: Connection | None = None
+        self._catalog: Catalog | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._consumers: dict[str, Consumer] = {}
+        self._pending: dict[str, list[tuple[int, Message]]] = {}
+        self._ready: dict[str, list[Message]] = {}
+        self._seq = 0
+        self._specs: dict[str, TableSpec] = {}
+        self.detached: Detached | None = None  # set for database topics (repair.py)
+        self._target_db = ""  # raw replication: the target database
+        self._stables: dict[str, tuple[tuple[Column, ...], tuple[Column, ...]]] = {}
+
+    # -- setup ----------------------------------------------------------------------------------
+
+    def conn(self) -> Connection:
+        if self._conn is None:
+            self._conn = open_connection(self.dsn)
+        return self._conn
+
+    def catalog(self) -> Catalog:
+        if self._catalog is None:
+            conn = self.conn()
+            topics.check_database(conn, self.db, self.where)
+            if self.topics:
+                topics.check_topics(conn, self.topics, self.where)
+            else:
+                self.topics = [topics.ensure_topic(conn, self.db, self.sub, self.with_meta, self.where)]
+            if self.sub:
+                try:
+                    self._catalog = taos_catalog.read_catalog(conn, self.db, [self.sub], [], self.where)
+                except ConfigError:
+                    self._catalog = taos_catalog.read_catalog(conn, self.db, [], [self.sub], self.where)
+            else:
+                self._catalog = taos_catalog.read_catalog(conn, self.db, [], [], self.where)
+            if topics.database_topics(conn, self.topics):
+                self.detached = Detached(self.group, self.db, self._catalog.databases[self.db].precision)
+        return self._catalog
+
+    def describe(self) -> Catalog:
+        return self.catalog()
+
+    def partitions(self) -> list[str]:
+        return [f"consumer-{i}" for i in range(max(1, self.options.jobs or 1))]
+
+    def _consumer(self, partition: str) -> Consumer:
+        d = self.dsn
+        conf = consumer_config(d.user or "root", d.password if d.password is not None else "taosdata", d.host,
+                               d.port, self.group, f"{self.config['client.id']}-{partition.rsplit('-', 1)[-1]}",
+                               self.config["auto.offset.reset"], self.snapshot)
+        if d.protocol is None:
+            consumer: Consumer = NativeConsumer(conf, self.topics, d.get("libraryPath") or None,
+                                                d.get("configDir") or None, self.where)
+        else:
+            url = f"{d.protocol}://{d.host or 'localhost'}:{d.port or 6041}/rest/tmq"
+            token = d.get("token")
+            if token:
+                from urllib.parse import quote
+
+                url += f"?token={quote(token)}"
+            consumer = WsConsumer(url, conf, self.topics, 30.0, self.where)
+        try:
+            if self.offsets:
+                self._seek(consumer)
+        except BaseException:
+            consumer.close()
+            raise
+        with self._lock:
+            self._consumers[partition] = consumer
+        return consumer
+
+    def _seek(self, consumer: Consumer) -> None:
+        for t in self.topics:
+            have = {a.vgroup for a in consumer.assignment(t)}
+            for vg, off in self.offsets.items():
+                if vg not in have:
+                    raise DsnError(f"{self.where}: offset={vg}:{off} names vgroup {vg}, which topic {t!r} does"
+                                   f" not have (its vgroups: {', '.join(map(str, sorted(have))) or 'none'})")
+                consumer.seek(t, vg, off)
+
+    # -- decoded reading ------------------------------------------------------------------------
+
+    def read(self, partition: str, start: Any = None) -> Iterator[TableBatch]:
+        consumer = self._consumer(partition)
+        last_data = last_repair = time.monotonic()
+        repairs = partition == "consumer-0" and self.detached is not None
+        while not self._stop.is_set():
+            self._commit_ready(partition, consumer)
+            if repairs and time.monotonic() - last_repair >= REPAIR_EVERY:
+                yield from self._repair_batches(partition)
+                last_repair = time.monotonic()
+            msg = consumer.poll(POLL)
+            if msg is None:
+                if self.idle is not None and time.monotonic() - last_data >= self.idle:
+                    if repairs:
+                        yield from self._repair_batches(partition)
+                    return
+                continue
+            last_data = time.monotonic()
+            with self._lock:
+                self._seq += 1
+                seq = self._seq
+            batches = self._decode(msg, consumer)
+            consumer.drop_raw(msg)
+            with self._lock:
+                self._pending.setdefault(partition, []).append((seq, msg))
+            for i, b in enumerate(batches):
+                yield TableBatch(b.spec, b.data, partition, seq if i == len(batches) - 1 else None)
+
+    def _decode(self, msg: Message, consumer: Consumer) -> list[TableBatch]:
+        if msg.raw_type not in tmq_raw.DATA_TYPES:
+            self._on_meta(msg, consumer)
+            return []
+        from ... import rawblock
+
+        out = []
+        for t in tmq_raw.parse(msg.raw, self.where):
+            if t.rows <= 0:
+                continue
+            spec = self._spec(t.table, t.columns, t.precision)
+            if spec is None:
+                continue
+            data = rawblock.decode(t.block, t.columns, t.precision)
+            out.append(TableBatch(spec, conform(data.rename_columns(spec.schema.names), spec), "", None))
+        return out
+
+    def _repair_batches(self, partition: str) -> Iterator[TableBatch]:
+        """The rows of tables the database topic stopped delivering, read by query."""
+        assert self.detached is not None
+        conn = self.conn()
+        for table, sql, newest in list(self.detached.queries(conn)):
+            res = conn.query(sql)
+            spec = None
+            for data in res.batches():
+                spec = spec or self._spec(table, tuple(res.fields), res.precision)
+                if spec is None:
+                    break
+                yield TableBatch(spec, conform(data.rename_columns(spec.schema.names), spec), partition, None)
+            self.detached.copied(table, newest)
+
+    def _on_meta(self, msg: Message, consumer: Consumer) -> None:
+        """Decoded reading follows schema and tag changes through the data's own schemas and fresh
+        tag lookups: a meta message only invalidates what it changes."""
+        doc = consumer.json_meta(msg) or {}
+        if self.detached is not None:
+            self.detached.add(altered_children(doc))
+        for m in doc.get("metas", [doc]):
+            name = m.get("tableName")
+            if not name:
+                continue
+            with self._lock:
+                self._specs.pop(name, None)
+                if m.get("tableType") == "super":
+                    self._stables.pop(name, None)
+                    for k in [k for k, s in self._specs.items() if s.stable == name]:
+                        self._specs.pop(k, None)
+
+    def _spec(self, table: str, columns: tuple[Column, ...], precision: str) -> TableSpec | None:
+        with self._lock:
+            spec = self._specs.get(table)
+        if spec is not None and _same(spec.columns, columns):
+            return spec
+        base = spec or self.catalog().tables.get((self.db, table)) or self._lookup(table)
+        if base is None:
+            log.warning("table %s is gone from %s: its rows in this message are skipped", table, self.db)
+            return None
+        keys = {c.name for c in base.columns if c.primary_key}
+        cols = tuple(Column(c.name, c.type, c.name in keys) for c in columns)
+        spec = base.replace(columns=cols, precision=precision, database=self.db)
+        with self._lock:
+            self._specs[table] = spec
+        return spec
+
+    def _lookup(self, table: str) -> TableSpec | None:
+        """A table the catalog did not know (created since): its super table and tags, now."""
+        conn = self.conn()
+        s = literal(TDType("VARCHAR"), table)
+        found = records(conn, "SELECT stable_name FROM information_schema.ins_tables"
+                              f" WHERE db_name = {literal(TDType('VARCHAR'), self.db)} AND table_name = {s}")
+        if not found:
+            return None
+        st = found[0].get("stable_name")
+        if not st:
+            cols, _ = taos_catalog.describe(conn, self.db, table)
+            return TableSpec(table, cols, self.db)
+        cols, tags = self._stable_schema(st)
+        names = ", ".join(ident(t.name) for t in tags)
+        rows = taos_catalog.rows(conn, f"SELECT TAGS {names} FROM {ident(self.db)}.{ident(st)} WHERE tbname = {s}")
+        if not rows:
+            return None
+        return TableSpec(table, cols, self.db, st, tags, tuple(rows[0]))
+
+    # -- offsets --------------------------------------------------------------------------------
+
+    def acknowledge(self, checkpoint: dict[str, Any]) -> None:
+        for partition, pos in checkpoint.items():
+            done = pos == DONE
+            if not done and not isinstance(pos, int):
+                continue
+            with self._lock:
+                pending = self._pending.get(partition, [])
+                ready = [m for seq, m in pending if done or seq <= pos]
+                self._pending[partition] = [(seq, m) for seq, m in pending if not (done or seq <= pos)]
+                if ready:
+                    self._ready.setdefault(partition, []).extend(ready)
+
+    def _commit_ready(self, partition: str, consumer: Consumer) -> None:
+        """On the consumer's own thread: commit the last acknowledged message of each vgroup."""
+        with self._lock:
+            ready = self._ready.pop(partition, [])
+        if ready:
+            commit_messages(consumer, ready)
+
+    def close(self) -> None:
+        self._stop.set()
+        with self._lock:
+            consumers, self._consumers = dict(self._consumers), {}
+        for partition, consumer in consumers.items():
+            try:
+                self._commit_ready(partition, consumer)
+            except Exception as e:  # offsets not committed are read again next run
+                log.warning("%s: offset commit failed (%s); those messages will be read again", partition, e)
+            with self._lock:
+                left = [m for _, m in self._pending.pop(partition, [])]
+            for m in left:
+                consumer.release(m)
+            consumer.close()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def subscription(self, auto_commit: bool = False) -> Subscription:
+        """This source as ``tdetl.subscribe`` hands it out."""
+        from .subscription import Subscription
+
+        return Subscription(self, auto_commit)
+
+    # -- raw replication ------------------------------------------------------------------------
+
+    def direct_to(self, sink: Sink) -> Callable[[Summary, Progress], None] | None:
+        opener = getattr(sink, "raw_connection", None)
+        if opener is None or not self.with_meta or self.options.transforms:
+            return None
+        if not sink.takes_raw(self.catalog().databases[self.db].precision):  # type: ignore[attr-defined]
+            log.info("%s: the target differs (renames, precision): decoded batches instead of raw", self.where)
+            return None
+        return lambda summary, progress: self._replicate(sink, opener, summary, progress)
+
+    def _replicate(self, sink: Sink, opener: Callable[[], Connection], summary: Summary,
+                   progress: Progress) -> None:
+        """Each consumer writes what it polls into its own target connection, in order, and commits
+        every second once the writes before have returned."""
+        self.catalog()
+        sink.prepare(Catalog(databases=dict(self.catalog().databases)))
+        self._target_db = str(getattr(sink, "db", ""))
+        tables: set[str] = set()
+        errors: list[BaseException] = []
+
+        def consume(partition: str) -> None:
+            conn = opener()
+            consumer = None
+            try:
+                consumer = self._consumer(partition)
+                done: list[Message] = []
+                last_data = last_commit = time.monotonic()
+                while not self._stop.is_set():
+                    msg = consumer.poll(POLL)
+                    now = time.monotonic()
+                    if msg is None:
+                        if done:
+                            commit_messages(consumer, done)
+                            done, last_commit = [], now
+                        if self.idle is not None and now - last_data >= self.idle:
+                            return
+                        continue
+                    last_data = now
+                    rows, size = 0, len(msg.raw)
+                    if msg.raw_type in tmq_raw.DATA_TYPES:
+                        blocks = tmq_raw.parse(msg.raw, self.where)
+                        rows = sum(b.rows for b in blocks)
+                        names = {b.table for b in blocks}
+                    elif self.detached is not None:
+                        self.detached.add(altered_children(consumer.json_meta(msg) or {}))
+                    try:
+                        self._write_raw(conn, msg)
+                    except TaosError as e:
+                        raise TaosError(e.code, f"{e.message} (writing the {msg.kind} message of raw type"
+                                        f" {msg.raw_type} from vgroup {msg.vgroup} at offset {msg.offset})",
+                                        sink.dsn.masked()) from None
+                    consumer.drop_raw(msg)
+                    done.append(msg)
+                    with self._lock:
+                        summary.rows_read += rows
+                        summary.rows_written += rows
+                        summary.bytes_written += size if rows else 0
+                        if rows:
+                            tables.update(names)
+                    if now - last_commit >= COMMIT_EVERY:
+                        commit_messages(consumer, done)
+                        done, last_commit = [], now
+                if done:
+                    commit_messages(consumer, done)
+            except BaseException as e:
+                errors.append(e)
+                self._stop.set()
+            finally:
+                if consumer is not None:
+                    with self._lock:
+                        self._consumers.pop(partition, None)
+                    consumer.close()
+                conn.close()
+
+        threads = [threading.Thread(target=consume, args=(p,), name=f"tdetl-tmq-{p}", daemon=True)
+                   for p in self.partitions()]
+        for t in threads:
+            t.start()
+        last_repair = time.monotonic()
+        try:
+            while any(t.is_alive() for t in threads):
+                for t in threads:
+                    t.join(timeout=0.25)
+                progress.update()
+                if self.detached is not None and time.monotonic() - last_repair >= REPAIR_EVERY and not errors:
+                    self._repair_raw(opener, summary)
+                    last_repair = time.monotonic()
+            if self.detached is not None and not errors:
+                self._repair_raw(opener, summary)
+        except BaseException:
+            self._stop.set()
+            raise
+        summary.tables = len(tables)
+        if errors:
+            raise errors[0]
+
+    def _write_raw(self, conn: Connection, msg: Message) -> None:
+        """``tmq_write_raw``; a data message it refuses as "Invalid message" (3.3.7.5 does so for some
+        messages that auto-create a child table among many tables' blocks) is written table by
+        table: missing child tables created with their tags, then each block by column names."""
+        try:
+            conn.write_raw(msg.raw_type, msg.raw)
+            return
+        except TaosError as e:
+            if e.code & 0xFFFF != INVALID_MESSAGE or msg.raw_type not in tmq_raw.DATA_TYPES:
+                raise
+            log.info("raw write refused (%s): writing the message's %s table by table", e.brief, msg.kind)
+        blocks = tmq_raw.parse(msg.raw, self.where)
+        have = {r[0] for r in taos_catalog.rows(conn, "SELECT table_name FROM information_schema.ins_tables WHERE"
+                                                      f" db_name = {literal(TDType('VARCHAR'), self._target_db)}")}
+        clauses = []
+        for b in blocks:
+            if b.table in have:
+                continue
+            spec = self._spec(b.table, b.columns, b.precision)
+            if spec is not None and spec.stable is not None:
+                cols, tags = self._stable_schema(spec.stable)
+                clauses.append(ddl.child_clause(spec, SuperTable(spec.database, spec.stable, cols, tags)))
+                have.add(b.table)
+        for stmt in ddl.create_child_tables(clauses):
+            conn.execute(stmt)
+        for b in blocks:
+            if b.rows > 0:
+                conn.write_block(b.table, b.block, b.columns)
+
+    def _stable_schema(self, st: str) -> tuple[tuple[Column, ...], tuple[Column, ...]]:
+        with self._lock:
+            known = self._stables.get(st)
+        if known is None:
+            known = taos_catalog.describe(self.conn(), self.db, st)
+            with self._lock:
+                self._stables[st] = known
+        return known
+
+    def _repair_raw(self, opener: Callable[[], Connection], summary: Summary) -> None:
+        assert self.detached is not None
+        if not self.detached.tables:
+            return
+        with opener() as target:
+            n = copy_raw(self.detached, self.conn(), target)
+        with self._lock:
+            summary.rows_read += n
+            summary.rows_written += n
+
+
+def commit_messages(consumer: Consumer, messages: list[Message]) -> None:
+    """Commit the last message of each topic and vgroup, then free them all."""
+    last: dict[tuple[str, int], Message] = {}
+    for m in messages:
+        last[(m.topic, m.vgroup)] = m
+    try:
+        for m in last.values():
+            consumer.commit(m)
+    finally:
+        for m in messages:
+            consumer.release(m)
+
+
+def _same(a: tuple[Column, ...], b: tuple[Column, ...]) -> bool:
+    return len(a) == len(b) and all(x.name == y.name and x.type == y.type for x, y in zip(a, b))
