@@ -11,12 +11,13 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "inspect": "api", "run": "api", "subscribe": "api", "Dsn": "dsn", "parse_dsn": "dsn", "TdetlError": "errors",
+    "inspect": "api", "run": "api", "subscribe": "api", "verify": "api", "Dsn": "dsn", "parse_dsn": "dsn",
+    "TdetlError": "errors",
     "Catalog": "model", "TableBatch": "model", "TableSpec": "model", "Summary": "progress",
 }
 
 if TYPE_CHECKING:
-    from .api import inspect, run, subscribe
+    from .api import inspect, run, subscribe, verify
     from .dsn import Dsn, parse_dsn
     from .errors import TdetlError
     from .model import Catalog, TableBatch, TableSpec
@@ -33,4 +34,4 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = ["Catalog", "Dsn", "Summary", "TableBatch", "TableSpec", "TdetlError", "__version__", "inspect",
-           "parse_dsn", "run", "subscribe"]
+           "parse_dsn", "run", "subscribe", "verify"]

@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 from .drivers import as_dsn, open_sink, open_source
 from .dsn import Dsn
-from .errors import DsnError, ErrorPolicy
+from .errors import ConfigError, DsnError, ErrorPolicy
 from .options import Options
+from .params import instant_ns
 from .pipeline import run as run_pipeline
 from .progress import Summary
 
@@ -79,3 +80,22 @@ def subscribe(source: str | Dsn, *, auto_commit: bool = False) -> Subscription:
         src.close()
         raise DsnError(f"{src.dsn.masked()}: subscribe takes a tmq:// or tmq+ws:// DSN")
     return opener(auto_commit)  # type: ignore[no-any-return]
+
+
+def verify(a: str | Dsn, b: str | Dsn, *, start: str | None = None, end: str | None = None) -> dict[str, Any]:
+    """Compare two endpoints table by table (rows, first/last timestamp, tags, an order-independent
+    content checksum), optionally only rows with ``start <= ts < end`` (RFC 3339 with a zone).
+    Returns ``{"tables", "rows", "differences": [{"table", "what", ...}]}``; empty differences
+    means identical."""
+    from .compare import verify as compare  # Polars: only for this command
+
+    return compare(a, b, _instant(start, "--start"), _instant(end, "--end"))
+
+
+def _instant(text: str | None, where: str) -> int | None:
+    if text is None:
+        return None
+    try:
+        return instant_ns(text)
+    except ValueError as e:
+        raise ConfigError(f"{where}: {e}") from None

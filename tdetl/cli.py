@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from . import __version__
-from .api import inspect, make_options
+from .api import inspect, make_options, verify
 from .drivers import as_dsn, describe_drivers, open_sink, open_source
 from .errors import TdetlError
 from .pipeline import run as run_pipeline
@@ -32,6 +32,14 @@ def _parser() -> argparse.ArgumentParser:
     for q in (r,):
         q.add_argument("-v", "--verbose", action="count", default=0, help="-v info, -vv debug, -vvv trace")
         q.add_argument("-q", "--quiet", action="count", default=0, help="-q no progress, -qq no summary")
+
+    v = sub.add_parser("verify", help="compare two endpoints table by table (rows, time range, tags, checksum)")
+    v.add_argument("-f", "--from", dest="source", required=True, help="one endpoint's DSN")
+    v.add_argument("-t", "--to", dest="target", required=True, help="the other endpoint's DSN")
+    v.add_argument("--start", help="compare rows with ts >= start (RFC 3339 with a zone)")
+    v.add_argument("--end", help="compare rows with ts < end (RFC 3339 with a zone)")
+    v.add_argument("--json", action="store_true", help="print JSON")
+    v.add_argument("-v", "--verbose", action="count", default=0)
 
     d = sub.add_parser("drivers", help="list the drivers, or one driver's parameters")
     d.add_argument("name", nargs="?", help="a driver: its parameters with forms and defaults")
@@ -59,6 +67,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             info = inspect(args.dsn, parser=args.parser)
             print(json.dumps(info, indent=1, default=str) if args.json else render(info))
             return 0
+        if args.command == "verify":
+            from .compare import render
+
+            report = verify(args.source, args.target, start=args.start, end=args.end)
+            print(json.dumps(report, indent=1, default=str) if args.json else
+                  render(report, as_dsn(args.source).masked(), as_dsn(args.target).masked()))
+            return 1 if report["differences"] else 0
         opts = make_options(args.parser, args.transform, args.jobs, args.on_error,
                             progress=None if args.quiet == 0 else False, batch_rows=args.batch_rows)
         opts.target = as_dsn(args.target).without_password()

@@ -10,8 +10,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from tdetl.drivers.taos.source import split_by_table
 from tdetl.errors import DataError
+from tdetl.grouping import split_by_table
 from tdetl.model import Column
 from tdetl.taos.insert import insert_statements, value_rows
 from tdetl.types import parse_type

@@ -126,6 +126,7 @@ def test_live_database_replicates_rows_schema_and_tags(tmq_server: str, scratch:
     assert got["rows"] == want["rows"]
     assert got["n1"] == want["n1"]
     assert len(want["rows"]) > TABLES * 100
+    assert tdetl.verify(f"{tmq_server}/{src}", f"{tmq_server}/{dst}")["differences"] == []
     assert result["summary"].rows_written >= len(want["rows"])
 
 
@@ -155,6 +156,7 @@ def test_kill_9_twice_then_rerun_loses_nothing_and_doubles_nothing(tmq_server: s
     # none twice: TDengine keeps one row per (table, ts), and the counts agree with the source
     count = taospy_rows(dst, "SELECT COUNT(*) FROM meters")[0][0]
     assert count == len(want["rows"])
+    assert tdetl.verify(f"{tmq_server}/{src}", f"{tmq_server}/{dst}")["differences"] == []
 
 
 def test_decoded_reading_into_duckdb_and_a_renaming_target(tmq_server: str, scratch: Any, tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 
 from ...dsn import Dsn
 from ...errors import ConfigError, DsnError, SourceError, TaosError
+from ...grouping import split_by_table
 from ...model import Catalog, TableBatch, TableSpec, conform
 from ...options import Options
 from ...params import Param, Spec
@@ -37,22 +38,6 @@ _UNITS = {"ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
 REALTIME = "realtime"
 IN_LIST = 500  # child tables per select-from-stable query
 TABLE_NOT_EXIST = 0x2603
-
-
-def split_by_table(data: pa.RecordBatch) -> list[tuple[str, pa.RecordBatch]]:
-    """Rows grouped by the first column (``tbname``), each group in its original order."""
-    names = data.column(0)
-    if names.null_count:
-        data = data.filter(pc.is_valid(names))
-        names = data.column(0)
-    enc = pc.dictionary_encode(names)
-    counts = pc.value_counts(enc.indices).field("counts").to_pylist()  # in first-seen = index order
-    ordered = data.take(pc.sort_indices(enc.indices))
-    out, pos = [], 0
-    for name, n in zip(enc.dictionary.to_pylist(), counts):
-        out.append((name, ordered.slice(pos, n)))
-        pos += n
-    return out
 
 
 def _positioned(spec: TableSpec, data: pa.RecordBatch, partition: str) -> TableBatch:
