@@ -42,13 +42,17 @@ def describe(source: Source) -> dict[str, Any]:
         st = stats.get(key, {"rows": 0, "min_ts": None, "max_ts": None})
         tables.append({**spec.to_json(), **st, "precision": spec.precision,
                        "time_range": [_iso(st["min_ts"], spec.precision), _iso(st["max_ts"], spec.precision)]})
-    return {
+    info = {
         "source": source.dsn.masked(),
         "databases": [{"name": d.name, "precision": d.precision} for d in cat.databases.values()],
         "stables": [st.to_json() for st in cat.stables.values()],
         "tables": tables,
         "rows": sum(t["rows"] for t in tables),
     }
+    runs = getattr(source, "runs", None)  # a backup extended run by run (a subscription's)
+    if runs is not None:
+        info["runs"] = runs
+    return info
 
 
 def _lo(a: Any, b: Any) -> Any:
@@ -72,6 +76,9 @@ def render(info: dict[str, Any]) -> str:
         tags = ", ".join(f"{c['name']} {c['type']}" for c in st["tags"])
         db = f"{st['database']}." if st.get("database") else ""
         lines.append(f"super table {db}{st['name']} ({cols}) TAGS ({tags})")
+    for r in info.get("runs", []):
+        lines.append(f"run {r['run']}: {r.get('started')} .. {r.get('completed')}, {r.get('rows', 0):,} rows in"
+                     f" {r.get('files', 0)} files")
     lines.append(f"{len(info['tables'])} tables, {info['rows']:,} rows")
     for t in info["tables"]:
         where = f" of {t['stable']}" if t.get("stable") else ""

@@ -158,6 +158,16 @@ class Catalog:
             spec = TableSpec(st.name, st.columns, st.database, st.name, st.tags, (), st.precision)
             self.stables[key] = old.merged(spec)
 
+    def merge(self, other: Catalog) -> None:
+        """What a later look at the same source knows: new databases, super tables (widened) and
+        tables; a child table's tag values are the later ones."""
+        self.databases.update(other.databases)
+        for st in other.stables.values():
+            self.add_stable(st)
+        for key, spec in other.tables.items():
+            if not self.add_table(spec) and spec.stable is not None:
+                self.tables[key] = spec
+
     def add_table(self, spec: TableSpec) -> bool:
         """Record a table seen in the data; True when it is new. Widens its super table."""
         key = (spec.database, spec.name)
@@ -232,3 +242,14 @@ def wide(batch: TableBatch) -> pa.RecordBatch:
     arrays.extend(batch.data.columns)
     names.extend(batch.data.schema.names)
     return pa.RecordBatch.from_arrays(arrays, names=names)
+
+
+def fit(data: pa.RecordBatch, spec: TableSpec) -> pa.RecordBatch:
+    """``data`` with exactly the spec's columns, matched by name, NULL where the data has none (rows
+    written before a column was added), then conformed."""
+    names = data.schema.names
+    if names != spec.schema.names:
+        data = pa.RecordBatch.from_arrays(
+            [(data.column(f.name) if f.name in names else pa.nulls(data.num_rows, f.type)).cast(f.type)
+             for f in spec.schema], schema=spec.schema)
+    return conform(data, spec)

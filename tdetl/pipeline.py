@@ -63,7 +63,7 @@ def run(source: Source, sink: Sink, options: Options) -> Summary:
     if direct is not None:
         return _run_direct(direct, source, sink, summary, progress)
     catalog = source.catalog()
-    state = sink.resume_state(source.dsn) or {}
+    state = sink.resume_state(source.dsn, source.appends) or {}
     sink.prepare(catalog)
     todo = []
     for p in source.partitions():

@@ -21,8 +21,10 @@ class Sink(ABC):
         self.dsn = dsn
         self.options = options
 
-    def resume_state(self, source_dsn: Dsn) -> dict[str, Any] | None:
-        """The checkpoint an interrupted earlier run left (partition -> position), if any."""
+    def resume_state(self, source_dsn: Dsn, appends: bool = False) -> dict[str, Any] | None:
+        """The checkpoint an interrupted earlier run left (partition -> position), if any. With
+        ``appends`` the source's runs continue each other (a subscription): a sink that keeps what
+        earlier runs wrote (a backup) extends it rather than refusing it."""
         return None
 
     @abstractmethod

@@ -22,6 +22,7 @@ class Source(ABC):
     spec: ClassVar[Spec] = Spec()  # its DSN parameters, declared once (tdetl/params.py)
     uses_parser: ClassVar[bool] = False  # reads --parser; the others refuse it
     default_jobs: ClassVar[int] = 1  # readers when --jobs is not given
+    appends: ClassVar[bool] = False  # each run continues the last (a subscription): backups are extended
 
     def __init__(self, dsn: Dsn, options: Options) -> None:
         self.config = self.spec.parse(dsn, dsn.driver)

@@ -4,6 +4,7 @@ Python subscription API, and the errors a user meets first."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import jsonschema
 import pytest
 
 import tdetl
@@ -22,6 +24,7 @@ from tdetl.errors import DsnError
 
 from .taos_helpers import SERVERS, connect, pytestmark, sql, taospy_rows  # noqa: F401
 
+ROOT = Path(__file__).resolve().parent.parent
 BASE = 1_700_000_000_000
 TABLES = 50
 
@@ -229,3 +232,36 @@ def test_offset_parameter_is_parsed_strictly() -> None:
     for bad in ("2", "a:1", "2:x", "2;3"):
         with pytest.raises(DsnError, match="is not <vgroup_id>:<offset>"):
             parse_offsets(bad, "tmq://h/db")
+
+
+def test_incremental_backup_adds_runs_and_restores_equal(tmq_server: str, scratch: Any, tmp_path: Path) -> None:
+    src, back, upto = scratch("tdetl_tmq_inc"), scratch("tdetl_tmq_incr"), scratch("tdetl_tmq_inc1")
+    make_source(tmq_server, src)
+    backup = f"local:{tmp_path / 'backup'}"
+    first = tdetl.run(f"{tmq(tmq_server)}/{src}?timeout=1s", backup)
+    assert first.rows_written == TABLES * 100 + 2
+    sql(tmq_server, f"INSERT INTO `{src}`.d1 VALUES ({BASE + 500_000}, 5.5, 5)",
+        f"INSERT INTO `{src}`.d60 USING `{src}`.meters TAGS (60, 'late') VALUES ({BASE}, 6.5, 6)",
+        f"CREATE STABLE `{src}`.other (ts TIMESTAMP, x INT) TAGS (k INT)",
+        f"INSERT INTO `{src}`.o1 USING `{src}`.other TAGS (1) VALUES ({BASE}, 1) ({BASE + 1000}, NULL)",
+        f"ALTER STABLE `{src}`.meters ADD COLUMN phase FLOAT",
+        f"INSERT INTO `{src}`.d2 (ts, current, voltage, phase) VALUES ({BASE + 600_000}, 1.0, 2, 0.5)")
+    second = tdetl.run(f"{tmq(tmq_server)}/{src}?timeout=1s", backup)
+    assert second.rows_written == 5  # only what changed
+    res = subprocess.run([sys.executable, "-m", "tdetl", "inspect", backup], capture_output=True, text=True)
+    assert res.returncode == 0 and "run 1:" in res.stdout and "run 2:" in res.stdout
+    assert f"{TABLES * 100 + 2:,} rows in" in res.stdout and "5 rows in" in res.stdout
+    manifest = json.loads((tmp_path / "backup" / "manifest.json").read_text())
+    jsonschema.validate(manifest, json.loads((ROOT / "formats" / "backup.schema.json").read_text()))
+    assert [r["run"] for r in manifest["runs"]] == [1, 2] and {f["run"] for f in manifest["files"]} == {1, 2}
+    assert all(":" in k for k in manifest["runs"][1]["positions"]["consumer-0"]["offsets"])
+    tdetl.run(backup, f"{tmq_server}/{back}?assert")
+    assert tdetl.verify(f"{tmq_server}/{src}", f"{tmq_server}/{back}")["differences"] == []
+    assert snapshot(back) == snapshot(src)
+    assert sorted(taospy_rows(back, "SELECT CAST(ts AS BIGINT), x FROM other"), key=repr) == \
+        sorted(taospy_rows(src, "SELECT CAST(ts AS BIGINT), x FROM other"), key=repr)
+    # restore up to the first run: what the source held then
+    early = tdetl.run(f"{backup}?until=1", f"{tmq_server}/{upto}?assert")
+    assert early.rows_written == TABLES * 100 + 2
+    with pytest.raises(tdetl.TdetlError, match=r"until=3: the backup has runs 1..2"):
+        tdetl.run(f"{backup}?until=3", f"{tmq_server}/{upto}")

@@ -171,7 +171,17 @@ def read_manifest(root: Path) -> dict[str, Any]:
 
 
 def new_manifest(source: str, codec: str, level: int | None, created: str, cat: Catalog,
-                 files: list[dict[str, Any]]) -> dict[str, Any]:
+                 files: list[dict[str, Any]], runs: list[dict[str, Any]]) -> dict[str, Any]:
     return {"format": FORMAT, "version": VERSION, "tool": f"tdetl {__version__}", "created": created,
             "completed": now_iso(), "source": source, "compression": {"codec": codec, "level": level},
-            **catalog_to_json(cat), "files": files}
+            **catalog_to_json(cat), "files": files, "runs": runs}
+
+
+def runs_of(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """The runs a backup was written in (a backup from before runs were recorded is one run)."""
+    runs = manifest.get("runs")
+    if isinstance(runs, list) and runs:
+        return runs
+    return [{"run": 1, "started": manifest.get("created"), "completed": manifest.get("completed"),
+             "rows": sum(f.get("rows", 0) for f in manifest["files"]), "files": len(manifest["files"]),
+             "positions": {}}]

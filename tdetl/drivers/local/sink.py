@@ -5,6 +5,10 @@ atomically, then appends one synced journal line naming the files, the tables an
 they introduced, and the source checkpoint they complete. A rerun after a crash reads the journal,
 deletes files no journal line names, and resumes the source from the last checkpoint. The manifest
 is written last, so a directory with a manifest is a complete backup.
+
+A source whose runs continue each other (a TMQ subscription) extends a complete backup instead: each
+run adds its files and a ``runs`` entry (when, rows, the positions reached) to the manifest, so the
+first run is a full backup and each later one an increment; restore replays the runs in order.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import pyarrow as pa
 
 from ...dsn import Dsn
 from ...errors import BackupError
-from ...model import Catalog, TableBatch
+from ...model import Catalog, TableBatch, fit
 from ...options import Options
 from ...params import Param, Spec
 from ...sink import Sink
@@ -51,15 +55,22 @@ class LocalSink(Sink):
         self._rows = self._bytes = 0
         self._new_tables: list[Any] = []
         self._dirty_stables: set[tuple[str | None, str]] = set()
+        self.runs: list[dict[str, Any]] = []  # earlier runs of an extended backup
+        self.run = 1
+        self._extending = False
+        self._run_rows = 0
+        self._positions: dict[str, Any] = {}
 
     @property
     def journal(self) -> Path:
         return self.root / fmt.JOURNAL
 
-    def resume_state(self, source_dsn: Dsn) -> dict[str, Any] | None:
+    def resume_state(self, source_dsn: Dsn, appends: bool = False) -> dict[str, Any] | None:
         self.source = source_dsn.without_password()
         if (self.root / fmt.MANIFEST).exists():
-            raise BackupError(f"{self.root} already holds a complete backup; choose an empty directory")
+            if not appends:
+                raise BackupError(f"{self.root} already holds a complete backup; choose an empty directory")
+            self._extend(fmt.read_manifest(self.root))
         if not self.journal.exists():
             return None
         checkpoint: dict[str, Any] = {}
@@ -75,6 +86,9 @@ class LocalSink(Sink):
         if not entries or entries[0].get("journal") != fmt.FORMAT:
             raise BackupError(f"{self.journal} is not a tdetl backup journal")
         head = entries[0]
+        if head.get("run", 1) != self.run:
+            raise BackupError(f"{self.journal}: an unfinished run {head.get('run', 1)} does not follow the"
+                              f" manifest's {len(self.runs)} runs")
         if head.get("source") != self.source:
             raise BackupError(f"{self.root} holds an unfinished backup of {head.get('source')!r},"
                               f" not of {self.source!r}; choose another directory")
@@ -87,13 +101,33 @@ class LocalSink(Sink):
             for key in doc:
                 doc[key].extend(e.get(key, []))
             self.files.extend(e.get("files", []))
+            self._run_rows += sum(f["rows"] for f in e.get("files", []))
             checkpoint = e.get("checkpoint") or checkpoint
-        self.catalog = fmt.catalog_from_json(doc, str(self.journal))
+        journaled = fmt.catalog_from_json(doc, str(self.journal))
+        if self._extending:
+            self.catalog.merge(journaled)
+        else:
+            self.catalog = journaled
         self._remove_orphans()
         # rewrite the journal without a torn last line so later appends stay parseable
         fmt.write_atomic(self.journal, "".join(json.dumps(e) + "\n" for e in entries).encode())
         self._resumed = True
         return checkpoint
+
+    def _extend(self, manifest: dict[str, Any]) -> None:
+        """Continue a complete backup of the same source with a new run."""
+        if manifest.get("source") != self.source:
+            raise BackupError(f"{self.root} holds a backup of {manifest.get('source')!r}, not of {self.source!r};"
+                              " choose another directory")
+        if manifest.get("compression") != {"codec": self.codec, "level": self.level}:
+            raise BackupError(f"{self.root}: the backup uses compression {manifest.get('compression')};"
+                              " extend it with the same parameters")
+        self.catalog = fmt.catalog_from_json(manifest, str(self.root / fmt.MANIFEST))
+        self.files = list(manifest["files"])
+        self.runs = fmt.runs_of(manifest)
+        self.run = len(self.runs) + 1
+        self.started = fmt.now_iso()
+        self._extending = True
 
     def _remove_orphans(self) -> None:
         known = {f["path"] for f in self.files}
@@ -109,6 +143,13 @@ class LocalSink(Sink):
             for st in catalog.stables.values():
                 self.catalog.add_stable(st)
             self.catalog.databases.update(catalog.databases)
+            return
+        if self._extending:
+            self.catalog.merge(catalog)
+            head = {"journal": fmt.FORMAT, "version": fmt.VERSION, "source": self.source, "run": self.run,
+                    "created": self.created, "compression": {"codec": self.codec, "level": self.level}}
+            fmt.write_atomic(self.journal, (json.dumps(head) + "\n" + json.dumps(fmt.catalog_to_json(self.catalog))
+                                            + "\n").encode())
             return
         if self.root.exists() and any(self.root.iterdir()):
             raise BackupError(f"{self.root} is not empty and holds no unfinished backup;"
@@ -126,7 +167,13 @@ class LocalSink(Sink):
 
     def write(self, batch: TableBatch) -> None:
         spec = batch.spec
+        if batch.position is not None:  # recorded with the run: the positions it reached
+            self._positions[batch.partition] = batch.position
+        known = self.catalog.tables.get((spec.database, spec.name))
         if self.catalog.add_table(spec):
+            self._new_tables.append(spec)
+        elif known is not None and spec.stable is not None and known.tag_values != spec.tag_values:
+            self.catalog.tables[(spec.database, spec.name)] = spec  # tags changed (a subscription)
             self._new_tables.append(spec)
         if spec.stable is not None:
             self._dirty_stables.add((spec.database, spec.stable))
@@ -143,10 +190,17 @@ class LocalSink(Sink):
         new_files = []
         for key, parts in self._buffer.items():
             spec = self._specs[key]
+            if spec.stable is not None:  # one schema per file: the super table's, widened as data came
+                st = self.catalog.stables[(spec.database, spec.stable)]
+                if st.columns != spec.columns:
+                    spec = spec.replace(columns=st.columns)
+                parts = {t: [b if b.schema.equals(spec.schema) else fit(b, spec) for b in bs]
+                         for t, bs in parts.items()}
             seq = len(self.files) + len(new_files)
             rel = f"{fmt.DATA}/{safe_name(key[0] or '_')}/{safe_name(key[1])}/{seq:06d}.arrow"
             enc = fmt.encode_file(rel, key, spec.stable, list(parts.items()), spec.precision, self.ipc)
             fmt.write_atomic(self.root / rel, enc.buffer)
+            enc.entry["run"] = self.run
             new_files.append(enc.entry)
         if not new_files and checkpoint is None:
             return
@@ -163,6 +217,7 @@ class LocalSink(Sink):
             fh.flush()
             os.fsync(fh.fileno())
         self.files.extend(new_files)
+        self._run_rows += sum(f["rows"] for f in new_files)
         self._buffer.clear()
         self._specs.clear()
         self._new_tables.clear()
@@ -170,8 +225,11 @@ class LocalSink(Sink):
         self._rows = self._bytes = 0
 
     def close(self) -> None:
+        run = {"run": self.run, "started": getattr(self, "started", self.created), "completed": fmt.now_iso(),
+               "rows": self._run_rows, "files": sum(1 for f in self.files if f.get("run", 1) == self.run),
+               "positions": self._positions}
         manifest = fmt.new_manifest(self.source, self.codec, self.level, self.created,
-                                    self.catalog, self.files)
+                                    self.catalog, self.files, [*self.runs, run])
         fmt.write_atomic(self.root / fmt.MANIFEST,
                          json.dumps(manifest, indent=1, ensure_ascii=False).encode())
         fmt.sync_dir(self.root)

@@ -13,21 +13,25 @@ from typing import Any
 
 from ...dsn import Dsn
 from ...errors import BackupError
-from ...model import Catalog, TableBatch
+from ...model import Catalog, TableBatch, fit
 from ...options import Options
-from ...params import Param, Spec
+from ...params import Param, Spec, instant_ns
 from ...source import Source
 from . import backup as fmt
 
 
 class LocalSource(Source):
     spec = Spec(Param("stables", "list", help="restore only these super tables"),
-                Param("tables", "list", help="restore only these tables: t1,stable.t2 or @file"))
+                Param("tables", "list", help="restore only these tables: t1,stable.t2 or @file"),
+                Param("until", "text", None, "restore the runs up to this one: a run number or an RFC 3339 time"
+                      " (runs completed by then)"))
 
     def __init__(self, dsn: Dsn, options: Options) -> None:
         super().__init__(dsn, options)
         self.root: Path = dsn.path
         self.manifest = fmt.read_manifest(self.root)
+        self.runs = fmt.runs_of(self.manifest)
+        self.last_run = self._until(self.config["until"], dsn.masked())
         self._catalog = fmt.catalog_from_json(self.manifest, str(self.root / fmt.MANIFEST))
         self.want_stables = set(self.config["stables"])
         self.want_tables = set(self.config["tables"])
@@ -39,6 +43,25 @@ class LocalSource(Source):
         for name in {t.split(".")[-1] for t in self.want_tables} - known_t:
             raise BackupError(f"{dsn.masked()}: table {name!r} is not in this backup")
 
+    def _until(self, text: str | None, where: str) -> int:
+        """The last run to restore: all of them, a run number, or those completed by a time."""
+        if not text:
+            return len(self.runs)
+        if text.strip().isdigit():
+            n = int(text)
+            if not 1 <= n <= len(self.runs):
+                raise BackupError(f"{where}: until={text}: the backup has runs 1..{len(self.runs)}")
+            return n
+        try:
+            limit = instant_ns(text)
+        except ValueError as e:
+            raise BackupError(f"{where}: until={text!r} is neither a run number nor a time: {e}") from None
+        done = [r["run"] for r in self.runs if r.get("completed") and instant_ns(r["completed"]) <= limit]
+        if not done:
+            raise BackupError(f"{where}: until={text}: no run of this backup had completed by then"
+                              f" (the first completed {self.runs[0].get('completed')})")
+        return max(done)
+
     def _wanted(self, name: str, stable: str | None) -> bool:
         if not self.want_stables and not self.want_tables:
             return True
@@ -47,8 +70,8 @@ class LocalSource(Source):
         return name in self.want_tables or (stable is not None and f"{stable}.{name}" in self.want_tables)
 
     def _files(self) -> list[dict[str, Any]]:
-        return [f for f in self.manifest["files"]
-                if any(self._wanted(name, f.get("stable")) for name, _, _ in f["tables"])]
+        return [f for f in self.manifest["files"] if f.get("run", 1) <= self.last_run
+                and any(self._wanted(name, f.get("stable")) for name, _, _ in f["tables"])]
 
     def catalog(self) -> Catalog:
         if not self._verified:
@@ -73,19 +96,34 @@ class LocalSource(Source):
         return self._catalog
 
     def partitions(self) -> list[str]:
-        return [f["path"] for f in self._files()]
+        """A file each; a backup of several runs goes by group (super table), its files in run
+        order, so a row a later run rewrote lands after its earlier value."""
+        if self.last_run <= 1:
+            return [f["path"] for f in self._files()]
+        groups: dict[str, None] = {}
+        for f in self._files():
+            groups.setdefault(f"group:{f.get('database') or ''}/{f['group']}")
+        return list(groups)
 
     def read(self, partition: str, start: Any = None) -> Iterator[TableBatch]:
-        entry = next(f for f in self.manifest["files"] if f["path"] == partition)
+        if partition.startswith("group:"):
+            for f in self._files():
+                if f"group:{f.get('database') or ''}/{f['group']}" == partition:
+                    yield from self._read_file(f["path"], partition)
+            return
+        yield from self._read_file(partition, partition)
+
+    def _read_file(self, path: str, partition: str) -> Iterator[TableBatch]:
+        entry = next(f for f in self.manifest["files"] if f["path"] == path)
         table = fmt.open_verified(self.root, entry)
         db = entry.get("database")
         for name, offset, count in entry["tables"]:
             spec = self._catalog.tables.get((db, name))
             if spec is None:
-                raise BackupError(f"{self.root / partition}: table {name!r} is not in the manifest")
+                raise BackupError(f"{self.root / path}: table {name!r} is not in the manifest")
             if not self._wanted(name, spec.stable):
                 continue
             for batch in table.slice(offset, count).to_batches():  # zero-copy slices
                 if batch.num_rows:
-                    yield TableBatch(spec, batch.cast(spec.schema) if not batch.schema.equals(
-                        spec.schema) else batch, partition, None)
+                    yield TableBatch(spec, batch if batch.schema.equals(spec.schema) else fit(batch, spec),
+                                     partition, None)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...dsn import Dsn
 from ...errors import ConfigError, DsnError, TaosError
-from ...model import Catalog, Column, SuperTable, TableBatch, TableSpec, conform
+from ...model import Catalog, Column, SuperTable, TableBatch, TableSpec, fit
 from ...options import Options
 from ...params import Param, Spec
 from ...progress import Progress, Summary
@@ -65,6 +65,7 @@ def parse_offsets(text: str, where: str) -> dict[int, int]:
 
 class TmqSource(Source):
     protocols = (None, "ws", "wss")
+    appends = True
     spec = Spec(
         Param("group.id", "text", None, "consumer group (default: a hash of source and target, so a rerun"
               " resumes)", aliases=("group_id",)),
@@ -179,6 +180,7 @@ class TmqSource(Source):
         consumer = self._consumer(partition)
         last_data = last_repair = time.monotonic()
         repairs = partition == "consumer-0" and self.detached is not None
+        reached: dict[str, int] = {}
         while not self._stop.is_set():
             self._commit_ready(partition, consumer)
             if repairs and time.monotonic() - last_repair >= REPAIR_EVERY:
@@ -195,12 +197,15 @@ class TmqSource(Source):
             with self._lock:
                 self._seq += 1
                 seq = self._seq
+            if msg.offset >= 0:
+                reached[f"{msg.topic}:{msg.vgroup}"] = msg.offset
             batches = self._decode(msg, consumer)
             consumer.drop_raw(msg)
             with self._lock:
                 self._pending.setdefault(partition, []).append((seq, msg))
-            for i, b in enumerate(batches):
-                yield TableBatch(b.spec, b.data, partition, seq if i == len(batches) - 1 else None)
+            for i, b in enumerate(batches):  # the position: a sequence number, and the WAL offsets reached
+                yield TableBatch(b.spec, b.data, partition,
+                                 {"seq": seq, "offsets": dict(reached)} if i == len(batches) - 1 else None)
 
     def _decode(self, msg: Message, consumer: Consumer) -> list[TableBatch]:
         if msg.raw_type not in tmq_raw.DATA_TYPES:
@@ -216,7 +221,7 @@ class TmqSource(Source):
             if spec is None:
                 continue
             data = rawblock.decode(t.block, t.columns, t.precision)
-            out.append(TableBatch(spec, conform(data.rename_columns(spec.schema.names), spec), "", None))
+            out.append(TableBatch(spec, fit(data, spec), "", None))
         return out
 
     def _repair_batches(self, partition: str) -> Iterator[TableBatch]:
@@ -230,7 +235,7 @@ class TmqSource(Source):
                 spec = spec or self._spec(table, tuple(res.fields), res.precision)
                 if spec is None:
                     break
-                yield TableBatch(spec, conform(data.rename_columns(spec.schema.names), spec), partition, None)
+                yield TableBatch(spec, fit(data, spec), partition, None)
             self.detached.copied(table, newest)
 
     def _on_meta(self, msg: Message, consumer: Consumer) -> None:
@@ -251,17 +256,21 @@ class TmqSource(Source):
                         self._specs.pop(k, None)
 
     def _spec(self, table: str, columns: tuple[Column, ...], precision: str) -> TableSpec | None:
+        """The table as it is now (its super table's current columns, its current tags): rows
+        written before a schema change are widened to it, so one table has one schema downstream.
+        Looked up again when data carries a column the known schema lacks."""
         with self._lock:
             spec = self._specs.get(table)
-        if spec is not None and _same(spec.columns, columns):
+        if spec is not None and _covers(spec.columns, columns):
             return spec
-        base = spec or self.catalog().tables.get((self.db, table)) or self._lookup(table)
-        if base is None:
+        if spec is None:
+            spec = self.catalog().tables.get((self.db, table))
+        if spec is None or not _covers(spec.columns, columns):
+            spec = self._lookup(table)
+        if spec is None:
             log.warning("table %s is gone from %s: its rows in this message are skipped", table, self.db)
             return None
-        keys = {c.name for c in base.columns if c.primary_key}
-        cols = tuple(Column(c.name, c.type, c.name in keys) for c in columns)
-        spec = base.replace(columns=cols, precision=precision, database=self.db)
+        spec = spec.replace(precision=precision, database=self.db)
         with self._lock:
             self._specs[table] = spec
         return spec
@@ -290,6 +299,8 @@ class TmqSource(Source):
     def acknowledge(self, checkpoint: dict[str, Any]) -> None:
         for partition, pos in checkpoint.items():
             done = pos == DONE
+            if isinstance(pos, dict) and "seq" in pos:
+                pos = pos["seq"]
             if not done and not isinstance(pos, int):
                 continue
             with self._lock:
@@ -489,5 +500,6 @@ def commit_messages(consumer: Consumer, messages: list[Message]) -> None:
             consumer.release(m)
 
 
-def _same(a: tuple[Column, ...], b: tuple[Column, ...]) -> bool:
-    return len(a) == len(b) and all(x.name == y.name and x.type == y.type for x, y in zip(a, b))
+def _covers(known: tuple[Column, ...], got: tuple[Column, ...]) -> bool:
+    names = {c.name: c.type.type_id for c in known}
+    return all(names.get(c.name) == c.type.type_id for c in got)
