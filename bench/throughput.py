@@ -1,6 +1,6 @@
 """Whole-process throughput against a real TDengine, every path timed in one run next to the
 tools it competes with: taosBenchmark's insert modes, taosdump out/in, and tdetl's backup, restore
-and sync over the native client and taosAdapter's WebSocket.
+and sync over the native client and taosAdapter's WebSocket, by query and by TMQ subscription.
 
     eval "$(../shared/tdengine/start.sh --env)"
     python -m bench.throughput                       # 100 x 100,000 meters rows, best of 3
@@ -170,6 +170,35 @@ def measure(server: Server, tables: int, rows: int, runs: int, work: Path) -> li
             Result(f"tdetl taos:// -> {label}", rows=total), server, runs, drop(dst),
             [*tdetl, "-f", f"{server.native}/{src}", "-t", f"{url}/{dst}?assert"], [src, dst],
             lambda: _count(server, dst))
+    # TMQ: raw replication (tmq_write_raw) and decoded into a backup; each run a fresh consumer group
+    topic, group = f"tdetl_{src}_meta", "tdetl_bench"
+
+    def fresh_group(*dbs: str) -> Callable[[], None]:
+        def reset() -> None:
+            drop(*dbs)()
+            try:
+                _sql(server, f"DROP CONSUMER GROUP IF EXISTS `{group}` ON `{topic}`")
+            except RuntimeError:
+                pass  # no topic yet: the first run creates it
+        return reset
+    tmq_from = [("tmq://", server.native.replace("taos://", "tmq://", 1))]
+    if server.ws:
+        tmq_from.append(("tmq+ws://", server.ws.replace("taos+ws", "tmq+ws", 1)))
+    for (label, url), (_, target) in zip(tmq_from, targets):
+        results[f"tdetl tmq {label}"] = _run(
+            Result(f"tdetl {label} -> {label.replace('tmq', 'taos')}", rows=total), server, runs, fresh_group(dst),
+            [*tdetl, "-f", f"{url}/{src}?group.id={group}&timeout=300ms", "-t", f"{target}/{dst}?assert"],
+            [src, dst], lambda: _count(server, dst))
+    tmq_backup = work / "tmq_backup"
+
+    def fresh_tmq_backup() -> None:
+        fresh_group()()
+        shutil.rmtree(tmq_backup, ignore_errors=True)
+    results["tdetl tmq backup"] = _run(
+        Result("tdetl tmq:// -> local:", rows=total), server, runs, fresh_tmq_backup,
+        [*tdetl, "-f", f"{tmq_from[0][1]}/{src}?group.id={group}&timeout=300ms", "-t", f"local:{tmq_backup}"],
+        [src])
+    _sql(server, f"DROP TOPIC IF EXISTS FORCE `{topic}`")
     # the fixed cost of a run: an empty database to a throwaway backup
     empty = work / "empty"
     _sql(server, "CREATE DATABASE IF NOT EXISTS tp_empty")
@@ -186,6 +215,7 @@ def table(results: list[Result], tables: int, rows: int) -> str:
     dump_out, dump_in = by.get("taosdump -o"), by.get("taosdump -i")
     base = {"tdetl local: -> taos://": bar, "tdetl local: -> taos+ws://": bar, "tdetl taos:// -> taos://": bar,
             "tdetl taos:// -> taos+ws://": bar, "tdetl taos:// -> local:": dump_out,
+            "tdetl tmq:// -> taos://": bar, "tdetl tmq+ws:// -> taos+ws://": bar, "tdetl tmq:// -> local:": dump_out,
             "taosBenchmark -I stmt2": bar, "taosBenchmark -I stmt": bar, "taosBenchmark -I taosc": bar}
     lines = [f"{tables:,} child tables x {rows:,} rows ({tables * rows:,} rows), best of"
              f" {len(bar.seconds)}, whole processes", "",
@@ -199,6 +229,9 @@ def table(results: list[Result], tables: int, rows: int) -> str:
             ratio = "the ingest bar"
         if r.name == "tdetl local: -> taos://" and dump_in is not None:
             ratio += f"; {r.rate / dump_in.rate:.2f}x taosdump -i"
+        query_sync = by.get(r.name.replace("tmq", "taos", 1)) if r.name.startswith("tdetl tmq") else None
+        if query_sync is not None and query_sync is not r:
+            ratio += f"; {r.rate / query_sync.rate:.2f}x {query_sync.name}"
         rate = f"{r.rate / 1e6:.2f} M" if r.rows else "-"
         lines.append(f"| {r.name} | {r.best:.2f} | {rate} | {ratio} | {r.peak_rss_mb:.0f} MB | {r.note} |")
     return "\n".join(lines)

@@ -39,6 +39,7 @@ class Message:
     raw_type: int = 0
     raw: memoryview = field(default_factory=lambda: memoryview(b""))
     handle: Any = None  # what committing and releasing it take
+    owner: str = ""  # the consumer (pipeline partition) that polled it
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,18 @@ class Consumer(ABC):
     def drop_raw(self, message: Message) -> None:
         """Free the raw bytes once read; what committing needs stays until :meth:`release`."""
         message.raw = memoryview(b"")
+
+    def commit_all(self, messages: list[Message]) -> None:
+        """Commit after the last of ``messages`` of each topic and vgroup, then free them all."""
+        last: dict[tuple[str, int], Message] = {}
+        for m in messages:
+            last[(m.topic, m.vgroup)] = m
+        try:
+            for m in last.values():
+                self.commit(m)
+        finally:
+            for m in messages:
+                self.release(m)
 
     @abstractmethod
     def json_meta(self, message: Message) -> dict[str, Any] | None:

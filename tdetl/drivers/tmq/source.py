@@ -40,6 +40,7 @@ from ...taos.tmq import Consumer, Message, NativeConsumer, WsConsumer, consumer_
 from ...types import TDType
 from . import topic as topics
 from .repair import Detached, altered_children, copy_raw
+from .replicate import Replication
 
 if TYPE_CHECKING:
     from .subscription import Subscription
@@ -47,7 +48,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("tdetl.tmq")
 
 POLL = 0.5  # seconds one poll waits at most
-COMMIT_EVERY = 1.0  # raw replication: seconds between offset commits
 INVALID_MESSAGE = 0x0115
 REPAIR_EVERY = 30.0  # seconds between copies of tables a database topic stopped delivering (repair.py)
 
@@ -97,6 +97,7 @@ class TmqSource(Source):
         self._conn: Connection | None = None
         self._catalog: Catalog | None = None
         self._lock = threading.Lock()
+        self._query_lock = threading.RLock()  # the source connection serves one query at a time (WebSocket)
         self._stop = threading.Event()
         self._consumers: dict[str, Consumer] = {}
         self._pending: dict[str, list[tuple[int, Message]]] = {}
@@ -139,7 +140,7 @@ class TmqSource(Source):
     def partitions(self) -> list[str]:
         return [f"consumer-{i}" for i in range(max(1, self.options.jobs or 1))]
 
-    def _consumer(self, partition: str) -> Consumer:
+    def open_consumer(self, partition: str) -> Consumer:
         d = self.dsn
         conf = consumer_config(d.user or "root", d.password if d.password is not None else "taosdata", d.host,
                                d.port, self.group, f"{self.config['client.id']}-{partition.rsplit('-', 1)[-1]}",
@@ -174,19 +175,32 @@ class TmqSource(Source):
                                    f" not have (its vgroups: {', '.join(map(str, sorted(have))) or 'none'})")
                 consumer.seek(t, vg, off)
 
+    def close_consumer(self, partition: str) -> None:
+        with self._lock:
+            consumer = self._consumers.pop(partition, None)
+        if consumer is not None:
+            consumer.close()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    poll_wait = POLL
+
     # -- decoded reading ------------------------------------------------------------------------
 
     def read(self, partition: str, start: Any = None) -> Iterator[TableBatch]:
-        consumer = self._consumer(partition)
+        consumer = self.open_consumer(partition)
         last_data = last_repair = time.monotonic()
         repairs = partition == "consumer-0" and self.detached is not None
         reached: dict[str, int] = {}
+        wait = min(POLL, self.idle) if self.idle is not None else POLL
         while not self._stop.is_set():
             self._commit_ready(partition, consumer)
             if repairs and time.monotonic() - last_repair >= REPAIR_EVERY:
                 yield from self._repair_batches(partition)
                 last_repair = time.monotonic()
-            msg = consumer.poll(POLL)
+            msg = consumer.poll(wait)
             if msg is None:
                 if self.idle is not None and time.monotonic() - last_data >= self.idle:
                     if repairs:
@@ -277,6 +291,10 @@ class TmqSource(Source):
 
     def _lookup(self, table: str) -> TableSpec | None:
         """A table the catalog did not know (created since): its super table and tags, now."""
+        with self._query_lock:
+            return self._lookup_locked(table)
+
+    def _lookup_locked(self, table: str) -> TableSpec | None:
         conn = self.conn()
         s = literal(TDType("VARCHAR"), table)
         found = records(conn, "SELECT stable_name FROM information_schema.ins_tables"
@@ -315,7 +333,7 @@ class TmqSource(Source):
         with self._lock:
             ready = self._ready.pop(partition, [])
         if ready:
-            commit_messages(consumer, ready)
+            consumer.commit_all(ready)
 
     def close(self) -> None:
         self._stop.set()
@@ -354,91 +372,21 @@ class TmqSource(Source):
 
     def _replicate(self, sink: Sink, opener: Callable[[], Connection], summary: Summary,
                    progress: Progress) -> None:
-        """Each consumer writes what it polls into its own target connection, in order, and commits
-        every second once the writes before have returned."""
-        self.catalog()
-        sink.prepare(Catalog(databases=dict(self.catalog().databases)))
-        self._target_db = str(getattr(sink, "db", ""))
-        tables: set[str] = set()
-        errors: list[BaseException] = []
-
-        def consume(partition: str) -> None:
-            conn = opener()
-            consumer = None
-            try:
-                consumer = self._consumer(partition)
-                done: list[Message] = []
-                last_data = last_commit = time.monotonic()
-                while not self._stop.is_set():
-                    msg = consumer.poll(POLL)
-                    now = time.monotonic()
-                    if msg is None:
-                        if done:
-                            commit_messages(consumer, done)
-                            done, last_commit = [], now
-                        if self.idle is not None and now - last_data >= self.idle:
-                            return
-                        continue
-                    last_data = now
-                    rows, size = 0, len(msg.raw)
-                    if msg.raw_type in tmq_raw.DATA_TYPES:
-                        blocks = tmq_raw.parse(msg.raw, self.where)
-                        rows = sum(b.rows for b in blocks)
-                        names = {b.table for b in blocks}
-                    elif self.detached is not None:
-                        self.detached.add(altered_children(consumer.json_meta(msg) or {}))
-                    try:
-                        self._write_raw(conn, msg)
-                    except TaosError as e:
-                        raise TaosError(e.code, f"{e.message} (writing the {msg.kind} message of raw type"
-                                        f" {msg.raw_type} from vgroup {msg.vgroup} at offset {msg.offset})",
-                                        sink.dsn.masked()) from None
-                    consumer.drop_raw(msg)
-                    done.append(msg)
-                    with self._lock:
-                        summary.rows_read += rows
-                        summary.rows_written += rows
-                        summary.bytes_written += size if rows else 0
-                        if rows:
-                            tables.update(names)
-                    if now - last_commit >= COMMIT_EVERY:
-                        commit_messages(consumer, done)
-                        done, last_commit = [], now
-                if done:
-                    commit_messages(consumer, done)
-            except BaseException as e:
-                errors.append(e)
-                self._stop.set()
-            finally:
-                if consumer is not None:
-                    with self._lock:
-                        self._consumers.pop(partition, None)
-                    consumer.close()
-                conn.close()
-
-        threads = [threading.Thread(target=consume, args=(p,), name=f"tdetl-tmq-{p}", daemon=True)
-                   for p in self.partitions()]
-        for t in threads:
-            t.start()
-        last_repair = time.monotonic()
+        cat = self.catalog()
+        writers = int(getattr(sink, "config", {}).get("writers", 4) or 4)
+        rep = Replication(self, opener, writers, sink.dsn.masked(), summary)
+        rep.start(self.partitions())
         try:
-            while any(t.is_alive() for t in threads):
-                for t in threads:
-                    t.join(timeout=0.25)
-                progress.update()
-                if self.detached is not None and time.monotonic() - last_repair >= REPAIR_EVERY and not errors:
-                    self._repair_raw(opener, summary)
-                    last_repair = time.monotonic()
-            if self.detached is not None and not errors:
-                self._repair_raw(opener, summary)
-        except BaseException:
-            self._stop.set()
+            sink.prepare(Catalog(databases=dict(cat.databases)))
+        except BaseException as e:
+            rep.fail(e)
             raise
-        summary.tables = len(tables)
-        if errors:
-            raise errors[0]
+        self._target_db = str(getattr(sink, "db", ""))
+        rep.ready.set()
+        repair = (lambda: self._repair_raw(opener, summary)) if self.detached is not None else None
+        rep.wait(progress, repair, REPAIR_EVERY)
 
-    def _write_raw(self, conn: Connection, msg: Message) -> None:
+    def write_raw(self, conn: Connection, msg: Message) -> None:
         """``tmq_write_raw``; a data message it refuses as "Invalid message" (3.3.7.5 does so for some
         messages that auto-create a child table among many tables' blocks) is written table by
         table: missing child tables created with their tags, then each block by column names."""
@@ -471,7 +419,8 @@ class TmqSource(Source):
         with self._lock:
             known = self._stables.get(st)
         if known is None:
-            known = taos_catalog.describe(self.conn(), self.db, st)
+            with self._query_lock:
+                known = taos_catalog.describe(self.conn(), self.db, st)
             with self._lock:
                 self._stables[st] = known
         return known
@@ -480,24 +429,11 @@ class TmqSource(Source):
         assert self.detached is not None
         if not self.detached.tables:
             return
-        with opener() as target:
+        with opener() as target, self._query_lock:
             n = copy_raw(self.detached, self.conn(), target)
         with self._lock:
             summary.rows_read += n
             summary.rows_written += n
-
-
-def commit_messages(consumer: Consumer, messages: list[Message]) -> None:
-    """Commit the last message of each topic and vgroup, then free them all."""
-    last: dict[tuple[str, int], Message] = {}
-    for m in messages:
-        last[(m.topic, m.vgroup)] = m
-    try:
-        for m in last.values():
-            consumer.commit(m)
-    finally:
-        for m in messages:
-            consumer.release(m)
 
 
 def _covers(known: tuple[Column, ...], got: tuple[Column, ...]) -> bool:
