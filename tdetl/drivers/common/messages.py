@@ -14,8 +14,9 @@ from typing import Any
 from ...dsn import Dsn
 from ...model import Catalog, TableBatch
 from ...options import Options
-from ...source import DONE, Source
+from ...source import Source
 from ...transform.messages import MessageParser, Messages
+from .acks import Pending
 
 
 class MessageSource(Source):
@@ -28,8 +29,7 @@ class MessageSource(Source):
         self.batch_timeout = self.config["batch_timeout"]
         self.parser = MessageParser(options.parser, self.config["database"], dsn.masked(), self.default_table)
         self._lock = threading.Lock()
-        self._seq = 0
-        self._pending: dict[str, list[tuple[int, Any]]] = {}
+        self._pending: Pending[Any] = Pending()
         self._stop = threading.Event()
         self._starved = threading.Event()
         self._pem_files: list[Path] = []
@@ -62,31 +62,19 @@ class MessageSource(Source):
 
     def emit(self, partition: str, msgs: Messages, token: Any) -> list[TableBatch]:
         """Parse one micro-batch; ``token`` is what acknowledging it takes (offsets, message ids)."""
-        with self._lock:
-            self._seq += 1
-            seq = self._seq
-            self._pending.setdefault(partition, []).append((seq, token))
+        seq = self._pending.add(partition, token)
         return self.parser.parse(msgs, self.rejects, partition, seq)
 
     def acknowledge(self, checkpoint: dict[str, Any]) -> None:
-        for partition, pos in checkpoint.items():
-            done = pos == DONE
-            if not done and not isinstance(pos, int):
-                continue
-            with self._lock:
-                pending = self._pending.get(partition, [])
-                ready = [tok for seq, tok in pending if done or seq <= pos]
-                self._pending[partition] = [(seq, tok) for seq, tok in pending if not (done or seq <= pos)]
-            if ready:
-                self.release(partition, ready)
+        for partition, ready in self._pending.durable(checkpoint).items():
+            self.release(partition, ready)
         self._starved.clear()
 
     def wants_flush(self) -> bool:
         return self._starved.is_set()
 
     def unacknowledged(self) -> bool:
-        with self._lock:
-            return any(self._pending.values())
+        return self._pending.any()
 
     def release(self, partition: str, tokens: list[Any]) -> None:
         """Acknowledge to the broker (runs on the pipeline's thread)."""

@@ -1,10 +1,17 @@
 """Raw replication: TMQ messages written into TDengine as they were polled (``tmq_write_raw``).
 
 Per consumer, one thread polls and commits (libtaos's consumer is used from one thread only) and
-``writers`` threads write, each with its own connection to the target. A vgroup's messages always
-go to the same writer, in order, so its meta (create / alter / drop) is applied before the data that
-follows it; vgroups are written in parallel, and polling overlaps writing. A message's offset is
-committed once it and every earlier message of its vgroup are written.
+``writers`` threads write data messages, each with its own connection to the target, while the
+next messages are polled:
+
+- meta (create / alter / drop) is a barrier: the poller waits until every data message before it is
+  written, then writes it itself, one at a time across consumers (every vgroup carries its own copy
+  of a super table's create / alter, and the server refuses two at once);
+- data read from the snapshot (the first copy) holds each row once, so it goes to whichever writer
+  has least queued; data read from the WAL may rewrite a row, so a vgroup's WAL messages stay on one
+  writer, in order, and wait for the snapshot data before them;
+- offsets are committed for the longest prefix of polled messages that is written, so a crash at
+  any moment replays only what was not yet committed.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -48,21 +56,7 @@ class _Writer(threading.Thread):
                 msg = self.inbox.get()
                 if msg is None or rep.failed.is_set():
                     return
-                rows, size, names = 0, len(msg.raw), set()
-                if msg.raw_type in tmq_raw.DATA_TYPES:
-                    blocks = tmq_raw.parse(msg.raw, rep.source.where)
-                    rows, names = sum(b.rows for b in blocks), {b.table for b in blocks}
-                try:
-                    if msg.raw_type in tmq_raw.DATA_TYPES:
-                        rep.source.write_raw(self.conn, msg)
-                    else:
-                        rep.write_meta(self.conn, msg)
-                except TaosError as e:
-                    raise TaosError(e.code, f"{e.message} (writing the {msg.kind} message of raw type"
-                                    f" {msg.raw_type} from vgroup {msg.vgroup} at offset {msg.offset})",
-                                    rep.target) from None
-                self.consumer.drop_raw(msg)
-                rep.written(msg, rows, size, names)
+                rep.write(self.conn, self.consumer, msg)
         except BaseException as e:
             rep.fail(e)
         finally:
@@ -97,13 +91,40 @@ class Replication:
         self.failed = threading.Event()
         self.ready = threading.Event()  # the target is prepared: writers may connect
         self._threads: list[threading.Thread] = []
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self._meta_lock = threading.Lock()
-        self._done: dict[str, list[Message]] = {}  # per consumer: written, not yet committed
+        self._polled: dict[str, deque[Message]] = {}  # per consumer, in poll order, until committed
+        self._written: set[int] = set()  # id() of polled messages already written
+        self._inflight: dict[str, int] = {}  # per consumer: data messages handed to writers, not written
 
-    def write_meta(self, conn: Connection, msg: Message) -> None:
-        """Meta goes one message at a time: every vgroup carries its own copy of a super table's
-        create / alter, and the server refuses two at once ("Conflict transaction not completed")."""
+    # -- writing --------------------------------------------------------------------------------
+
+    def write(self, conn: Connection, consumer: Consumer, msg: Message) -> None:
+        rows, size, names = 0, len(msg.raw), set()
+        if msg.raw_type in tmq_raw.DATA_TYPES:
+            blocks = tmq_raw.parse(msg.raw, self.source.where)
+            rows, names = sum(b.rows for b in blocks), {b.table for b in blocks}
+        try:
+            if msg.raw_type in tmq_raw.DATA_TYPES:
+                self.source.write_raw(conn, msg)
+            else:
+                self._write_meta(conn, msg)
+        except TaosError as e:
+            raise TaosError(e.code, f"{e.message} (writing the {msg.kind} message of raw type {msg.raw_type}"
+                            f" from vgroup {msg.vgroup} at offset {msg.offset})", self.target) from None
+        consumer.drop_raw(msg)
+        with self._lock:
+            self._written.add(id(msg))
+            if msg.raw_type in tmq_raw.DATA_TYPES:
+                self._inflight[msg.owner] -= 1
+                self._lock.notify_all()
+            self.summary.rows_read += rows
+            self.summary.rows_written += rows
+            if rows:
+                self.summary.bytes_written += size
+                self.tables.update(names)
+
+    def _write_meta(self, conn: Connection, msg: Message) -> None:
         with self._meta_lock:
             for attempt in range(CONFLICT_RETRIES):
                 try:
@@ -114,34 +135,39 @@ class Replication:
                         raise
                     time.sleep(min(1.0, 0.05 * (attempt + 1)))
 
+    def _drain(self, partition: str) -> None:
+        """Wait until every data message this consumer handed on is written (before a meta)."""
+        with self._lock:
+            while self._inflight.get(partition, 0) and not self.failed.is_set():
+                self._lock.wait(0.1)
+
     def fail(self, e: BaseException) -> None:
         with self._lock:
             self.errors.append(e)
+            self._lock.notify_all()
         self.failed.set()
 
-    def written(self, msg: Message, rows: int, size: int, names: set[str]) -> None:
-        with self._lock:
-            self._done.setdefault(msg.owner, []).append(msg)
-            self.summary.rows_read += rows
-            self.summary.rows_written += rows
-            if rows:
-                self.summary.bytes_written += size
-                self.tables.update(names)
+    # -- consuming ------------------------------------------------------------------------------
 
     def consume(self, partition: str) -> None:
-        """Poll, hand each message to its vgroup's writer, commit what the writers finished."""
         src = self.source
         consumer = None
         writers: list[_Writer] = []
+        meta_conn: Connection | None = None
         try:
             consumer = src.open_consumer(partition)  # subscribing takes a second or two: while the target is prepared
             while not self.ready.wait(0.1):
                 if self.failed.is_set():
                     return
+            meta_conn = self.opener()
             writers = [_Writer(self, consumer, f"tdetl-tmq-write-{partition}-{i}") for i in range(self.writers)]
             for w in writers:
                 w.start()
+            with self._lock:
+                self._polled[partition] = deque()
+                self._inflight[partition] = 0
             route: dict[int, _Writer] = {}
+            snapshot = False  # snapshot data may be in flight
             wait = min(src.poll_wait, src.idle) if src.idle is not None else src.poll_wait
             last_data = last_commit = time.monotonic()
             while not (src.stopped or self.failed.is_set()):
@@ -157,11 +183,24 @@ class Replication:
                     continue
                 last_data = now
                 msg.owner = partition
-                if msg.raw_type not in tmq_raw.DATA_TYPES and src.detached is not None:
-                    src.detached.add(altered_children(consumer.json_meta(msg) or {}))
-                w = route.get(msg.vgroup)
-                if w is None:
-                    w = route[msg.vgroup] = writers[len(route) % len(writers)]
+                with self._lock:
+                    self._polled[partition].append(msg)
+                if msg.raw_type not in tmq_raw.DATA_TYPES:
+                    if src.detached is not None:
+                        src.detached.add(altered_children(consumer.json_meta(msg) or {}))
+                    self._drain(partition)
+                    self.write(meta_conn, consumer, msg)
+                    continue
+                if msg.offset < 0:  # snapshot data: each row once, any writer
+                    w = min(writers, key=lambda x: x.inbox.qsize())
+                    snapshot = True
+                else:
+                    if snapshot:  # WAL data may rewrite a snapshot row: the snapshot lands first
+                        self._drain(partition)
+                        snapshot = False
+                    w = route.get(msg.vgroup) or route.setdefault(msg.vgroup, writers[len(route) % len(writers)])
+                with self._lock:
+                    self._inflight[partition] += 1
                 w.put(msg)
             for w in writers:
                 w.put(None)
@@ -176,18 +215,28 @@ class Replication:
                 if w.is_alive():
                     w.put(None)
                     w.join(timeout=30)
+            if meta_conn is not None:
+                meta_conn.close()
             if consumer is not None:
                 with self._lock:
-                    left = self._done.pop(partition, [])
+                    left = list(self._polled.pop(partition, ()))
                 for m in left:
                     consumer.release(m)
                 src.close_consumer(partition)
 
     def _commit(self, partition: str, consumer: Consumer) -> None:
+        """Commit the written prefix of what this consumer polled."""
+        prefix: list[Message] = []
         with self._lock:
-            done = self._done.pop(partition, [])
-        if done:
-            consumer.commit_all(done)
+            polled = self._polled.get(partition)
+            while polled and id(polled[0]) in self._written:
+                m = polled.popleft()
+                self._written.discard(id(m))
+                prefix.append(m)
+        if prefix:
+            consumer.commit_all(prefix)
+
+    # -- running --------------------------------------------------------------------------------
 
     def start(self, partitions: list[str]) -> None:
         self._threads = [threading.Thread(target=self.consume, args=(p,), name=f"tdetl-tmq-{p}", daemon=True)

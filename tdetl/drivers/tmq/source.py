@@ -28,7 +28,7 @@ from ...options import Options
 from ...params import Param, Spec
 from ...progress import Progress, Summary
 from ...sink import Sink
-from ...source import DONE, Source
+from ...source import Source
 from ...taos import catalog as taos_catalog
 from ...taos import ddl, tmq_raw
 from ...taos.catalog import records
@@ -38,6 +38,7 @@ from ...taos.ddl import ident, literal
 from ...taos.params import TAOS_CONNECTION
 from ...taos.tmq import Consumer, Message, NativeConsumer, WsConsumer, consumer_config
 from ...types import TDType
+from ..common.acks import Pending
 from . import topic as topics
 from .repair import Detached, altered_children, copy_raw
 from .replicate import Replication
@@ -100,9 +101,8 @@ class TmqSource(Source):
         self._query_lock = threading.RLock()  # the source connection serves one query at a time (WebSocket)
         self._stop = threading.Event()
         self._consumers: dict[str, Consumer] = {}
-        self._pending: dict[str, list[tuple[int, Message]]] = {}
+        self._pending: Pending[Message] = Pending()
         self._ready: dict[str, list[Message]] = {}
-        self._seq = 0
         self._specs: dict[str, TableSpec] = {}
         self.detached: Detached | None = None  # set for database topics (repair.py)
         self._target_db = ""  # raw replication: the target database
@@ -208,15 +208,11 @@ class TmqSource(Source):
                     return
                 continue
             last_data = time.monotonic()
-            with self._lock:
-                self._seq += 1
-                seq = self._seq
             if msg.offset >= 0:
                 reached[f"{msg.topic}:{msg.vgroup}"] = msg.offset
             batches = self._decode(msg, consumer)
             consumer.drop_raw(msg)
-            with self._lock:
-                self._pending.setdefault(partition, []).append((seq, msg))
+            seq = self._pending.add(partition, msg)
             for i, b in enumerate(batches):  # the position: a sequence number, and the WAL offsets reached
                 yield TableBatch(b.spec, b.data, partition,
                                  {"seq": seq, "offsets": dict(reached)} if i == len(batches) - 1 else None)
@@ -315,18 +311,9 @@ class TmqSource(Source):
     # -- offsets --------------------------------------------------------------------------------
 
     def acknowledge(self, checkpoint: dict[str, Any]) -> None:
-        for partition, pos in checkpoint.items():
-            done = pos == DONE
-            if isinstance(pos, dict) and "seq" in pos:
-                pos = pos["seq"]
-            if not done and not isinstance(pos, int):
-                continue
+        for partition, ready in self._pending.durable(checkpoint).items():
             with self._lock:
-                pending = self._pending.get(partition, [])
-                ready = [m for seq, m in pending if done or seq <= pos]
-                self._pending[partition] = [(seq, m) for seq, m in pending if not (done or seq <= pos)]
-                if ready:
-                    self._ready.setdefault(partition, []).extend(ready)
+                self._ready.setdefault(partition, []).extend(ready)
 
     def _commit_ready(self, partition: str, consumer: Consumer) -> None:
         """On the consumer's own thread: commit the last acknowledged message of each vgroup."""
@@ -344,9 +331,7 @@ class TmqSource(Source):
                 self._commit_ready(partition, consumer)
             except Exception as e:  # offsets not committed are read again next run
                 log.warning("%s: offset commit failed (%s); those messages will be read again", partition, e)
-            with self._lock:
-                left = [m for _, m in self._pending.pop(partition, [])]
-            for m in left:
+            for m in self._pending.drop(partition):
                 consumer.release(m)
             consumer.close()
         if self._conn is not None:
