@@ -116,6 +116,19 @@ def _run(res: Result, server: Server, runs: int, before: Callable[[], None], cmd
     return res
 
 
+def _append(server: Server, db: str, tables: int, rows: int, extra: int, work: Path) -> None:
+    """``extra`` more rows in each of taosBenchmark's child tables, after the ones it wrote (it
+    starts at 1500000000000 ms, one row per ms)."""
+    script = work / "append.sql"
+    with script.open("w") as fh:
+        for t in range(tables):
+            vals = " ".join(f"({1_500_000_000_000 + rows + k}, 1.5, {k % 250}, 0.25)" for k in range(extra))
+            fh.write(f"INSERT INTO `{db}`.`d{t}` VALUES {vals};\n")
+    host, port, user, password = server.host_port
+    subprocess.run(["taos", "-h", host, "-P", str(port), "-u", user, f"-p{password}", "-f", str(script)],
+                   capture_output=True, text=True, timeout=600, check=True)
+
+
 def _dir_size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
@@ -189,6 +202,20 @@ def measure(server: Server, tables: int, rows: int, runs: int, work: Path) -> li
             Result(f"tdetl {label} -> {label.replace('tmq', 'taos')}", rows=total), server, runs, fresh_group(dst),
             [*tdetl, "-f", f"{url}/{src}?group.id={group}&timeout=300ms", "-t", f"{target}/{dst}?assert"],
             [src, dst], lambda: _count(server, dst))
+    # a rerun after 1% more rows: the subscription copies only those, a query sync everything again
+    extra = max(1, rows // 100)
+    _append(server, src, tables, rows, extra, work)
+    grown = tables * (rows + extra)
+    results["tdetl tmq rerun"] = _run(
+        Result("tdetl tmq:// -> taos:// rerun, +1% rows", rows=grown), server, 1, lambda: None,
+        [*tdetl, "-f", f"{tmq_from[0][1]}/{src}?group.id={group}&timeout=300ms", "-t", f"{server.native}/{dst}"],
+        [src, dst], lambda: _count(server, dst))
+    results["tdetl sync rerun"] = _run(
+        Result("tdetl taos:// -> taos:// rerun, +1% rows", rows=grown), server, 1, lambda: None,
+        [*tdetl, "-f", f"{server.native}/{src}", "-t", f"{server.native}/{dst}"], [src, dst],
+        lambda: _count(server, dst))
+    results["tdetl tmq rerun"].note = f"copies {tables * extra:,} rows"
+    results["tdetl sync rerun"].note = f"copies {grown:,} rows"
     tmq_backup = work / "tmq_backup"
 
     def fresh_tmq_backup() -> None:
@@ -229,7 +256,8 @@ def table(results: list[Result], tables: int, rows: int) -> str:
             ratio = "the ingest bar"
         if r.name == "tdetl local: -> taos://" and dump_in is not None:
             ratio += f"; {r.rate / dump_in.rate:.2f}x taosdump -i"
-        query_sync = by.get(r.name.replace("tmq", "taos", 1)) if r.name.startswith("tdetl tmq") else None
+        query_sync = by.get(r.name.replace("tmq+ws://", "taos://", 1).replace("tmq://", "taos://", 1)) \
+            if r.name.startswith("tdetl tmq") else None
         if query_sync is not None and query_sync is not r:
             ratio += f"; {r.rate / query_sync.rate:.2f}x {query_sync.name}"
         rate = f"{r.rate / 1e6:.2f} M" if r.rows else "-"
