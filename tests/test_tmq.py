@@ -227,6 +227,20 @@ def test_bad_input_gets_one_line_errors(tmq_server: str, scratch: Any) -> None:
     assert "topic='nope_topic' does not exist" in line
 
 
+def test_the_default_group_follows_source_and_target_not_run_parameters() -> None:
+    from tdetl.api import make_options
+    from tdetl.drivers import open_source
+
+    def group(source: str, target: str) -> str:
+        opts = make_options()
+        opts.target = target
+        return open_source(source, opts).group  # type: ignore[attr-defined,no-any-return]
+    a = group("tmq://root:secret@h:6030/db?timeout=never", "taos://h2:6030/db2?assert")
+    assert a == group("tmq://root:other@h:6030/db?timeout=3s", "taos://h2:6030/db2")
+    assert a != group("tmq://root:secret@h:6030/db", "local:/backup") and a.startswith("tdetl-")
+    assert group("tmq://h:6030/db?group.id=mine", "local:/x") == "mine"
+
+
 def test_offset_parameter_is_parsed_strictly() -> None:
     assert parse_offsets("2:10, 3:0", "x") == {2: 10, 3: 0}
     for bad in ("2", "a:1", "2:x", "2;3"):

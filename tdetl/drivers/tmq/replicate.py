@@ -179,7 +179,9 @@ class Replication:
                 now = time.monotonic()
                 if msg is None:
                     if src.idle is not None and now - last_data >= src.idle:
-                        break
+                        if src.may_end():
+                            break
+                        last_data = now
                     continue
                 last_data = now
                 msg.owner = partition

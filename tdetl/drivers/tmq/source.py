@@ -92,8 +92,9 @@ class TmqSource(Source):
         self.offsets = parse_offsets(cfg["offset"] or "", self.where)
         self.snapshot = cfg["experimental.snapshot.enable"] and not self.offsets
         self.with_meta = cfg["with.meta"]
-        self.group = cfg["group.id"] or "tdetl-" + hashlib.sha1(
-            f"{dsn.without_password()} -> {options.target}".encode()).hexdigest()[:12]
+        # a rerun with other run parameters (timeout, …) is still the same subscription
+        ends = f"{dsn.without_password().split('?')[0]} {sorted(cfg['topic'])} -> {options.target.split('?')[0]}"
+        self.group = cfg["group.id"] or "tdetl-" + hashlib.sha1(ends.encode()).hexdigest()[:12]
         self.topics = list(cfg["topic"])
         self._conn: Connection | None = None
         self._catalog: Catalog | None = None
@@ -107,6 +108,10 @@ class TmqSource(Source):
         self.detached: Detached | None = None  # set for database topics (repair.py)
         self._target_db = ""  # raw replication: the target database
         self._stables: dict[str, tuple[tuple[Column, ...], tuple[Column, ...]]] = {}
+        self._earlier: set[str] = set()
+        self._earlier_read = False
+        self._earlier_lock = threading.Lock()
+        self._waiting_logged = False
 
     # -- setup ----------------------------------------------------------------------------------
 
@@ -140,7 +145,33 @@ class TmqSource(Source):
     def partitions(self) -> list[str]:
         return [f"consumer-{i}" for i in range(max(1, self.options.jobs or 1))]
 
+    def _holders(self) -> set[str]:
+        """The consumers holding a vgroup of our topics in our group now ("" for one unassigned)."""
+        names = ", ".join(literal(TDType("VARCHAR"), t) for t in self.topics)
+        with self._query_lock:
+            found = records(self.conn(), "SELECT consumer_id FROM information_schema.ins_subscriptions WHERE"
+                                         f" consumer_group = {literal(TDType('VARCHAR'), self.group)}"
+                                         f" AND topic_name IN ({names})")
+        return {str(r.get("consumer_id") or "") for r in found}
+
+    def may_end(self) -> bool:
+        """Whether an idle consumer may end the run: not while a vgroup is unassigned or still held
+        by a consumer of the group from before this run (one killed keeps its vgroups until the
+        server's session timeout, and no message can arrive from them until then)."""
+        held = self._holders()
+        stale = held & (self._earlier | {"", "0", "0x0"})
+        if stale and not self._waiting_logged:
+            self._waiting_logged = True
+            log.warning("%s: group %s: waiting for the server to hand over vgroups still held by an earlier"
+                        " consumer (one stopped without closing keeps them until its session times out)",
+                        self.where, self.group)
+        return not stale
+
     def open_consumer(self, partition: str) -> Consumer:
+        with self._earlier_lock:  # the group's consumers before this run's first joins
+            if not self._earlier_read:
+                self._earlier = self._holders() - {""}
+                self._earlier_read = True
         d = self.dsn
         conf = consumer_config(d.user or "root", d.password if d.password is not None else "taosdata", d.host,
                                d.port, self.group, f"{self.config['client.id']}-{partition.rsplit('-', 1)[-1]}",
@@ -203,6 +234,9 @@ class TmqSource(Source):
             msg = consumer.poll(wait)
             if msg is None:
                 if self.idle is not None and time.monotonic() - last_data >= self.idle:
+                    if not self.may_end():
+                        last_data = time.monotonic()
+                        continue
                     if repairs:
                         yield from self._repair_batches(partition)
                     return
