@@ -271,16 +271,17 @@ class TmqSource(Source):
     def _repair_batches(self, partition: str) -> Iterator[TableBatch]:
         """The rows of tables the database topic stopped delivering, read by query."""
         assert self.detached is not None
-        conn = self.conn()
-        for table, sql, newest in list(self.detached.queries(conn)):
-            res = conn.query(sql)
-            spec = None
-            for data in res.batches():
-                spec = spec or self._spec(table, tuple(res.fields), res.precision)
-                if spec is None:
-                    break
-                yield TableBatch(spec, fit(data, spec), partition, None)
-            self.detached.copied(table, newest)
+        with self._query_lock:  # one query at a time on the source connection
+            conn = self.conn()
+            for table, sql, newest in list(self.detached.queries(conn)):
+                spec = None
+                res = conn.query(sql)
+                for data in res.batches():
+                    spec = spec or self._spec(table, tuple(res.fields), res.precision)
+                    if spec is None:
+                        break
+                    yield TableBatch(spec, fit(data, spec), partition, None)
+                self.detached.copied(table, newest)
 
     def _on_meta(self, msg: Message, consumer: Consumer) -> None:
         """Decoded reading follows schema and tag changes through the data's own schemas and fresh
@@ -294,6 +295,8 @@ class TmqSource(Source):
                 continue
             with self._lock:
                 self._specs.pop(name, None)
+                if self._catalog is not None:  # what it was at the start is stale now: look it up again
+                    self._catalog.tables.pop((self.db, name), None)
                 if m.get("tableType") == "super":
                     self._stables.pop(name, None)
                     for k in [k for k, s in self._specs.items() if s.stable == name]:
