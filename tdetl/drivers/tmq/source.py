@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("tdetl.tmq")
 
 POLL = 0.5  # seconds one poll waits at most
-INVALID_MESSAGE = 0x0115
+TABLE_BY_TABLE = (0x0115, 0x2603)  # raw writes refused as "Invalid message", "Table does not exist"
 REPAIR_EVERY = 30.0  # seconds between copies of tables a database topic stopped delivering (repair.py)
 
 
@@ -315,7 +315,7 @@ class TmqSource(Source):
         if spec is None or not _covers(spec.columns, columns):
             spec = self._lookup(table)
         if spec is None:
-            log.warning("table %s is gone from %s: its rows in this message are skipped", table, self.db)
+            log.info("table %s is gone from %s: its rows in this message are skipped", table, self.db)
             return None
         spec = spec.replace(precision=precision, database=self.db)
         with self._lock:
@@ -409,32 +409,45 @@ class TmqSource(Source):
         rep.wait(progress, repair, REPAIR_EVERY)
 
     def write_raw(self, conn: Connection, msg: Message) -> None:
-        """``tmq_write_raw``; a data message it refuses as "Invalid message" (3.3.7.5 does so for some
-        messages that auto-create a child table among many tables' blocks) is written table by
-        table: missing child tables created with their tags, then each block by column names."""
+        """``tmq_write_raw``, and table by table when it refuses a data message: missing tables are
+        created (as the source has them now), then each block is written by column names. 3.3.7.5
+        refuses two kinds: "Invalid message" for some messages that auto-create a child table
+        among many tables' blocks, and "Table does not exist" when a snapshot resumed after a crash
+        holds rows of tables created after the snapshot began (whose create is still in the WAL)."""
         try:
             conn.write_raw(msg.raw_type, msg.raw)
             return
         except TaosError as e:
-            if e.code & 0xFFFF != INVALID_MESSAGE or msg.raw_type not in tmq_raw.DATA_TYPES:
+            if e.code & 0xFFFF not in TABLE_BY_TABLE or msg.raw_type not in tmq_raw.DATA_TYPES:
                 raise
             log.info("raw write refused (%s): writing the message's %s table by table", e.brief, msg.kind)
         blocks = tmq_raw.parse(msg.raw, self.where)
-        have = {r[0] for r in taos_catalog.rows(conn, "SELECT table_name FROM information_schema.ins_tables WHERE"
-                                                      f" db_name = {literal(TDType('VARCHAR'), self._target_db)}")}
+        db = literal(TDType("VARCHAR"), self._target_db)
+        have = {r[0] for r in taos_catalog.rows(conn, f"SELECT table_name FROM information_schema.ins_tables"
+                                                      f" WHERE db_name = {db}")}
+        stables = {r[0] for r in taos_catalog.rows(conn, f"SELECT stable_name FROM information_schema.ins_stables"
+                                                         f" WHERE db_name = {db}")}
         clauses = []
         for b in blocks:
             if b.table in have:
                 continue
             spec = self._spec(b.table, b.columns, b.precision)
-            if spec is not None and spec.stable is not None:
+            if spec is None:
+                continue
+            if spec.stable is None:
+                conn.execute(ddl.create_normal_table(spec))
+            else:
                 cols, tags = self._stable_schema(spec.stable)
-                clauses.append(ddl.child_clause(spec, SuperTable(spec.database, spec.stable, cols, tags)))
-                have.add(b.table)
+                st = SuperTable(None, spec.stable, cols, tags, spec.precision)
+                if spec.stable not in stables:
+                    conn.execute(ddl.create_stable(st))
+                    stables.add(spec.stable)
+                clauses.append(ddl.child_clause(spec, st))
+            have.add(b.table)
         for stmt in ddl.create_child_tables(clauses):
             conn.execute(stmt)
         for b in blocks:
-            if b.rows > 0:
+            if b.rows > 0 and b.table in have:  # a table the source has dropped since is not revived
                 conn.write_block(b.table, b.block, b.columns)
 
     def _stable_schema(self, st: str) -> tuple[tuple[Column, ...], tuple[Column, ...]]:
