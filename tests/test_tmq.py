@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -321,3 +322,25 @@ def test_a_backup_keeps_rows_of_a_table_whose_tag_changed_while_subscribed(tmq_s
     assert list(state_dir.glob("tmq/*.json")), "the changed table was not recorded"
     tdetl.run(backup, f"{tmq_server}/{back}?assert")
     assert tdetl.verify(f"{tmq_server}/{src}", f"{tmq_server}/{back}")["differences"] == []
+
+
+def test_a_rerun_warns_when_the_wal_may_have_been_purged_since_the_last(tmq_server: str, scratch: Any,
+                                                                        tmp_path: Path, state_dir: Path) -> None:
+    src = scratch("tdetl_tmq_lag")
+    make_source(tmq_server, src)
+    args = ("-f", f"{tmq(tmq_server)}/{src}?timeout=1s", "-t", f"local:{tmp_path / 'b'}")
+    first = _cli(*args)
+    _, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err
+    marks = list(state_dir.glob("tmq/*.finished"))
+    assert len(marks) == 1
+    sql(tmq_server, f"ALTER DATABASE `{src}` WAL_RETENTION_PERIOD 60")
+    again = _cli(*args)
+    _, err = again.communicate(timeout=120)
+    assert again.returncode == 0 and "keeps its WAL" not in err  # the last run is recent
+    hour_ago = time.time() - 3600
+    os.utime(marks[0], (hour_ago, hour_ago))
+    late = _cli(*args)
+    _, err = late.communicate(timeout=120)
+    assert late.returncode == 0, err
+    assert re.search(rf"finished 360\d s ago and database {src} keeps its WAL 60 s", " ".join(err.split())), err

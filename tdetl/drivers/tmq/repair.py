@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,28 @@ def state_dir() -> Path:
     base = os.environ.get("TDETL_STATE_DIR") or os.path.join(
         os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state"), "tdetl")
     return Path(base) / "tmq"
+
+
+def warn_if_behind(group: str, db: str, retention: int, where: str) -> None:
+    """A group's runs must come more often than the WAL is kept: what the server purged between two
+    runs is not in the subscription (a later run continues after it). Warns when the last finished
+    run of this group is older than 80% of the retention (-1: kept forever)."""
+    mark = state_dir() / f"{group}.finished"
+    if retention <= 0 or not mark.exists():
+        return
+    age = time.time() - mark.stat().st_mtime
+    if age > 0.8 * retention:
+        log.warning("%s: the last run of group %s finished %.0f s ago and database %s keeps its WAL %d s: rows"
+                    " written before the WAL was purged are not in this subscription; run it more often or"
+                    " raise WAL_RETENTION_PERIOD (a new group.id copies everything again)", where, group, age,
+                    db, retention)
+
+
+def mark_finished(group: str) -> None:
+    """This group's run ended with everything committed (for :func:`warn_if_behind`)."""
+    path = state_dir() / f"{group}.finished"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch()
 
 
 def altered_children(meta: dict[str, Any]) -> list[str]:

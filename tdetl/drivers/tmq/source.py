@@ -28,7 +28,7 @@ from ...options import Options
 from ...params import Param, Spec
 from ...progress import Progress, Summary
 from ...sink import Sink
-from ...source import Source
+from ...source import DONE, Source
 from ...taos import catalog as taos_catalog
 from ...taos import ddl, tmq_raw
 from ...taos.catalog import records
@@ -40,7 +40,7 @@ from ...taos.tmq import Consumer, Message, NativeConsumer, WsConsumer, consumer_
 from ...types import TDType
 from ..common.acks import Pending
 from . import topic as topics
-from .repair import Detached, altered_children, copy_raw
+from .repair import Detached, altered_children, copy_raw, mark_finished, warn_if_behind
 from .replicate import Replication
 
 if TYPE_CHECKING:
@@ -112,6 +112,7 @@ class TmqSource(Source):
         self._earlier_read = False
         self._earlier_lock = threading.Lock()
         self._waiting_logged = False
+        self._finished = False  # the run ended with everything acknowledged
 
     # -- setup ----------------------------------------------------------------------------------
 
@@ -123,7 +124,8 @@ class TmqSource(Source):
     def catalog(self) -> Catalog:
         if self._catalog is None:
             conn = self.conn()
-            topics.check_database(conn, self.db, self.where)
+            retention = topics.check_database(conn, self.db, self.where)
+            warn_if_behind(self.group, self.db, retention, self.where)
             if self.topics:
                 topics.check_topics(conn, self.topics, self.where)
             else:
@@ -348,6 +350,8 @@ class TmqSource(Source):
     # -- offsets --------------------------------------------------------------------------------
 
     def acknowledge(self, checkpoint: dict[str, Any]) -> None:
+        if checkpoint and all(pos == DONE for pos in checkpoint.values()):
+            self._finished = True
         for partition, ready in self._pending.durable(checkpoint).items():
             with self._lock:
                 self._ready.setdefault(partition, []).extend(ready)
@@ -374,6 +378,8 @@ class TmqSource(Source):
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+        if self._finished:
+            mark_finished(self.group)
 
     def subscription(self, auto_commit: bool = False) -> Subscription:
         """This source as ``tdetl.subscribe`` hands it out."""
@@ -407,6 +413,7 @@ class TmqSource(Source):
         rep.ready.set()
         repair = (lambda: self._repair_raw(opener, summary)) if self.detached is not None else None
         rep.wait(progress, repair, REPAIR_EVERY)
+        self._finished = True
 
     def write_raw(self, conn: Connection, msg: Message) -> None:
         """``tmq_write_raw``, and table by table when it refuses a data message: missing tables are

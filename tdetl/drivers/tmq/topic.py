@@ -42,8 +42,8 @@ def definition(conn: Connection, db: str, sub: str, with_meta: bool, where: str)
     return f"AS SELECT * FROM {ident(db)}.{ident(sub)}"
 
 
-def check_database(conn: Connection, db: str, where: str) -> None:
-    """The database exists and keeps its WAL (a subscription reads the WAL)."""
+def check_database(conn: Connection, db: str, where: str) -> int:
+    """The database exists and keeps its WAL (a subscription reads the WAL): its retention in s."""
     found = records(conn, "SELECT `wal_retention_period` FROM information_schema.ins_databases"
                           f" WHERE name = {_str(db)}")
     if not found:
@@ -51,6 +51,7 @@ def check_database(conn: Connection, db: str, where: str) -> None:
     if int(found[0].get("wal_retention_period") or 0) == 0:
         raise TaosError(WAL_RETENTION_ZERO, f"WAL retention period is zero: ALTER DATABASE {db}"
                         " WAL_RETENTION_PERIOD 3600", where)
+    return int(found[0]["wal_retention_period"])
 
 
 def ensure_topic(conn: Connection, db: str, sub: str, with_meta: bool, where: str) -> str:
