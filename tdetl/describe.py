@@ -19,11 +19,12 @@ def describe(source: Source) -> dict[str, Any]:
     if manifest is not None and hasattr(source, "describe"):
         cat: Catalog = source.describe()
         for f in manifest["files"]:
-            for name, _, count in f["tables"]:
+            spans = f.get("table_ts") or [[f["min_ts"], f["max_ts"]]] * len(f["tables"])  # older: per file
+            for (name, _, count), (lo, hi) in zip(f["tables"], spans):
                 s = stats.setdefault((f.get("database"), name), {"rows": 0, "min_ts": None, "max_ts": None})
                 s["rows"] += count
-                s["min_ts"] = _lo(s["min_ts"], f["min_ts"])
-                s["max_ts"] = _hi(s["max_ts"], f["max_ts"])
+                s["min_ts"] = _lo(s["min_ts"], lo)
+                s["max_ts"] = _hi(s["max_ts"], hi)
     else:
         cat = source.catalog()
         cat = Catalog(dict(cat.databases), dict(cat.stables), dict(cat.tables))

@@ -162,3 +162,18 @@ def test_jobs_restore_selection_and_lz4(tmp_path: Path) -> None:
     assert got == [("d3", 2000), ("d7", 2000)]
     info = tdetl.inspect(f"local:{backup}")
     assert info["rows"] == 40_000 and len(info["tables"]) == 20
+
+
+def test_inspect_gives_each_table_its_own_time_range(tmp_path: Path) -> None:
+    df = meters(40, tables=2).with_columns(
+        pl.when(pl.col("tbname") == "d1").then(pl.col("ts") + 86_400_000).otherwise(pl.col("ts")).alias("ts"))
+    df.write_csv(tmp_path / "m.csv")
+    tdetl.run(f"csv:{tmp_path / 'm.csv'}", f"local:{tmp_path / 'b'}", parser=json.dumps(PARSER))
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    assert len(manifest["files"]) == 1 and len(manifest["files"][0]["tables"]) == 2  # both tables in one file
+    got = {t["name"]: t["time_range"] for t in tdetl.inspect(f"local:{tmp_path / 'b'}")["tables"]}
+    for name, rows in df.group_by("tbname"):
+        lo, hi = rows["ts"].min(), rows["ts"].max()
+        want = [pl.Series([lo, hi]).cast(pl.Datetime("ms")).dt.strftime("%Y-%m-%dT%H:%M:%S").to_list()[i] + "Z"
+                for i in range(2)]
+        assert got[name[0]] == want, (name, got)

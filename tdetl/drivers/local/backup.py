@@ -71,11 +71,13 @@ def encode_file(rel_path: str, group: tuple[str | None, str], stable: str | None
     """One data file: the rows of several tables of one group, table after table. The table ranges
     go in the schema metadata (so a file describes itself) and in the manifest entry."""
     ranges: list[list[Any]] = []
+    spans: list[list[Any]] = []  # each table's first and last timestamp
     batches: list[pa.RecordBatch] = []
     start = 0
     for name, bs in parts:
         n = sum(b.num_rows for b in bs)
         ranges.append([name, start, n])
+        spans.append(_min_max(pa.chunked_array([b.column(0) for b in bs], bs[0].schema.field(0).type)))
         start += n
         batches.extend(bs)
     schema = batches[0].schema
@@ -92,15 +94,20 @@ def encode_file(rel_path: str, group: tuple[str | None, str], stable: str | None
     with pa.ipc.new_file(sink, table.schema, options=options) as writer:
         writer.write_table(table, max_chunksize=1 << 20)
     buf = sink.getvalue()
-    ts = table.column(0)
-    lo_hi = pc.min_max(ts.cast(pa.int64()) if pa.types.is_timestamp(ts.type) else ts)
+    lo, hi = _min_max(table.column(0))
     entry = {
         "path": rel_path, "database": group[0], "group": group[1], "stable": stable,
         "precision": precision, "rows": start, "bytes": buf.size,
         "sha256": hashlib.sha256(buf).hexdigest(),
-        "min_ts": lo_hi["min"].as_py(), "max_ts": lo_hi["max"].as_py(), "tables": ranges,
+        "min_ts": lo, "max_ts": hi, "tables": ranges, "table_ts": spans,
     }
     return EncodedFile(buf, entry)
+
+
+def _min_max(ts: pa.ChunkedArray | pa.Array) -> list[Any]:
+    """First and last timestamp as epoch integers in the column's unit."""
+    mm = pc.min_max(ts.cast(pa.int64()) if pa.types.is_timestamp(ts.type) else ts)
+    return [mm["min"].as_py(), mm["max"].as_py()]
 
 
 def read_verified(root: Path, entry: dict[str, Any]) -> pa.Buffer:
