@@ -14,7 +14,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from tdetl.errors import Rejects
+from tdetl.quality import Rejects
 from tdetl.transform.messages import MessageParser, Messages
 from tdetl.transform.parser import load_parser
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .drivers import as_dsn, open_sink, open_source
@@ -12,15 +12,19 @@ from .options import Options
 from .params import instant_ns
 from .pipeline import run as run_pipeline
 from .progress import Summary
+from .quality import Strategies
 
 if TYPE_CHECKING:
     from .drivers.tmq.subscription import Subscription
     from .transform.parser import ParserConfig
 
 
+OnArg = Sequence[str] | Mapping[str, Any] | Strategies | None
+
+
 def make_options(parser: str | ParserConfig | None = None, transforms: Sequence[str] = (),
                  jobs: int | None = None, on_error: str | ErrorPolicy = "error", progress: bool | None = False,
-                 batch_rows: int | None = None) -> Options:
+                 batch_rows: int | None = None, on: OnArg = None) -> Options:
     # Polars and the parser load only when a parser or transform is given (startup cost)
     if isinstance(parser, str):
         from .transform.parser import load_parser
@@ -36,6 +40,8 @@ def make_options(parser: str | ParserConfig | None = None, transforms: Sequence[
         on_error=on_error if isinstance(on_error, ErrorPolicy) else ErrorPolicy.parse(on_error),
         progress=progress,
     )
+    given = on if isinstance(on, Strategies) else Strategies.parse(on)
+    opts.on = parser.on.merged(given) if parser is not None else given  # the command line wins
     if batch_rows:
         opts.batch_rows = batch_rows
     return opts
@@ -43,11 +49,12 @@ def make_options(parser: str | ParserConfig | None = None, transforms: Sequence[
 
 def run(source: str | Dsn, target: str | Dsn, *, parser: str | ParserConfig | None = None,
         transforms: Sequence[str] = (), jobs: int | None = None, on_error: str | ErrorPolicy = "error",
-        progress: bool | None = False, batch_rows: int | None = None) -> Summary:
+        progress: bool | None = False, batch_rows: int | None = None, on: OnArg = None) -> Summary:
     """Move everything ``source`` holds to ``target`` (DSNs as in ``tdetl run -f ... -t ...``).
     ``parser`` is the --parser JSON text or ``@file``; ``on_error`` is error, drop or
-    archive:<file>. Returns the run's :class:`Summary`; raises :class:`TdetlError` on failure."""
-    opts = make_options(parser, transforms, jobs, on_error, progress, batch_rows)
+    archive:<file>; ``on`` maps situations to choices (``{"ts-null": "drop"}``, as ``--on``).
+    Returns the run's :class:`Summary`; raises :class:`TdetlError` on failure."""
+    opts = make_options(parser, transforms, jobs, on_error, progress, batch_rows, on)
     opts.target = as_dsn(target).without_password()
     src = open_source(as_dsn(source), opts)
     try:

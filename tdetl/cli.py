@@ -13,6 +13,7 @@ from .api import inspect, make_options, verify
 from .drivers import as_dsn, describe_drivers, open_sink, open_source
 from .errors import TdetlError
 from .pipeline import run as run_pipeline
+from .quality import describe as describe_situations
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -28,6 +29,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("-j", "--jobs", type=int, default=None,
                    help="parallel readers (default: 4 for a TDengine source, else 1)")
     r.add_argument("--on-error", default="error", help="bad records: error (default), drop, archive:<file>")
+    r.add_argument("--on", action="append", default=[], metavar="SITUATION=CHOICE",
+                   help="what to do in a situation, e.g. ts-null=drop, name-too-long=truncate (repeatable;"
+                        " `tdetl situations` lists them)")
     r.add_argument("--batch-rows", type=int, default=None, help="rows per batch (default 1048576)")
     for q in (r,):
         q.add_argument("-v", "--verbose", action="count", default=0, help="-v info, -vv debug, -vvv trace")
@@ -45,6 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("name", nargs="?", help="a driver: its parameters with forms and defaults")
     d.add_argument("-v", "--verbose", action="count", default=0)
 
+    s = sub.add_parser("situations", help="list the data-quality situations --on takes, with their choices")
+    s.add_argument("-v", "--verbose", action="count", default=0)
+
     i = sub.add_parser("inspect", help="show tables, schemas, row counts and time ranges of a source")
     i.add_argument("dsn")
     i.add_argument("-p", "--parser", help="parser config for sources that need one (csv)")
@@ -61,6 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "drivers":
             print(describe_drivers(args.name))
             return 0
+        if args.command == "situations":
+            print(describe_situations())
+            return 0
         if args.command == "inspect":
             from .describe import render  # pyarrow.compute: only for this command
 
@@ -75,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   render(report, as_dsn(args.source).masked(), as_dsn(args.target).masked()))
             return 1 if report["differences"] else 0
         opts = make_options(args.parser, args.transform, args.jobs, args.on_error,
-                            progress=None if args.quiet == 0 else False, batch_rows=args.batch_rows)
+                            progress=None if args.quiet == 0 else False, batch_rows=args.batch_rows, on=args.on)
         opts.target = as_dsn(args.target).without_password()
         src = open_source(as_dsn(args.source), opts)
         sink = open_sink(as_dsn(args.target), opts)

@@ -7,11 +7,8 @@ are always rendered through :meth:`tdetl.dsn.Dsn.masked`.
 
 from __future__ import annotations
 
-import json
-import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 
 class TdetlError(Exception):
@@ -73,8 +70,8 @@ POLICIES = ("error", "drop", "archive")
 @dataclass(frozen=True)
 class ErrorPolicy:
     """What to do with a bad record: stop (``error``), count and skip (``drop``), or skip and keep
-    the record with its reason in a JSON-lines file (``archive``). Configuration only: what a run
-    rejected is counted by that run's :class:`Rejects`, so one policy serves any number of runs."""
+    the record with its reason in a JSON-lines file (``archive``): records that fit no situation of
+    :mod:`tdetl.quality`, and the default of those that offer the choice. Configuration only."""
 
     mode: str = "error"
     archive_path: Path | None = None
@@ -83,41 +80,6 @@ class ErrorPolicy:
     def parse(cls, text: str) -> ErrorPolicy:
         mode, _, arg = text.partition(":")
         if mode not in POLICIES:
-            raise ConfigError(f"--on-error {text!r}: expected error, drop or archive:<file>")
-        if mode == "archive" and not arg:
-            raise ConfigError(f"--on-error {text!r}: archive needs a file, e.g. archive:bad.jsonl")
+            raise ConfigError(f"--on-error {text!r}: expected error, drop, archive (into the --on archive"
+                              " directory) or archive:<file>")
         return cls(mode=mode, archive_path=Path(arg) if arg else None)
-
-
-class Rejects:
-    """One source's bad records, handled by the policy. Never silent: skipped records are counted
-    (the summary reports them) and the first few reasons are kept for the CLI to print."""
-
-    EXAMPLES = 5
-
-    def __init__(self, policy: ErrorPolicy | None = None) -> None:
-        self.policy = policy or ErrorPolicy()
-        self.failed = 0
-        self.filtered = 0  # rows a parser filter removed: not errors, but counted
-        self.examples: list[str] = []
-        self._lock = threading.Lock()
-
-    def filtered_out(self, n: int) -> None:
-        with self._lock:
-            self.filtered += n
-
-    def reject(self, reasons: list[str], records: list[dict[str, Any]]) -> None:
-        """Handle a group of bad records found in one batch (reasons[i] belongs to records[i])."""
-        if not reasons:
-            return
-        if self.policy.mode == "error":
-            more = f" (and {len(reasons) - 1} more in this batch)" if len(reasons) > 1 else ""
-            raise DataError(reasons[0] + more)
-        with self._lock:
-            self.failed += len(reasons)
-            self.examples.extend(reasons[: max(0, self.EXAMPLES - len(self.examples))])
-            path = self.policy.archive_path
-            if self.policy.mode == "archive" and path is not None:
-                with path.open("a", encoding="utf-8") as fh:
-                    for reason, rec in zip(reasons, records):
-                        fh.write(json.dumps({"reason": reason, "record": rec}, default=str) + "\n")

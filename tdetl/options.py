@@ -9,6 +9,7 @@ from typing import Any
 
 from .errors import ErrorPolicy
 from .model import TableBatch
+from .quality import Strategies
 
 Transform = Callable[[TableBatch], Iterable[TableBatch]]
 
@@ -23,4 +24,5 @@ class Options:
     batch_bytes: int = 256 << 20
     queue_size: int = 8
     on_error: ErrorPolicy = field(default_factory=ErrorPolicy)
+    on: Strategies = field(default_factory=Strategies)  # --on <situation>=<choice>
     progress: bool | None = None  # None: on when stderr is a terminal

@@ -58,10 +58,11 @@ def split(batch: TableBatch, max_rows: int, max_bytes: int) -> Iterable[TableBat
 
 def run(source: Source, sink: Sink, options: Options) -> Summary:
     summary = Summary()
-    progress = Progress(summary, options.progress)
+    progress = Progress(summary, options.progress, counts=source.rejects.counts)
     direct = source.direct_to(sink)
     if direct is not None:
         return _run_direct(direct, source, sink, summary, progress)
+    sink.rejects = source.rejects  # one ledger per run: the sink's situations count with the source's
     catalog = source.catalog()
     state = sink.resume_state(source.dsn, source.appends) or {}
     sink.prepare(catalog)
@@ -172,7 +173,10 @@ def run(source: Source, sink: Sink, options: Options) -> Summary:
     summary.rows_failed = source.rejects.failed
     summary.rows_filtered = source.rejects.filtered
     summary.skipped = list(source.rejects.examples)
-    summary.rows_read += summary.rows_failed + summary.rows_filtered  # sources hand on only rows they keep
+    summary.outcomes = source.rejects.counts()
+    in_sink = source.rejects.failed_in_sink  # handed over, then taken out by the sink
+    summary.rows_written -= in_sink
+    summary.rows_read += summary.rows_failed - in_sink + summary.rows_filtered  # sources hand on only rows they keep
     summary.elapsed = time.perf_counter() - summary.started
     return summary
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TextIO
 
@@ -18,6 +19,7 @@ class Summary:
     tables: int = 0
     partitions_skipped: int = 0
     skipped: list[str] = field(default_factory=list)  # the first reasons records were skipped for
+    outcomes: dict[str, int] = field(default_factory=dict)  # "<situation> <outcome>" -> records (tdetl.quality)
     elapsed: float = 0.0
     started: float = field(default_factory=time.perf_counter, repr=False)
 
@@ -30,7 +32,12 @@ class Summary:
         resumed += f", filtered out {self.rows_filtered:,}" if self.rows_filtered else ""
         return (f"read {self.rows_read:,} rows, wrote {self.rows_written:,} rows"
                 f" ({_size(self.bytes_written)}) to {self.tables:,} tables, failed {self.rows_failed:,}"
-                f"{resumed}; {self.elapsed:.2f} s, {self.rows_per_second:,.0f} rows/s")
+                f"{resumed}; {self.elapsed:.2f} s, {self.rows_per_second:,.0f} rows/s{outcomes(self.outcomes)}")
+
+
+def outcomes(counts: dict[str, int]) -> str:
+    """``; ts-null dropped 3, name-too-long truncated 1``: each situation's outcomes, never silent."""
+    return "; " + ", ".join(f"{k} {n:,}" for k, n in sorted(counts.items())) if counts else ""
 
 
 def _size(n: float) -> str:
@@ -45,8 +52,9 @@ class Progress:
     """Redraws one status line at most every ``interval`` seconds; silent unless enabled."""
 
     def __init__(self, summary: Summary, enabled: bool | None = None, stream: TextIO = sys.stderr,
-                 interval: float = 0.25) -> None:
+                 interval: float = 0.25, counts: Callable[[], dict[str, int]] | None = None) -> None:
         self.summary, self.stream, self.interval = summary, stream, interval
+        self.counts = counts  # the run's outcomes per situation, read live
         self.enabled = stream.isatty() if enabled is None else enabled
         self._last = 0.0
         self._drawn = False
@@ -61,8 +69,9 @@ class Progress:
         s = self.summary
         elapsed = now - s.started
         rate = s.rows_written / elapsed if elapsed > 0 else 0.0
+        seen = outcomes(self.counts()) if self.counts else ""
         self.stream.write(f"\r{s.rows_written:>14,} rows  {rate:>12,.0f} rows/s  "
-                          f"{_size(s.bytes_written):>10}  {elapsed:7.1f} s ")
+                          f"{_size(s.bytes_written):>10}  {elapsed:7.1f} s{seen} ")
         self.stream.flush()
         self._drawn = True
 

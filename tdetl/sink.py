@@ -10,6 +10,7 @@ from .dsn import Dsn
 from .model import Catalog, TableBatch
 from .options import Options
 from .params import Spec
+from .quality import Rejects
 
 
 class Sink(ABC):
@@ -20,6 +21,7 @@ class Sink(ABC):
         self.config = self.spec.parse(dsn, dsn.driver)
         self.dsn = dsn
         self.options = options
+        self.rejects = Rejects(options.on_error, options.on)  # the pipeline shares its source's ledger
 
     def resume_state(self, source_dsn: Dsn, appends: bool = False) -> dict[str, Any] | None:
         """The checkpoint an interrupted earlier run left (partition -> position), if any. With

@@ -7,13 +7,15 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, ClassVar
 
 from .dsn import Dsn
-from .errors import ConfigError, Rejects
+from .errors import ConfigError
 from .model import Catalog, TableBatch
 from .options import Options
 from .params import Spec
 from .progress import Progress, Summary
+from .quality import Rejects
 from .sink import Sink
 
+SCHEMA_TRAVELS = {"field-not-in-stable": "add-column"}  # sync, replication, restore: the schema comes along
 DONE: dict[str, Any] = {"done": True}  # the checkpointed position of a partition read to its end
 
 
@@ -23,12 +25,15 @@ class Source(ABC):
     uses_parser: ClassVar[bool] = False  # reads --parser; the others refuse it
     default_jobs: ClassVar[int] = 1  # readers when --jobs is not given
     appends: ClassVar[bool] = False  # each run continues the last (a subscription): backups are extended
+    # situations whose default differs for this source: a TDengine source carries schema changes along
+    quality_defaults: ClassVar[dict[str, str]] = {}
 
     def __init__(self, dsn: Dsn, options: Options) -> None:
         self.config = self.spec.parse(dsn, dsn.driver)
         self.dsn = dsn
         self.options = options
-        self.rejects = Rejects(options.on_error)  # what this source's records failed, for the summary
+        # what this source's records met (tdetl.quality), for the summary; the sink shares it
+        self.rejects = Rejects(options.on_error, options.on, self.quality_defaults)
         if options.parser is not None and not self.uses_parser:
             raise ConfigError(f"{dsn.masked()}: the {dsn.driver} source does not use --parser: its tables come"
                               " from the source itself")

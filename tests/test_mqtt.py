@@ -133,7 +133,7 @@ def test_bad_payload_is_reported_by_topic(mosquitto: Mosquitto, tmp_path: Path) 
 
 
 def test_keys_and_types_that_first_appear_late_in_a_batch_are_kept() -> None:
-    from tdetl.errors import Rejects
+    from tdetl.quality import Rejects
     from tdetl.transform.messages import MessageParser, Messages
     from tdetl.transform.parser import load_parser
 

@@ -66,7 +66,8 @@ def test_bad_value_names_file_line_and_column(tmp_path: Path) -> None:
                                    "v": {"as": "double"}}, "model": GOOD_MODEL})
     with pytest.raises(DataError) as e:
         tdetl.run(src, f"local:{tmp_path / 'bk'}", parser=parser)
-    assert str(e.value) == f"{tmp_path / 'in.csv'}:3: column 'v' value 'x1' is not a valid DOUBLE"
+    assert str(e.value) == (f"{tmp_path / 'in.csv'}:3: column 'v' value 'x1' is not a valid DOUBLE"
+                            "; --on type-mismatch=<archive|drop|null> handles it")
     assert not (tmp_path / "bk" / "manifest.json").exists()
 
 
@@ -86,7 +87,9 @@ def test_drop_and_archive_policies_count_and_keep_bad_rows(tmp_path: Path) -> No
     archive = tmp_path / "bad.jsonl"
     tdetl.run(src, f"duckdb:{tmp_path / 'arch.duckdb'}", parser=parser, on_error=f"archive:{archive}")
     bad = [json.loads(x) for x in archive.read_text().splitlines()]
+    bad.sort(key=lambda b: b["record"]["line"])
     assert [b["record"]["line"] for b in bad] == [3, 4, 5]
+    assert [b["situation"] for b in bad] == ["type-mismatch", "value-too-long", "type-mismatch"]
     assert "value 'toolong' is longer than VARCHAR(4)" in bad[1]["reason"]
     assert bad[2]["record"]["ts"] == "not-a-time"
 

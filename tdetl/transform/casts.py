@@ -13,7 +13,8 @@ from typing import Any
 
 import polars as pl
 
-from ..errors import ConfigError, Rejects
+from ..errors import ConfigError
+from ..quality import Rejects, truncate
 from ..types import TDType, parse_type
 
 ROW = "__row"
@@ -166,47 +167,70 @@ class FrameCaster:
         self._casts = [(f, any_cast(f.type) if f.type else None) for f in self.fields]
 
     def cast(self, df: pl.DataFrame, where: str, locate: Locate, rejects: Rejects) -> pl.DataFrame:
-        """Typed frame (aliases applied). Bad values are reported with ``locate(row)`` through
-        ``rejects``; with drop/archive their rows are removed."""
+        """Typed frame (aliases applied). A value that does not convert (type-mismatch) or is longer
+        than its declared width (value-too-long) is handled as ``rejects`` says for that situation:
+        the row stops the run, goes (dropped or archived), or the value is repaired (nulled,
+        truncated, or kept for the column to be widened)."""
         listed = {f.name for f in self.fields}
         missing = [f.name for f in self.fields if f.name not in df.columns]
         if missing:
             raise ConfigError(f"{where}: parser field {missing[0]!r} is not a column"
                               f" (columns: {', '.join(c for c in df.columns if c != ROW)})")
         cols: dict[str, pl.Series] = {}
-        bad: list[tuple[Field, pl.Series, str]] = []
+        mismatch: list[tuple[Field, pl.Series, str]] = []
+        long: list[tuple[Field, pl.Series, str]] = []
         outs = _POOL.map(lambda c: c[1](df[c[0].name]) if c[1] else df[c[0].name], self._casts)
         for (f, fn), out in zip(self._casts, outs):
             src = df[f.name]
             if fn is not None and f.type is not None:
                 failed = src.is_not_null() & out.is_null()
                 if failed.any():
-                    bad.append((f, failed, f"is not a valid {f.type}"))
+                    mismatch.append((f, failed, f"is not a valid {f.type}"))
             if f.type is not None:
-                long = _too_long(f.type, out)
-                if long is not None and long.any():
-                    bad.append((f, long.fill_null(False), f"is longer than {f.type}"))
+                over = _too_long(f.type, out)
+                if over is not None and over.any():
+                    long.append((f, over.fill_null(False), f"is longer than {f.type}"))
             cols[f.alias] = out.alias(f.alias)
         for name in df.columns:
             if name not in listed and name not in cols:
                 cols[name] = df[name]
         typed = pl.DataFrame(list(cols.values()))
-        if not bad:
+        if not mismatch and not long:
             return typed
-        mask = pl.select(pl.any_horizontal([m for _, m, _ in bad])).to_series()
-        reasons: list[str] = []
-        records: list[dict[str, Any]] = []
-        first_bad = {}
-        for f, m, why in bad:
-            for i in m.arg_true().to_list():
-                first_bad.setdefault(i, (f, why))
-        for i in sorted(first_bad):
-            f, why = first_bad[i]
-            row = df.row(i, named=True)
-            at, origin = locate(row[ROW])
-            reasons.append(f"{at}: column {f.name!r} value {row[f.name]!r} {why}")
-            records.append({**{k: v for k, v in row.items() if k != ROW}, **origin})  # provenance wins
-        rejects.reject(reasons, records)
-        return typed.filter(~mask)
+        remove = pl.Series([False] * df.height)
+        for situation, bad in (("type-mismatch", mismatch), ("value-too-long", long)):
+            if not bad:
+                continue
+            choice = rejects.choice(situation)
+            mask = pl.select(pl.any_horizontal([m for _, m, _ in bad])).to_series()
+            if choice in ("truncate", "truncate-and-archive"):
+                for f, _m, _ in bad:
+                    assert f.type is not None and f.type.length is not None
+                    cut = truncate(typed[f.alias].to_arrow(), f.type.name, f.type.length)
+                    typed = typed.with_columns(pl.Series(f.alias, cut))
+            if choice in ("null", "widen", "truncate"):  # the value was repaired (or is already null)
+                rejects.handle(situation, choice, [], [], count=int(mask.sum()))
+                continue
+            reasons, records = _described(df, bad, locate)
+            rejects.handle(situation, choice, reasons, records)
+            if choice != "truncate-and-archive":
+                remove = remove | mask
+        return typed.filter(~remove) if remove.any() else typed
 
 
+def _described(df: pl.DataFrame, bad: list[tuple[Field, pl.Series, str]],
+               locate: Locate) -> tuple[list[str], list[dict[str, Any]]]:
+    """Per bad row (only those: the rare path), its first reason and the record with provenance."""
+    first_bad: dict[int, tuple[Field, str]] = {}
+    for f, m, why in bad:
+        for i in m.arg_true().to_list():
+            first_bad.setdefault(i, (f, why))
+    reasons: list[str] = []
+    records: list[dict[str, Any]] = []
+    for i in sorted(first_bad):
+        f, why = first_bad[i]
+        row = df.row(i, named=True)
+        at, origin = locate(row[ROW])
+        reasons.append(f"{at}: column {f.name!r} value {row[f.name]!r} {why}")
+        records.append({**{k: v for k, v in row.items() if k != ROW}, **origin})  # provenance wins
+    return reasons, records

@@ -18,8 +18,9 @@ from typing import Any
 
 import polars as pl
 
-from ..errors import ConfigError, Rejects
+from ..errors import ConfigError
 from ..model import TableBatch
+from ..quality import Rejects
 from ..types import TDType, parse_type
 from .casts import ROW, Field, FrameCaster, as_text
 from .parser import Model, ParserConfig, TableBuilder

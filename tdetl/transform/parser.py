@@ -13,14 +13,16 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from ..errors import ConfigError, Rejects
+from ..errors import ConfigError
 from ..model import Column, SuperTable, TableBatch, TableSpec, conform
 from ..polars_types import sized
+from ..quality import ILLEGAL_NAME, NAME_MAX, Rejects, Strategies, truncate_chars
 from ..types import TDType, parse_type
 from .casts import ROW, Field, FrameCaster, Locate
 from .expr import NOW
@@ -48,6 +50,7 @@ class ParserConfig:
     form: str  # "fields" (CSV/Kafka) or "payload" (MQTT JSON)
     json_fields: list[tuple[str, list[Field]]] = field(default_factory=list)  # {"json": ["id::int"]}
     steps: tuple[Step, ...] = ()  # "transform": regex, split, convert, filter
+    on: Strategies = field(default_factory=Strategies)  # "on": {"<situation>": "<choice>"}, as --on
 
 
 def load_parser(text: str) -> ParserConfig:
@@ -66,9 +69,12 @@ def load_parser(text: str) -> ParserConfig:
         raise ConfigError(f"{where}: not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
     if not isinstance(doc, dict):
         raise ConfigError(f"{where}: must be a JSON object with 'parse' and/or 'model'")
-    unknown = set(doc) - {"parse", "transform", "model", "global"}
+    unknown = set(doc) - {"parse", "transform", "model", "global", "on"}
     if unknown:
-        raise ConfigError(f"{where}: unknown key {sorted(unknown)[0]!r} (expected parse, transform, model)")
+        raise ConfigError(f"{where}: unknown key {sorted(unknown)[0]!r} (expected parse, transform, model, on)")
+    if not isinstance(doc.get("on", {}), dict):
+        raise ConfigError(f"{where}: 'on' must be an object like {{\"ts-null\": \"drop\"}}")
+    on = Strategies.parse(doc.get("on", {}), f"{where}: on")
     fields, form, json_fields = _load_parse(doc.get("parse", {}), where)
     steps = load_steps(doc.get("transform"), where)
     raw_models = doc.get("model", [])
@@ -84,7 +90,7 @@ def load_parser(text: str) -> ParserConfig:
                 if name not in known | {r.target for r in m.mapping}:
                     raise ConfigError(f"{where}: model {m.using or m.name!r} names {name!r},"
                                       f" which no parse, transform or mapping rule produces")
-    return ParserConfig(fields, models, form, json_fields, steps)
+    return ParserConfig(fields, models, form, json_fields, steps, on)
 
 
 def _load_parse(parse: Any, where: str) -> tuple[tuple[Field, ...], str, list[tuple[str, list[Field]]]]:
@@ -159,11 +165,13 @@ def _load_model(m: Any, i: int, where: str) -> Model:
 
 # ---- models: typed frame -> TableBatches --------------------------------------------------------
 
-def _name_expr(template: str) -> pl.Expr:
+def _name_expr(template: str, fill: str | None = None) -> pl.Expr:
+    """The child-table name; a null field gives a null name, or ``fill`` (name-var-null blank/replace)."""
     fields = _TEMPLATE.findall(template)
     if not fields:
         return pl.lit(template)
-    return pl.format(_TEMPLATE.sub("{}", template.replace("{}", "")), *[pl.col(f) for f in fields])
+    cols = [pl.col(f) if fill is None else pl.col(f).cast(pl.String).fill_null(fill) for f in fields]
+    return pl.format(_TEMPLATE.sub("{}", template.replace("{}", "")), *cols)
 
 
 class TableBuilder:
@@ -201,6 +209,51 @@ class TableBuilder:
                                       tuple(Column(t, _plain(types[t])) for t in m.tags), precision))
         return out
 
+    def _names(self, df: pl.DataFrame, m: Model, expr: pl.Expr, rejects: Rejects, locate: Locate) -> pl.DataFrame:
+        """The ``__tbname`` column, with name-var-null, name-illegal and name-too-long applied."""
+        df = df.with_columns(expr.alias("__tbname"))
+        missing = df["__tbname"].is_null()
+        if missing.any():
+            choice = rejects.choice("name-var-null")
+            if choice in ("blank", "replace"):
+                fill = "" if choice == "blank" else rejects.arg("name-var-null")
+                df = df.with_columns(pl.when(missing).then(_name_expr(m.name, fill)).otherwise(pl.col("__tbname"))
+                                     .alias("__tbname"))
+                rejects.handle("name-var-null", choice, [], [], count=int(missing.sum()))
+            else:
+                why = f"table name template {m.name!r} gives no name (a field it uses is empty)"
+                reasons, records = _bad_rows(df, missing, locate, why)
+                rejects.handle("name-var-null", choice, reasons, records)
+                df = df.filter(~missing)
+        illegal = df["__tbname"].str.contains(ILLEGAL_NAME)
+        if illegal.any():
+            choice = rejects.choice("name-illegal")
+            if choice == "replace":
+                df = df.with_columns(pl.col("__tbname").str.replace_all(ILLEGAL_NAME, rejects.arg("name-illegal"),
+                                                                        literal=False))
+                rejects.handle("name-illegal", choice, [], [], count=int(illegal.sum()))
+            else:
+                why = "table name has a character TDengine refuses ('.', '`' or a control character)"
+                reasons, records = _bad_rows(df.with_columns(pl.col("__tbname").alias("table")), illegal, locate, why)
+                reasons = [f"{r}: {n!r}" for r, n in zip(reasons, df.filter(illegal)["__tbname"])]
+                rejects.handle("name-illegal", choice, reasons, records)
+                df = df.filter(~illegal)
+        long = df["__tbname"].str.len_bytes() > NAME_MAX
+        if long.any():
+            choice = rejects.choice("name-too-long")
+            if choice != "truncate":
+                reasons, records = _bad_rows(df.with_columns(pl.col("__tbname").alias("table")), long, locate,
+                                             f"table name is longer than {NAME_MAX} bytes")
+                reasons = [f"{r}: {n[:40]!r}..." for r, n in zip(reasons, df.filter(long)["__tbname"])]
+                rejects.handle("name-too-long", choice, reasons, records)
+            else:
+                rejects.handle("name-too-long", choice, [], [], count=int(long.sum()))
+            if choice in ("truncate", "truncate-and-archive"):
+                df = df.with_columns(truncate_chars(df["__tbname"], NAME_MAX).alias("__tbname"))
+            else:
+                df = df.filter(~long)
+        return df
+
     def build(self, df: pl.DataFrame, rejects: Rejects, locate: Locate,
               partition: str, position: Any) -> list[TableBatch]:
         out: list[TableBatch] = []
@@ -212,22 +265,12 @@ class TableBuilder:
                 if caster is not None:
                     named = caster.cast(named, m.mapping[0].where, locate, rejects)
             ts = m.columns[0]
-            missing = named[ts].is_null()
-            if missing.any():
-                bad = named.filter(missing)[ROW].to_list()
-                rejects.reject([f"{locate(i)[0]}: required field {ts!r} (the timestamp) is missing" for i in bad],
-                              [locate(i)[1] for i in bad])
-                named = named.filter(~missing)
-            named = named.with_columns(expr.alias("__tbname"))
-            missing = named["__tbname"].is_null()
-            if missing.any():
-                i = int(missing.arg_true()[0])
-                rejects.reject([f"{locate(int(named[ROW][i]))[0]}: table name template"
-                               f" {m.name!r} gives no name (a field it uses is empty)"], [])
-                named = named.filter(~missing)
+            named = _timestamps(named, ts, types[ts].unit or "ms", rejects, locate)
+            named = self._names(named, m, expr, rejects, locate)
             precision = types[ts].unit or "ms"
-            cols = [Column(c, sized(_plain(types[c]), named[c])) for c in m.columns]
-            tags = [Column(t, sized(_plain(types[t]), named[t])) for t in m.tags]
+            widen = rejects.choice("value-too-long") == "widen"
+            cols = [Column(c, _width(types[c], named[c], widen)) for c in m.columns]
+            tags = [Column(t, _width(types[t], named[t], widen)) for t in m.tags]
             for (name,), group in named.partition_by("__tbname", as_dict=True, maintain_order=True).items():
                 values = ()
                 if tags:
@@ -242,6 +285,39 @@ class TableBuilder:
             last = out[-1]
             out[-1] = TableBatch(last.spec, last.data, partition, position)
         return out
+
+
+def _bad_rows(df: pl.DataFrame, mask: pl.Series, locate: Locate, why: str) -> tuple[list[str], list[dict[str, Any]]]:
+    """Reasons and records (values with provenance) of the rows ``mask`` marks: the rare path."""
+    reasons, records = [], []
+    for row in df.filter(mask).iter_rows(named=True):
+        at, origin = locate(int(row[ROW]))
+        reasons.append(f"{at}: {why}")
+        records.append({**{k: v for k, v in row.items() if k not in (ROW, "__tbname")}, **origin})
+    return reasons, records
+
+
+def _timestamps(df: pl.DataFrame, ts: str, unit: str, rejects: Rejects, locate: Locate) -> pl.DataFrame:
+    """ts-null: a row without its primary timestamp stops the run, goes, or takes the current time."""
+    missing = df[ts].is_null()
+    if not missing.any():
+        return df
+    choice = rejects.choice("ts-null")
+    if choice == "now":
+        rejects.handle("ts-null", choice, [], [], count=int(missing.sum()))
+        return df.with_columns(pl.col(ts).fill_null(pl.lit(datetime.now(timezone.utc).replace(tzinfo=None))
+                                                     .cast(pl.Datetime(unit))))
+    reasons, records = _bad_rows(df, missing, locate, f"required field {ts!r} (the timestamp) is missing")
+    rejects.handle("ts-null", choice, reasons, records)
+    return df.filter(~missing)
+
+
+def _width(t: TDType, s: pl.Series, widen: bool) -> TDType:
+    """The column's type with its width: declared, or from the data (undeclared, or value-too-long=widen)."""
+    t = _plain(t)
+    if widen and t.length is not None:
+        return t.with_length(max(t.length, sized(t.with_length(None), s).length or 0))
+    return sized(t, s)
 
 
 def _plain(t: TDType) -> TDType:

@@ -13,8 +13,9 @@ from typing import Any
 
 import polars as pl
 
-from ..errors import ConfigError, Rejects
+from ..errors import ConfigError
 from ..polars_types import polars_type, td_type
+from ..quality import Rejects
 from ..types import TDType, parse_type
 from .casts import ROW, Field, FrameCaster
 from .expr import NOW, NOW_TYPE, compile_expr

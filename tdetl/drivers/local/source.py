@@ -16,11 +16,12 @@ from ...errors import BackupError
 from ...model import Catalog, TableBatch, fit
 from ...options import Options
 from ...params import Param, Spec, instant_ns
-from ...source import Source
+from ...source import SCHEMA_TRAVELS, Source
 from . import backup as fmt
 
 
 class LocalSource(Source):
+    quality_defaults = SCHEMA_TRAVELS
     spec = Spec(Param("stables", "list", help="restore only these super tables"),
                 Param("tables", "list", help="restore only these tables: t1,stable.t2 or @file"),
                 Param("until", "text", None, "restore the runs up to this one: a run number or an RFC 3339 time"

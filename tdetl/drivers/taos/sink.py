@@ -33,13 +33,14 @@ from ...options import Options
 from ...params import Param, Spec
 from ...sink import Sink
 from ...taos import ddl
-from ...taos.catalog import describe, table_names
+from ...taos.catalog import describe, rows, table_names
 from ...taos.conn import Connection
 from ...taos.connect import open_connection
 from ...taos.params import TAOS_CONNECTION
 from ...taos.stmt import MAX_ROWS as STMT_MAX_ROWS
 from ...taos.stmt import StmtWriter
 from ...types import TDType
+from . import checks
 
 log = logging.getLogger("tdetl.taos")
 
@@ -98,6 +99,8 @@ class TaosSink(Sink):
         self.existing: tuple[set[str], set[str]] = (set(), set())  # super and normal tables before the run
         self.server_defined: set[str] = set()  # super tables that existed: their widths are the server's
         self.failed: dict[str, str] = {}
+        self.keep: int | None = None  # the database's retention in seconds: older rows are refused
+        self.present: set[str] = set()  # with table-missing=error: the tables the target holds
         self._pending: list[TableBatch] = []
         self._bytes = 0
 
@@ -116,9 +119,13 @@ class TaosSink(Sink):
             hint = "" if self.create_db else " (add ?assert to create it)"
             raise SinkError(f"{self.dsn.masked()}: database {self.db!r} cannot be used: {e.message}{hint}") from None
         self.precision = self._database_precision() or "ms"
+        self.keep = self._database_keep()
         self.writers = [_Writer(self.conn)]
         stables, normals = table_names(self.conn, self.db)
         self.existing = (set(stables), set(normals))
+        if self.rejects.choice("table-missing") == "error":
+            self.present = {str(r[0]) for r in rows(self.conn, "SELECT table_name FROM information_schema.ins_tables"
+                                                    f" WHERE db_name = {ddl.literal(TDType('VARCHAR'), self.db)}")}
         known = [self._target(spec) for spec in catalog.tables.values()]
         if known:  # tables the source knows exist in the target even when no row of theirs arrives
             self._ensure_tables(known)
@@ -152,6 +159,12 @@ class TaosSink(Sink):
         rows = res.table().column(0).to_pylist() if not res.is_update else []
         return str(rows[0]) if rows and rows[0] in ("ms", "us", "ns") else None
 
+    def _database_keep(self) -> int | None:
+        assert self.conn is not None
+        found = rows(self.conn, "SELECT `keep` FROM information_schema.ins_databases"
+                                f" WHERE name = {ddl.literal(TDType('VARCHAR'), self.db)}")
+        return checks.keep_seconds(found[0][0]) if found and found[0][0] is not None else None
+
     def _sql(self, sql: str) -> None:
         assert self.conn is not None
         log.debug("%s", sql[:200])
@@ -177,7 +190,9 @@ class TaosSink(Sink):
         if not self._pending:
             return
         pending, self._pending, self._bytes = self._pending, [], 0
+        pending = self._checked(pending)
         self._ensure_tables([b.spec for b in pending])
+        pending = self._fitted(pending)
         assert self.conn is not None
         as_sql = [b for b in pending if b.spec.name not in self.failed and self._needs_sql(b.spec)]
         raw = [b for b in pending if b.spec.name not in self.failed and not self._needs_sql(b.spec)]
@@ -188,6 +203,34 @@ class TaosSink(Sink):
         else:
             for b in as_sql:
                 self._guarded(b.spec.name, lambda b=b: self._write_sql([b]))
+
+    def _checked(self, pending: list[TableBatch]) -> list[TableBatch]:
+        """ts-out-of-keep and field-not-in-stable (tdetl.quality), before tables are made."""
+        where, out = self.dsn.masked(), []
+        for b in pending:
+            kept: TableBatch | None = b
+            if self.keep:
+                kept = checks.out_of_keep(b, self.keep, self.rejects, where)
+            if kept is not None and kept.spec.stable is not None and self._stable(kept.spec.stable) is not None \
+                    and kept.spec.stable in self.server_defined:
+                kept = checks.extra_fields(kept, self.stables[kept.spec.stable], self.rejects, where)
+            if kept is not None:
+                out.append(kept)
+        return out
+
+    def _fitted(self, pending: list[TableBatch]) -> list[TableBatch]:
+        """value-too-long against the target's declared widths: truncate, drop or archive (widen
+        altered the table already; error is the codec's, naming column and row)."""
+        if self.rejects.choice("value-too-long") in ("error", "widen"):
+            return pending
+        out = []
+        for b in pending:
+            declared = self.stables[b.spec.stable].columns if b.spec.stable is not None else self.normals[b.spec.name]
+            narrow = checks.wider_than(b.spec, declared)
+            kept = checks.too_long_values(b, narrow, self.rejects, self.dsn.masked()) if narrow else b
+            if kept is not None:
+                out.append(kept)
+        return out
 
     def _write_raw(self, batches: list[TableBatch]) -> None:
         """Each table's batches in order on one writer; tables spread so the writers finish together."""
@@ -246,13 +289,18 @@ class TaosSink(Sink):
 
     def _ensure_tables(self, specs: list[TableSpec]) -> None:
         grown: dict[str, SuperTable] = {}
+        widen = self.rejects.choice("value-too-long") == "widen"
+        create = self.rejects.choice("table-missing") == "create"
         for s in specs:
             if s.stable is not None:
                 base = grown.get(s.stable) or self._stable(s.stable)
                 if base is None:
+                    if not create:
+                        self._missing(s.stable, "super table")
                     grown[s.stable] = SuperTable(s.database, s.stable, s.columns, s.tags, s.precision)
                 else:
-                    grown[s.stable] = base.extended(s) if s.stable in self.server_defined else base.merged(s)
+                    keeps_widths = s.stable in self.server_defined and not widen
+                    grown[s.stable] = base.extended(s) if keeps_widths else base.merged(s)
         for name, st in grown.items():
             old = self.stables.get(name)
             if old is None:
@@ -265,6 +313,8 @@ class TaosSink(Sink):
         for s in specs:
             if s.name in self.tables:
                 continue
+            if not create and s.name not in self.present:
+                self._missing(s.name, "table")
             self.tables.add(s.name)
             if s.stable is None:
                 if s.name in self.existing[1]:
@@ -283,6 +333,11 @@ class TaosSink(Sink):
                 for tag in self.stables[s.stable].tags:  # type: ignore[index]
                     self._sql(f"ALTER TABLE {ddl.ident(s.name)} SET TAG {ddl.ident(tag.name)}"
                               f" = {ddl.literal(tag.type, s.tag_dict.get(tag.name))}")
+
+    def _missing(self, name: str, what: str) -> None:
+        """table-missing=error: stop before anything of the flush is written."""
+        self.rejects.handle("table-missing", "error", [f"{self.dsn.masked()}: {what} {name!r} does not exist"
+                                                       f" in database {self.db!r}"], [])
 
     def _columns(self, spec: TableSpec) -> tuple[Column, ...]:
         """The spec's columns with the types the target table declares (raw blocks must match them

@@ -24,7 +24,7 @@ from ...grouping import split_by_table
 from ...model import Catalog, TableBatch, TableSpec, conform
 from ...options import Options
 from ...params import Param, Spec
-from ...source import Source, ending_at
+from ...source import SCHEMA_TRAVELS, Source, ending_at
 from ...taos import catalog as taos_catalog
 from ...taos.conn import Connection
 from ...taos.connect import open_connection
@@ -47,6 +47,7 @@ def _positioned(spec: TableSpec, data: pa.RecordBatch, partition: str) -> TableB
 
 class TaosSource(Source):
     protocols = (None, "ws", "wss", "http", "https")
+    quality_defaults = SCHEMA_TRAVELS
     default_jobs = 4  # tables read at once: the server answers one query while the client decodes another
     spec = Spec(
         Param("stables", "list", help="only these super tables"),

@@ -28,7 +28,7 @@ from ...options import Options
 from ...params import Param, Spec
 from ...progress import Progress, Summary
 from ...sink import Sink
-from ...source import DONE, Source
+from ...source import DONE, SCHEMA_TRAVELS, Source
 from ...taos import catalog as taos_catalog
 from ...taos import ddl, tmq_raw
 from ...taos.catalog import records
@@ -67,6 +67,7 @@ def parse_offsets(text: str, where: str) -> dict[int, int]:
 class TmqSource(Source):
     protocols = (None, "ws", "wss")
     appends = True
+    quality_defaults = SCHEMA_TRAVELS
     spec = Spec(
         Param("group.id", "text", None, "consumer group (default: a hash of source and target, so a rerun"
               " resumes)", aliases=("group_id",)),
