@@ -42,6 +42,10 @@ class SinkError(TdetlError):
     """A target refused data."""
 
 
+class Unreachable(SinkError):
+    """The target stopped answering (not a refusal): every table would fail alike."""
+
+
 class TaosError(TdetlError):
     """An error code and message from a TDengine server or client library."""
 

@@ -66,4 +66,4 @@ def golden() -> Path:
 
 
 from .services import influxd, mosquitto, opcua, tansu  # noqa: E402, F401 - service fixtures for every test module
-from .taos_helpers import db, db2, scratch, server  # noqa: E402, F401 - TDengine fixtures
+from .taos_helpers import bundle, db, db2, scratch, server  # noqa: E402, F401 - TDengine fixtures

@@ -9,8 +9,10 @@ serves REST). When both are set they must name the same server (as shared/tdengi
 from __future__ import annotations
 
 import os
+import subprocess
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -19,6 +21,8 @@ import pytest
 from tdetl.dsn import parse_dsn
 from tdetl.taos.conn import Connection
 from tdetl.taos.connect import open_connection
+
+from .services import free_port
 
 NATIVE = (os.environ.get("TDETL_TEST_TAOS") or "").rstrip("/")
 WS = (os.environ.get("TDETL_TEST_TAOSWS") or "").rstrip("/")
@@ -141,3 +145,34 @@ def db_options(db: str) -> dict[str, Any]:
     cols = ", ".join(f"`{c}`" for c in DB_OPTIONS)
     rows = taospy_rows(db, f"SELECT {cols} FROM information_schema.ins_databases WHERE name = '{db}'")
     return dict(zip(DB_OPTIONS, rows[0]))
+
+
+BUNDLE = Path(__file__).resolve().parent.parent.parent / "shared" / "tdengine"
+
+
+class Bundle:
+    """A TDengine of the test's own (shared/tdengine's start.sh on free ports), to stop mid-run."""
+
+    def __init__(self, root: Path) -> None:
+        self.dir, self.port = root, free_port()
+        self.adapter = next(p for p in iter(free_port, None) if p != self.port)
+
+    def start(self) -> dict[str, str]:
+        out = subprocess.run(["bash", str(BUNDLE / "start.sh"), "--dir", str(self.dir), "--port", str(self.port),
+                              "--adapter-port", str(self.adapter), "--env"], capture_output=True, text=True,
+                             timeout=180)
+        assert out.returncode == 0, out.stderr[-2000:]
+        return dict(line.removeprefix("export ").split("=", 1) for line in out.stdout.splitlines()
+                    if line.startswith("export "))
+
+    def stop(self) -> None:
+        subprocess.run(["bash", str(BUNDLE / "stop.sh"), "--dir", str(self.dir)], capture_output=True, timeout=120)
+
+
+@pytest.fixture
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bundle]:
+    if not (BUNDLE / "start.sh").exists():
+        pytest.skip(f"the TDengine bundle is not at {BUNDLE}")
+    b = Bundle(tmp_path_factory.mktemp("tdengine"))
+    yield b
+    b.stop()

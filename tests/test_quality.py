@@ -208,3 +208,103 @@ def test_table_missing_error_writes_nothing(tansu: Tansu, recent: str) -> None:
             tdetl.run(_kafka(tansu, recent), f"{server}/{db}", parser=json.dumps(SINK_PARSER),
                       on=["table-missing=error", "field-not-in-stable=add-column", "value-too-long=widen"])
         assert taospy_rows(db, "SELECT COUNT(*) FROM readings") == [(0,)]
+
+
+# -- unreachable: a TDengine of the test's own, stopped mid-run and started again --------------------
+
+def _wait(cond: Any, what: str, timeout: float = 90) -> None:
+    import time
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"not within {timeout}s: {what}")
+
+
+def _count(server: str, db: str) -> int:
+    from .taos_helpers import scalar
+
+    try:
+        return int(scalar(server, "SELECT COUNT(*) FROM readings", db=db) or 0)
+    except Exception:  # not created yet, or the server is down
+        return 0
+
+
+@pytest.mark.parametrize("kind", ["native", "ws", "retry"])
+def test_cache_survives_the_server_stopping_and_a_kill(bundle: Any, tansu: Tansu, kind: str,
+                                                       tmp_path: Path) -> None:
+    """unreachable=cache: while the server is down batches go to disk and the broker's offsets move
+    on; when it is back they are replayed in order, in the same run or (after kill -9) the next.
+    unreachable=retry (the default): the run waits with back-off and goes on when the server is back."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = bundle.start()
+    target = env["TDETL_TEST_TAOS"] if kind == "native" else env["TDETL_TEST_TAOSWS"]
+    topic = _topic(tansu, 1)
+    cache = tmp_path / "cache"
+    group = f"g{uuid.uuid4().hex[:6]}"
+    db = f"tdetl_cache_{uuid.uuid4().hex[:8]}"
+    src = (f"kafka://{tansu.bootstrap}?session_timeout=2s&group={group}&topics={topic}&timeout=30000")
+    args = [sys.executable, "-m", "tdetl", "run", "-f", src, "-t", f"{target}/{db}?assert", "-p",
+            json.dumps(PARSER), "--on", "unreachable=cache", "--on", f"cache-dir={cache}", "-q"]
+    msgs = [_msg(i) for i in range(900)]
+
+    if kind == "retry":
+        args[args.index("unreachable=cache")] = "retry-for=120s"
+    proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    _produce(tansu, topic, msgs[:300])
+    _wait(lambda: _count(target, db) == 300, "the first 300 rows written")
+    bundle.stop()
+    _produce(tansu, topic, msgs[300:600])
+    if kind == "retry":
+        time.sleep(5)  # the run retries meanwhile (over WebSocket the loss shows at once; libtaos waits itself)
+        bundle.start()
+        _produce(tansu, topic, msgs[600:])
+        _, err = proc.communicate(timeout=240)
+        assert proc.returncode == 0, err
+        assert _outcome(err, "unreachable retried") >= 1 and not cache.exists(), err
+        assert sorted(r[0] for r in _rows_of(target, db)) == list(range(900))
+        return
+    _wait(lambda: cache.exists() and any(p.is_dir() and not p.name.endswith(".tmp") for p in cache.iterdir()),
+          "batches cached while the server is down")
+    if kind == "ws":  # killed with batches in the cache: the next run replays them
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+        bundle.start()
+        _produce(tansu, topic, msgs[600:])
+        args[args.index(src)] = src.replace("timeout=30000", "timeout=3000")
+        done = subprocess.run(args, stderr=subprocess.PIPE, text=True, timeout=180)
+        err = done.stderr
+        assert done.returncode == 0, err
+    else:  # back within the run: replayed before what comes next
+        bundle.start()
+        _produce(tansu, topic, msgs[600:])
+        _, err = proc.communicate(timeout=240)
+        assert proc.returncode == 0, err
+    replayed = _outcome(err, "unreachable replayed")
+    assert replayed >= 300 and (kind == "ws" or _outcome(err, "unreachable cached") == replayed), err
+    ids = [r[0] for r in _rows_of(target, db)]
+    assert sorted(ids) == list(range(900))  # every row, none twice
+    assert not any(p for p in cache.iterdir() if p.is_dir())
+
+
+def _outcome(summary: str, what: str) -> int:
+    import re
+
+    m = re.search(rf"{what} ([\d,]+)", summary)
+    assert m, f"no '{what}' in the summary: {summary}"
+    return int(m.group(1).replace(",", ""))
+
+
+def _rows_of(server: str, db: str) -> list[tuple[Any, ...]]:
+    from .taos_helpers import connect
+
+    with connect(server, db) as conn:
+        t = conn.query("SELECT id FROM readings").table()
+    return [(v,) for v in t.column(0).to_pylist()]

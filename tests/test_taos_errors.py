@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +17,7 @@ import pytest
 import tdetl
 
 from .conftest import ROOT
-from .services import free_port
-from .taos_helpers import SERVERS, TRANSPORTS, pytestmark, scalar, sql, taospy_rows  # noqa: F401
-
-BUNDLE = ROOT.parent / "shared" / "tdengine"
+from .taos_helpers import SERVERS, TRANSPORTS, Bundle, pytestmark, scalar, sql, taospy_rows  # noqa: F401
 
 
 def _cli(*args: str) -> subprocess.Popen[str]:
@@ -82,34 +78,6 @@ def test_a_table_dropped_during_a_sync_is_named_and_a_rerun_completes(scratch: A
     assert "table 'd9'" in err and "dropped" in err and "run the same command again" in err, err
     s = tdetl.run(f"{SERVERS[0]}/{one}", f"{SERVERS[-1]}/{two}")
     assert _rows(two) == _rows(one) and s.rows_written == 29 * 50
-
-
-class Bundle:
-    """A TDengine of the test's own (shared/tdengine's start.sh on free ports), to stop mid-run."""
-
-    def __init__(self, root: Path) -> None:
-        self.dir, self.port = root, free_port()
-        self.adapter = next(p for p in iter(free_port, None) if p != self.port)
-
-    def start(self) -> dict[str, str]:
-        out = subprocess.run(["bash", str(BUNDLE / "start.sh"), "--dir", str(self.dir), "--port", str(self.port),
-                              "--adapter-port", str(self.adapter), "--env"], capture_output=True, text=True,
-                             timeout=180)
-        assert out.returncode == 0, out.stderr[-2000:]
-        return dict(line.removeprefix("export ").split("=", 1) for line in out.stdout.splitlines()
-                    if line.startswith("export "))
-
-    def stop(self) -> None:
-        subprocess.run(["bash", str(BUNDLE / "stop.sh"), "--dir", str(self.dir)], capture_output=True, timeout=120)
-
-
-@pytest.fixture
-def bundle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bundle]:
-    if not (BUNDLE / "start.sh").exists():
-        pytest.skip(f"the TDengine bundle is not at {BUNDLE}")
-    b = Bundle(tmp_path_factory.mktemp("tdengine"))
-    yield b
-    b.stop()
 
 
 @pytest.mark.parametrize("kind", ["native", "ws"])

@@ -27,11 +27,12 @@ import pyarrow as pa
 
 from ... import rawblock
 from ...dsn import Dsn
-from ...errors import DataError, DsnError, SinkError, TaosError
+from ...errors import DataError, DsnError, SinkError, TaosError, Unreachable
 from ...model import Catalog, Column, SuperTable, TableBatch, TableSpec
 from ...options import Options
 from ...params import Param, Spec
 from ...sink import Sink
+from ...spool import Spool, default_dir
 from ...taos import ddl
 from ...taos.catalog import describe, rows, table_names
 from ...taos.conn import Connection
@@ -101,6 +102,7 @@ class TaosSink(Sink):
         self.failed: dict[str, str] = {}
         self.keep: int | None = None  # the database's retention in seconds: older rows are refused
         self.present: set[str] = set()  # with table-missing=error: the tables the target holds
+        self.spool: Spool | None = None  # unreachable=cache: batches waiting on disk
         self._pending: list[TableBatch] = []
         self._bytes = 0
 
@@ -129,6 +131,12 @@ class TaosSink(Sink):
         known = [self._target(spec) for spec in catalog.tables.values()]
         if known:  # tables the source knows exist in the target even when no row of theirs arrives
             self._ensure_tables(known)
+        if self.rejects.choice("unreachable") == "cache":
+            chosen = self.rejects.strategies.setting("cache-dir")
+            self.spool = Spool(Path(chosen).expanduser() if chosen else default_dir(self.dsn.without_password()),
+                               self.rejects.strategies.setting("cache-max-bytes"))
+            if self.spool.waiting():  # an earlier run's, before anything of this one
+                self._replay()
         if self.force_stmt:
             if not self.conn.raw_writes:
                 raise DsnError(f"{self.dsn.masked()}: force-stmt needs taos:// or taos+ws://, not REST")
@@ -187,12 +195,75 @@ class TaosSink(Sink):
         return self._bytes >= self.buffer_bytes
 
     def flush(self, checkpoint: dict[str, Any] | None = None) -> None:
-        if not self._pending:
-            return
         pending, self._pending, self._bytes = self._pending, [], 0
-        pending = self._checked(pending)
-        self._ensure_tables([b.spec for b in pending])
-        pending = self._fitted(pending)
+        if self.spool is not None and self.spool.waiting() and not self._replay():
+            if pending:  # still unreachable: newer batches wait behind the older ones
+                self._cache(self._checked(pending))
+            return
+        if pending:
+            self._deliver(pending)
+
+    # -- unreachable: retry with back-off, or cache on disk and replay (tdetl.quality) -------------
+
+    def _deliver(self, pending: list[TableBatch], replaying: bool = False) -> bool:
+        """Write one flush. While the target does not answer: reconnect and retry with back-off until
+        retry-for, then stop; or (cache) keep the batches on disk and return False."""
+        checked: list[TableBatch] | None = None
+        ready: list[TableBatch] | None = None
+        delay, deadline = 0.5, time.monotonic() + self.rejects.strategies.setting("retry-for")
+        while True:
+            try:
+                self._connected()
+                checked = self._checked(pending) if checked is None else checked
+                self._ensure_tables([b.spec for b in checked])
+                ready = self._fitted(checked) if ready is None else ready
+                self._write(ready)
+                return True
+            except (TaosError, Unreachable) as e:
+                if isinstance(e, TaosError) and not e.unreachable:
+                    raise
+                self._disconnect()
+                if self.spool is not None:
+                    if not replaying:
+                        self._cache(ready if ready is not None else checked if checked is not None else pending)
+                    return False
+                if time.monotonic() + delay > deadline:
+                    retried = self.rejects.strategies.setting("retry-for")
+                    raise Unreachable(f"{e} (retried for {retried:g} s; --on unreachable=cache keeps"
+                                      " batches on disk instead)") from None
+                log.info("%s does not answer; retrying in %.1f s", self.dsn.masked(), delay)
+                self.rejects.handle("unreachable", "retry", [], [], count=1)
+                time.sleep(delay)
+                delay = min(delay * 2, 8.0)
+
+    def _cache(self, batches: list[TableBatch]) -> None:
+        assert self.spool is not None
+        self.spool.put(batches)
+        rows = sum(b.num_rows for b in batches)
+        self.rejects.handle("unreachable", "cache", [], [], count=rows)
+        log.warning("%s does not answer: %d rows cached in %s", self.dsn.masked(), rows, self.spool.dir)
+
+    def _replay(self) -> bool:
+        """What waits in the cache, oldest first; False while the target still does not answer."""
+        assert self.spool is not None
+        for flush_dir in self.spool:
+            batches = self.spool.read(flush_dir)
+            if not self._deliver(batches, replaying=True):
+                return False
+            rows = sum(b.num_rows for b in batches)
+            self.spool.done(flush_dir, rows)
+            self.rejects.handle("unreachable", "replayed", [], [], count=rows)
+            log.info("replayed %d cached rows into %s", rows, self.dsn.masked())
+        return True
+
+    def _connected(self) -> None:
+        """After a connection was dropped for the target not answering, a new one."""
+        if self.conn is None:
+            self.conn = open_connection(self.dsn)
+            self.conn.execute(f"USE {ddl.ident(self.db)}")
+            self.writers = [_Writer(self.conn)]
+
+    def _write(self, pending: list[TableBatch]) -> None:
         assert self.conn is not None
         as_sql = [b for b in pending if b.spec.name not in self.failed and self._needs_sql(b.spec)]
         raw = [b for b in pending if b.spec.name not in self.failed and not self._needs_sql(b.spec)]
@@ -309,13 +380,22 @@ class TaosSink(Sink):
                 for stmt in ddl.alter_widths(name, old, st):
                     self._sql(stmt)
             self.stables[name] = st
-        clauses, new_children = [], []
+        clauses, new_children, added = [], [], []
+        try:
+            self._ensure_children(specs, create, clauses, new_children, added)
+        except BaseException:  # not made after all: a retry makes them
+            self.tables.difference_update(added)
+            raise
+
+    def _ensure_children(self, specs: list[TableSpec], create: bool, clauses: list[str],
+                         new_children: list[TableSpec], added: list[str]) -> None:
         for s in specs:
             if s.name in self.tables:
                 continue
             if not create and s.name not in self.present:
                 self._missing(s.name, "table")
             self.tables.add(s.name)
+            added.append(s.name)
             if s.stable is None:
                 if s.name in self.existing[1]:
                     assert self.conn is not None
@@ -360,7 +440,7 @@ class TaosSink(Sink):
         except (TaosError, DataError) as e:
             reason = e.brief if isinstance(e, TaosError) else str(e)
             if isinstance(e, TaosError) and e.unreachable:  # every table would fail alike: stop
-                raise SinkError(f"{self.dsn.masked()}: table {table!r}: {reason}{TaosError.RERUN_HINT}") from None
+                raise Unreachable(f"{self.dsn.masked()}: table {table!r}: {reason}{TaosError.RERUN_HINT}") from None
             if self.failes_to is None:
                 raise SinkError(f"{self.dsn.masked()}: table {table!r}: {reason}") from None
             with self._lock:
@@ -424,6 +504,9 @@ class TaosSink(Sink):
             self.flush()
         finally:
             self._disconnect()
+        if self.spool is not None and self.spool.waiting():
+            log.warning("%s still does not answer: %d bytes wait in the write cache %s; the next run replays them",
+                        self.dsn.masked(), self.spool.size(), self.spool.dir)
         if self.failed:
             log.warning("%d tables failed; see %s", len(self.failed), self.failes_to)
 
