@@ -317,7 +317,7 @@ def truncate_chars(s: Any, max_bytes: int | None, max_chars: int | None = None) 
     if max_bytes is None:
         return s.str.slice(0, max_chars)
     s = s.str.slice(0, max_bytes)
-    for _ in range(8):  # each round removes at least a quarter of the excess (a character is <= 4 bytes)
+    while True:  # each round removes a quarter of the excess or more (a character is <= 4 bytes)
         excess = s.str.len_bytes().cast(pl.Int64) - max_bytes
         if not (excess > 0).any():
             break

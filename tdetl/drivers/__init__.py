@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 
 SOURCES: dict[str, str] = {
     "csv": "tdetl.drivers.csv.source:CsvSource",
+    "parquet": "tdetl.drivers.parquet.source:ParquetSource",
+    "orc": "tdetl.drivers.orc.source:OrcSource",
     "local": "tdetl.drivers.local.source:LocalSource",
     "taos": "tdetl.drivers.taos.source:TaosSource",
     "tmq": "tdetl.drivers.tmq.source:TmqSource",
@@ -32,6 +34,8 @@ SINKS: dict[str, str] = {
     "parquet": "tdetl.drivers.parquet.sink:ParquetSink",
     "duckdb": "tdetl.drivers.duckdb.sink:DuckDBSink",
     "taos": "tdetl.drivers.taos.sink:TaosSink",
+    "mqtt": "tdetl.drivers.mqtt.sink:MqttSink",
+    "kafka": "tdetl.drivers.kafka.sink:KafkaSink",
 }
 
 

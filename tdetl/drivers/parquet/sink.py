@@ -1,18 +1,29 @@
 """``parquet:<dir>`` as a target: one Parquet file per super table (or normal table) with
-``tbname`` and tag columns in front. Param ``compression`` (zstd, snappy, lz4, gzip, none)."""
+``tbname`` and tag columns in front, and the table's TDengine layout in the schema metadata (so
+``parquet:`` reads it back equal). Param ``compression`` (zstd, snappy, lz4, gzip, none)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pyarrow.parquet as pq
 
 from ...dsn import Dsn
 from ...errors import SinkError
-from ...model import Catalog, TableBatch, wide
+from ...model import Catalog, TableBatch, TableSpec, wide
 from ...options import Options
 from ...params import Param, Spec
+from ..common.columnar import META
 from ..common.files import FileExport, safe_name
+
+
+def _layout(spec: TableSpec) -> bytes:
+    """What the parquet: source needs to read the file back as it was: which columns are tags, and
+    the declared TDengine types (Arrow alone says neither NCHAR nor widths)."""
+    return json.dumps({"stable": spec.stable, "precision": spec.precision,
+                       "columns": [c.to_json() for c in spec.columns],
+                       "tags": [t.to_json() for t in spec.tags]}).encode()
 
 
 class ParquetSink(FileExport):
@@ -36,7 +47,8 @@ class ParquetSink(FileExport):
         w = self._writers.get(key)
         if w is None:
             tmp = self.temp_for(self.root / f"{safe_name(batch.spec.group)}.parquet")
-            w = pq.ParquetWriter(tmp, rb.schema, compression=self.compression)
+            w = pq.ParquetWriter(tmp, rb.schema.with_metadata({META: _layout(batch.spec)}),
+                                 compression=self.compression)
             self._writers[key] = w
         elif not rb.schema.equals(w.schema):
             raise SinkError(f"{self.dsn.masked()}: table {batch.spec.name!r} does not match the"

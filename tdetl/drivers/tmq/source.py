@@ -113,6 +113,7 @@ class TmqSource(Source):
         self._earlier_read = False
         self._earlier_lock = threading.Lock()
         self._waiting_logged = False
+        self._handed_over = True  # False after an idle check found vgroups still held by an earlier consumer
         self._finished = False  # the run ended with everything acknowledged
 
     # -- setup ----------------------------------------------------------------------------------
@@ -168,7 +169,13 @@ class TmqSource(Source):
             log.warning("%s: group %s: waiting for the server to hand over vgroups still held by an earlier"
                         " consumer (one stopped without closing keeps them until its session times out)",
                         self.where, self.group)
-        return not stale
+        if stale:
+            self._handed_over = False
+            return False
+        if not self._handed_over:  # vgroups just came over: their first messages may take an idle period
+            self._handed_over = True
+            return False
+        return True
 
     def open_consumer(self, partition: str) -> Consumer:
         with self._earlier_lock:  # the group's consumers before this run's first joins
