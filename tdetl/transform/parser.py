@@ -171,6 +171,8 @@ def _name_expr(template: str, fill: str | None = None) -> pl.Expr:
     if not fields:
         return pl.lit(template)
     cols = [pl.col(f) if fill is None else pl.col(f).cast(pl.String).fill_null(fill) for f in fields]
+    if _TEMPLATE.fullmatch(template):  # the name is one field: no formatting per row
+        return cols[0].cast(pl.String)
     return pl.format(_TEMPLATE.sub("{}", template.replace("{}", "")), *cols)
 
 
@@ -225,8 +227,9 @@ class TableBuilder:
                 reasons, records = _bad_rows(df, missing, locate, why)
                 rejects.handle("name-var-null", choice, reasons, records)
                 df = df.filter(~missing)
-        illegal = df["__tbname"].str.contains(ILLEGAL_NAME)
-        if illegal.any():
+        names = df["__tbname"].unique()  # checked per distinct name: a batch holds few tables
+        if names.str.contains(ILLEGAL_NAME).any():
+            illegal = df["__tbname"].str.contains(ILLEGAL_NAME)
             choice = rejects.choice("name-illegal")
             if choice == "replace":
                 df = df.with_columns(pl.col("__tbname").str.replace_all(ILLEGAL_NAME, rejects.arg("name-illegal"),
@@ -238,8 +241,9 @@ class TableBuilder:
                 reasons = [f"{r}: {n!r}" for r, n in zip(reasons, df.filter(illegal)["__tbname"])]
                 rejects.handle("name-illegal", choice, reasons, records)
                 df = df.filter(~illegal)
-        long = df["__tbname"].str.len_bytes() > NAME_MAX
-        if long.any():
+        longest = df["__tbname"].unique().str.len_bytes().max() if df.height else 0
+        if (longest or 0) > NAME_MAX:  # type: ignore[operator]
+            long = df["__tbname"].str.len_bytes() > NAME_MAX
             choice = rejects.choice("name-too-long")
             if choice != "truncate":
                 reasons, records = _bad_rows(df.with_columns(pl.col("__tbname").alias("table")), long, locate,
@@ -271,7 +275,7 @@ class TableBuilder:
             widen = rejects.choice("value-too-long") == "widen"
             cols = [Column(c, _width(types[c], named[c], widen)) for c in m.columns]
             tags = [Column(t, _width(types[t], named[t], widen)) for t in m.tags]
-            for (name,), group in named.partition_by("__tbname", as_dict=True, maintain_order=True).items():
+            for name, group in _by_table(named):
                 values = ()
                 if tags:
                     first = group.select([pl.col(t.name).cast(pl.Int64) if t.type.name == "TIMESTAMP"
@@ -285,6 +289,20 @@ class TableBuilder:
             last = out[-1]
             out[-1] = TableBatch(last.spec, last.data, partition, position)
         return out
+
+
+def _by_table(df: pl.DataFrame) -> list[tuple[Any, pl.DataFrame]]:
+    """Rows per child table, in order of appearance. Rows of one table usually come together (a
+    file or export written table by table): then the runs are zero-copy slices, else a hash split."""
+    runs = df["__tbname"].rle()
+    values, lengths = runs.struct.field("value"), runs.struct.field("len")
+    if values.n_unique() == len(values):
+        out, start = [], 0
+        for name, n in zip(values.to_list(), lengths.to_list()):
+            out.append((name, df.slice(start, n)))
+            start += n
+        return out
+    return [(k[0], g) for k, g in df.partition_by("__tbname", as_dict=True, maintain_order=True).items()]
 
 
 def _bad_rows(df: pl.DataFrame, mask: pl.Series, locate: Locate, why: str) -> tuple[list[str], list[dict[str, Any]]]:
