@@ -210,3 +210,16 @@ def test_tmq_subscription_published_and_committed_only_once(mosquitto: Mosquitto
     sub.close()
     assert s2.rows_written == 1 and len(again) == TABLES * 100 + 1
     assert json.loads(again[-1][1])["voltage"] == 77
+
+
+def test_mqtt_one_batch_larger_than_the_message_ids(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    """70,000 rows of one table arrive as one batch: more messages than 16-bit MQTT message ids, so
+    the sink waits for acknowledgements on the way instead of reusing an id still in flight."""
+    src, _ = _csv(tmp_path, 70_000, 1)
+    root = f"big{uuid.uuid4().hex[:6]}"
+    sub = Subscriber(mosquitto.port, f"{root}/#")
+    s = tdetl.run(src, f"mqtt://127.0.0.1:{mosquitto.port}?topic={root}/{{tbname}}", parser=json.dumps(PARSER))
+    got = sub.wait(70_000, timeout=120)
+    sub.close()
+    assert s.rows_written == 70_000
+    assert len({json.loads(p)["ts"] for _, p in got}) == 70_000

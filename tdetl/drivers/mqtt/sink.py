@@ -24,6 +24,8 @@ from ..common.publish import PUBLISH, Renderer
 
 log = logging.getLogger("tdetl.mqtt")
 _VERSIONS = {"3.1": 3, "3.1.1": 4, "5.0": 5, "5": 5}
+_OWED_MAX = 30_000  # unacknowledged messages at most: MQTT message ids are 16 bits, paho refuses one in use
+MQTT_ERR_QUEUE_SIZE = 15  # paho.mqtt.client.MQTT_ERR_QUEUE_SIZE (paho is imported only when a run starts)
 
 
 class MqttSink(Sink):
@@ -90,16 +92,23 @@ class MqttSink(Sink):
         """Queued with paho even while disconnected (QoS 1/2 are sent once it reconnects)."""
         retain = self.config["retain"]
         for m in self.render.messages(batch):
+            if len(self._sent) >= _OWED_MAX:
+                self._wait_acks()
             info = self._client.publish(m.topic, m.payload, qos=self.qos, retain=retain)
+            if info.rc == MQTT_ERR_QUEUE_SIZE:
+                raise SinkError(f"{self.where}: paho refused to queue a message (message id {info.mid} in use)")
             with self._lock:
                 self._sent.add(info.mid)
             self.published += 1
 
     def wants_flush(self) -> bool:
-        return len(self._sent) >= 50_000
+        return len(self._sent) >= _OWED_MAX
 
     def flush(self, checkpoint: dict[str, Any] | None = None) -> None:
         """Back only when every message of the flush is acknowledged (QoS 0: handed to the socket)."""
+        self._wait_acks()
+
+    def _wait_acks(self) -> None:
         deadline = time.monotonic() + self.config["ack_timeout"]
         while True:
             with self._lock:
