@@ -17,6 +17,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from .durable import sync_path
 from .errors import SinkError
 from .model import Column, TableBatch, TableSpec
 from .types import scalar_from_json, scalar_to_json
@@ -76,10 +77,10 @@ class Spool:
             path = tmp / f"{i:08d}.arrow"
             with pa.OSFile(str(path), "wb") as f, pa.ipc.new_file(f, schema, options=opts) as w:
                 w.write_batch(b.data.replace_schema_metadata(schema.metadata))
-            _fsync(path)
-        _fsync(tmp)
+            sync_path(path)
+        sync_path(tmp)
         tmp.rename(self.dir / f"{seq:012d}")
-        _fsync(self.dir)
+        sync_path(self.dir)
         self.spooled += sum(b.num_rows for b in batches)
 
     def read(self, flush_dir: Path) -> list[TableBatch]:
@@ -101,11 +102,3 @@ class Spool:
 
     def __iter__(self) -> Iterator[Path]:
         return iter(self.waiting())
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -10,7 +10,6 @@ column must be its timestamp. Columns keep the types the file gives them (no tex
 
 from __future__ import annotations
 
-import glob as globlib
 import json
 from abc import abstractmethod
 from collections.abc import Iterator
@@ -29,6 +28,7 @@ from ...source import Source
 from ...transform.casts import ROW, Field, FrameCaster
 from ...transform.parser import Model, TableBuilder
 from ...types import TDType, type_from_arrow
+from .files import expand_files
 
 META = b"tdetl.table"  # the export layout: {"stable", "columns", "tags", "precision"}
 TBNAME = "tbname"
@@ -48,24 +48,10 @@ class ColumnarSource(Source):
             raise ConfigError(f"--parser: {self.kind} takes the parse/model form (the payload.json and field.json"
                               " forms are for messages)")
         self.database = self.config["database"]
-        self.files = self._expand(dsn.path)
+        self.files = expand_files(dsn.path, lambda p: p.suffix.lower() in self.suffixes, self.kind, dsn.masked())
         self._readers: dict[str, tuple[FrameCaster, TableBuilder]] = {}
 
     # -- files --------------------------------------------------------------------------------------
-
-    def _expand(self, path: Path) -> list[Path]:
-        text = str(path)
-        if any(ch in text for ch in "*?["):
-            found = sorted(Path(p) for p in globlib.glob(text, recursive=True) if Path(p).is_file())
-        elif path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in self.suffixes)
-        elif path.is_file():
-            found = [path]
-        else:
-            raise DsnError(f"{self.dsn.masked()}: no such file or directory: {path}")
-        if not found:
-            raise DsnError(f"{self.dsn.masked()}: no {self.kind} files match {path}")
-        return found
 
     @abstractmethod
     def _schema(self, path: Path) -> pa.Schema:

@@ -4,12 +4,31 @@ half-written export behind."""
 
 from __future__ import annotations
 
+import glob as globlib
 import hashlib
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 
+from ...errors import DsnError
 from ...sink import Sink
+
+
+def expand_files(path: Path, wanted: Callable[[Path], bool], what: str, where: str) -> list[Path]:
+    """A source's files: a glob's matches, a directory's files that ``wanted`` accepts, or the file."""
+    text = str(path)
+    if any(ch in text for ch in "*?["):
+        found = sorted(Path(p) for p in globlib.glob(text, recursive=True) if Path(p).is_file())
+    elif path.is_dir():
+        found = sorted(p for p in path.iterdir() if p.is_file() and wanted(p))
+    elif path.is_file():
+        found = [path]
+    else:
+        raise DsnError(f"{where}: no such file or directory: {path}")
+    if not found:
+        raise DsnError(f"{where}: no {what} files match {path}")
+    return found
 
 
 def safe_name(name: str) -> str:

@@ -10,15 +10,19 @@ precision) or ``epoch`` (an integer in the table's precision) for JSON.
 from __future__ import annotations
 
 import re
+from abc import abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import polars as pl
 import pyarrow as pa
 
-from ...errors import ConfigError
+from ...dsn import Dsn
+from ...errors import ConfigError, DsnError
 from ...model import TableBatch, wide
+from ...options import Options
 from ...params import Param
+from ...sink import Sink
 
 _FIELD = re.compile(r"\{([^{}]+)\}")
 _RFC3339 = {"ms": "%Y-%m-%dT%H:%M:%S%.3fZ", "us": "%Y-%m-%dT%H:%M:%S%.6fZ", "ns": "%Y-%m-%dT%H:%M:%S%.9fZ"}
@@ -105,3 +109,36 @@ class Renderer:
                 conv.append(pl.col(name).bin.encode("hex"))
         text = frame.with_columns(conv).write_ndjson() if conv else frame.write_ndjson()
         return text.encode().splitlines()
+
+
+class Publisher(Sink):
+    """What the MQTT and Kafka targets share: the broker named, rendering, and the end of a run
+    (close flushes, which waits for every acknowledgement, then disconnects; abort forgets)."""
+
+    def __init__(self, dsn: Dsn, options: Options) -> None:
+        super().__init__(dsn, options)
+        cfg = self.config
+        self.where = dsn.masked()
+        if not dsn.host:
+            raise DsnError(f"{self.where}: name the broker: {dsn.driver}://host:port?topic=...")
+        key = cfg["key"] if "key" in self.spec else None  # Kafka message keys
+        self.render = Renderer(cfg["topic"], key, cfg["format"], cfg["ts_format"], self.where)
+        self.published = 0
+
+    @abstractmethod
+    def _disconnect(self) -> None:
+        """Close the client (also after a failure)."""
+
+    @abstractmethod
+    def _forget(self) -> None:
+        """Drop what is owed for messages that will not be waited for."""
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            self._disconnect()
+
+    def abort(self) -> None:
+        self._forget()
+        self._disconnect()

@@ -8,7 +8,6 @@ rows of the file already delivered.
 
 from __future__ import annotations
 
-import glob as globlib
 import gzip
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +24,7 @@ from ...source import Source
 from ...transform.casts import ROW, FrameCaster, infer_fields
 from ...transform.parser import TableBuilder, single_table_model
 from ...types import TDType
+from ..common.files import expand_files
 
 _NUMBER_LIKE = r"^\s*[-+]?(\d+\.?\d*([eE][-+]?\d+)?|\.\d+|\d{4}-\d\d-\d\d.*|true|false)\s*$"
 
@@ -52,7 +52,7 @@ class CsvSource(Source):
         self.skip = cfg["skip"]
         self.comment = cfg["comment"] or None
         self.database = cfg["database"]
-        self.files = self._expand(dsn.path)
+        self.files = expand_files(dsn.path, lambda p: ".csv" in p.name.lower(), "CSV", dsn.masked())
         parser = options.parser
         if parser is not None and parser.form != "fields":
             raise ConfigError("--parser: the payload.json form is for MQTT messages; CSV needs"
@@ -66,20 +66,6 @@ class CsvSource(Source):
         self._builder: TableBuilder | None = None
         self._caster: FrameCaster | None = None
         self._headers: dict[Path, bool] = {}
-
-    def _expand(self, path: Path) -> list[Path]:
-        text = str(path)
-        if any(ch in text for ch in "*?["):
-            found = sorted(Path(p) for p in globlib.glob(text, recursive=True) if Path(p).is_file())
-        elif path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.is_file() and ".csv" in p.name.lower())
-        elif path.is_file():
-            found = [path]
-        else:
-            raise DsnError(f"{self.dsn.masked()}: no such file or directory: {path}")
-        if not found:
-            raise DsnError(f"{self.dsn.masked()}: no CSV files match {path}")
-        return found
 
     # -- header and schema ------------------------------------------------------------------------
 

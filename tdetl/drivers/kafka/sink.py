@@ -9,17 +9,16 @@ import logging
 from typing import Any
 
 from ...dsn import Dsn
-from ...errors import DsnError, SinkError
+from ...errors import SinkError
 from ...model import Catalog, TableBatch
 from ...options import Options
 from ...params import Param, Spec
-from ...sink import Sink
-from ..common.publish import PUBLISH, Renderer
+from ..common.publish import PUBLISH, Publisher
 
 log = logging.getLogger("tdetl.kafka")
 
 
-class KafkaSink(Sink):
+class KafkaSink(Publisher):
     spec = Spec(
         *PUBLISH,
         Param("key", "text", None, "message key template, e.g. {tbname} (default: no key)"),
@@ -33,14 +32,8 @@ class KafkaSink(Sink):
 
     def __init__(self, dsn: Dsn, options: Options) -> None:
         super().__init__(dsn, options)
-        cfg = self.config
-        self.where = dsn.masked()
-        if not dsn.host:
-            raise DsnError(f"{self.where}: name the broker: kafka://host:9092?topic=...")
-        self.render = Renderer(cfg["topic"], cfg["key"], cfg["format"], cfg["ts_format"], self.where)
         self._producer: Any = None
         self._futures: list[Any] = []
-        self.published = 0
 
     def prepare(self, catalog: Catalog) -> None:
         from kafka import KafkaProducer
@@ -79,15 +72,8 @@ class KafkaSink(Sink):
             raise SinkError(f"{self.where}: the broker did not take {count} messages ({why}); what came after the"
                             " last acknowledged flush is not committed at the source")
 
-    def close(self) -> None:
-        try:
-            self.flush()
-        finally:
-            self._disconnect()
-
-    def abort(self) -> None:
+    def _forget(self) -> None:
         self._futures.clear()
-        self._disconnect()
 
     def _disconnect(self) -> None:
         if self._producer is not None:

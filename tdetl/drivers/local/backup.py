@@ -45,14 +45,6 @@ def write_atomic(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
-def sync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def ipc_options(codec: str, level: int | None) -> pa.ipc.IpcWriteOptions:
     if codec == "none":
         return pa.ipc.IpcWriteOptions()

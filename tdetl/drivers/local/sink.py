@@ -21,6 +21,7 @@ from typing import Any
 import pyarrow as pa
 
 from ...dsn import Dsn
+from ...durable import sync_path
 from ...errors import BackupError
 from ...model import Catalog, TableBatch, fit
 from ...options import Options
@@ -205,7 +206,7 @@ class LocalSink(Sink):
         if not new_files and checkpoint is None:
             return
         for d in {(self.root / f["path"]).parent for f in new_files}:
-            fmt.sync_dir(d)
+            sync_path(d)
         line = {
             "files": new_files,
             "stables": [self.catalog.stables[k].to_json() for k in sorted(self._dirty_stables, key=str)],
@@ -232,7 +233,7 @@ class LocalSink(Sink):
                                     self.catalog, self.files, [*self.runs, run])
         fmt.write_atomic(self.root / fmt.MANIFEST,
                          json.dumps(manifest, indent=1, ensure_ascii=False).encode())
-        fmt.sync_dir(self.root)
+        sync_path(self.root)
         self.journal.unlink(missing_ok=True)
 
     def abort(self) -> None:

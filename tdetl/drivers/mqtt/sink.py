@@ -15,12 +15,11 @@ import time
 from typing import Any
 
 from ...dsn import Dsn
-from ...errors import DsnError, SinkError
+from ...errors import SinkError
 from ...model import Catalog, TableBatch
 from ...options import Options
 from ...params import Param, Spec
-from ...sink import Sink
-from ..common.publish import PUBLISH, Renderer
+from ..common.publish import PUBLISH, Publisher
 
 log = logging.getLogger("tdetl.mqtt")
 _VERSIONS = {"3.1": 3, "3.1.1": 4, "5.0": 5, "5": 5}
@@ -28,7 +27,7 @@ _OWED_MAX = 30_000  # unacknowledged messages at most: MQTT message ids are 16 b
 MQTT_ERR_QUEUE_SIZE = 15  # paho.mqtt.client.MQTT_ERR_QUEUE_SIZE (paho is imported only when a run starts)
 
 
-class MqttSink(Sink):
+class MqttSink(Publisher):
     spec = Spec(
         *PUBLISH,
         Param("qos", "choice", "1", "QoS of published messages", choices=("0", "1", "2")),
@@ -42,18 +41,12 @@ class MqttSink(Sink):
 
     def __init__(self, dsn: Dsn, options: Options) -> None:
         super().__init__(dsn, options)
-        cfg = self.config
-        self.where = dsn.masked()
-        if not dsn.host:
-            raise DsnError(f"{self.where}: name the broker: mqtt://host:1883?topic=...")
-        self.render = Renderer(cfg["topic"], None, cfg["format"], cfg["ts_format"], self.where)
-        self.qos = int(cfg["qos"])
+        self.qos = int(self.config["qos"])
         self._client: Any = None
         self._sent: set[int] = set()  # message ids of this flush
         self._acked: set[int] = set()  # of those, the ones the broker acknowledged (paho's thread adds)
         self._lock = threading.Lock()
         self._connected = threading.Event()
-        self.published = 0
 
     def prepare(self, catalog: Catalog) -> None:
         import paho.mqtt.client as mqtt
@@ -123,16 +116,9 @@ class MqttSink(Sink):
                                 " acknowledged flush is not committed at the source")
             time.sleep(0.01)
 
-    def close(self) -> None:
-        try:
-            self.flush()
-        finally:
-            self._disconnect()
-
-    def abort(self) -> None:
+    def _forget(self) -> None:
         self._sent.clear()
         self._acked.clear()
-        self._disconnect()
 
     def _disconnect(self) -> None:
         if self._client is not None:
