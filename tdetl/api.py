@@ -49,12 +49,15 @@ def make_options(parser: str | ParserConfig | None = None, transforms: Sequence[
 
 def run(source: str | Dsn, target: str | Dsn, *, parser: str | ParserConfig | None = None,
         transforms: Sequence[str] = (), jobs: int | None = None, on_error: str | ErrorPolicy = "error",
-        progress: bool | None = False, batch_rows: int | None = None, on: OnArg = None) -> Summary:
+        progress: bool | None = False, batch_rows: int | None = None, on: OnArg = None,
+        state: str | None = None) -> Summary:
     """Move everything ``source`` holds to ``target`` (DSNs as in ``tdetl run -f ... -t ...``).
     ``parser`` is the --parser JSON text or ``@file``; ``on_error`` is error, drop or
     archive:<file>; ``on`` maps situations to choices (``{"ts-null": "drop"}``, as ``--on``).
+    ``state`` is ``--state``: a file keeping the checkpoint, so a rerun resumes an interrupted run.
     Returns the run's :class:`Summary`; raises :class:`TdetlError` on failure."""
     opts = make_options(parser, transforms, jobs, on_error, progress, batch_rows, on)
+    opts.state = state
     opts.target = as_dsn(target).without_password()
     src = open_source(as_dsn(source), opts)
     try:

@@ -32,6 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--on", action="append", default=[], metavar="SITUATION=CHOICE",
                    help="what to do in a situation, e.g. ts-null=drop, name-too-long=truncate (repeatable;"
                         " `tdetl situations` lists them)")
+    r.add_argument("--state", metavar="FILE", help="keep the checkpoint in FILE after every flush; a rerun with the"
+                   " same FILE resumes an interrupted run (removed when the run finishes)")
     r.add_argument("--batch-rows", type=int, default=None, help="rows per batch (default 1048576)")
     for q in (r,):
         q.add_argument("-v", "--verbose", action="count", default=0, help="-v info, -vv debug, -vvv trace")
@@ -87,6 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         opts = make_options(args.parser, args.transform, args.jobs, args.on_error,
                             progress=None if args.quiet == 0 else False, batch_rows=args.batch_rows, on=args.on)
         opts.target = as_dsn(args.target).without_password()
+        opts.state = args.state
         src = open_source(as_dsn(args.source), opts)
         sink = open_sink(as_dsn(args.target), opts)
         summary = run_pipeline(src, sink, opts)

@@ -26,3 +26,4 @@ class Options:
     on_error: ErrorPolicy = field(default_factory=ErrorPolicy)
     on: Strategies = field(default_factory=Strategies)  # --on <situation>=<choice>
     progress: bool | None = None  # None: on when stderr is a terminal
+    state: str | None = None  # --state <file>: the checkpoint kept after every flush (tdetl/state.py)

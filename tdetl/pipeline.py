@@ -15,13 +15,16 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from .errors import ConfigError
 from .model import TableBatch
 from .options import Options, Transform
 from .progress import Progress, Summary
 from .sink import Sink
 from .source import DONE, Source
+from .state import StateFile
 
 log = logging.getLogger("tdetl")
 
@@ -65,6 +68,9 @@ def run(source: Source, sink: Sink, options: Options) -> Summary:
     sink.rejects = source.rejects  # one ledger per run: the sink's situations count with the source's
     catalog = source.catalog()
     state = sink.resume_state(source.dsn, source.appends) or {}
+    saved = _state_file(source, sink, options)
+    if saved is not None and not state:  # a target that keeps its own (a backup's journal) wins
+        state = saved.load()
     sink.prepare(catalog)
     todo = []
     for p in source.partitions():
@@ -80,6 +86,13 @@ def run(source: Source, sink: Sink, options: Options) -> Summary:
     stop = threading.Event()
     lock = threading.Lock()
     pending = list(todo)
+
+    def durable(at: dict[str, Any]) -> None:
+        """Flush; then what was flushed is acknowledged to the source and kept in --state."""
+        sink.flush(at)
+        if saved is not None:
+            saved.save(at)
+        source.acknowledge(at)
 
     def put(item: Any) -> bool:
         while not stop.is_set():
@@ -124,8 +137,7 @@ def run(source: Source, sink: Sink, options: Options) -> Summary:
             except queue.Empty:
                 if dirty and (source.wants_flush() or time.monotonic() - last_write >= IDLE_FLUSH):
                     # readers are idle (e.g. realtime between polls): make what came durable
-                    sink.flush(dict(checkpoint))
-                    source.acknowledge(dict(checkpoint))
+                    durable(dict(checkpoint))
                     dirty = False
                 alive = sum(w.is_alive() for w in workers)
                 if alive == 0 and q.empty():
@@ -147,8 +159,7 @@ def run(source: Source, sink: Sink, options: Options) -> Summary:
                 checkpoint[item.partition] = item.position
             if sink.wants_flush() or (q.empty() and source.wants_flush()):
                 log.debug("flush after %d rows", summary.rows_written)
-                sink.flush(dict(checkpoint))
-                source.acknowledge(dict(checkpoint))
+                durable(dict(checkpoint))
                 dirty = False
             progress.update()
         if ended < len(todo):
@@ -156,6 +167,8 @@ def run(source: Source, sink: Sink, options: Options) -> Summary:
         sink.flush(dict(checkpoint))
         sink.close()
         source.acknowledge(dict(checkpoint))
+        if saved is not None:
+            saved.finish()
     except BaseException:
         stop.set()
         try:
@@ -197,6 +210,15 @@ def _run_direct(direct: Callable[[Summary, Progress], None], source: Source, sin
     progress.done()
     summary.elapsed = time.perf_counter() - summary.started
     return summary
+
+
+def _state_file(source: Source, sink: Sink, options: Options) -> StateFile | None:
+    if not options.state:
+        return None
+    if not sink.durable_flush:
+        raise ConfigError(f"--state {options.state}: the {sink.dsn.driver} target makes its data durable only at the"
+                          " end of a run, so there is no checkpoint to resume from")
+    return StateFile(Path(options.state).expanduser(), source.dsn.without_password(), sink.dsn.without_password())
 
 
 def _transformed(batch: TableBatch, transforms: list[Transform]) -> Iterable[TableBatch]:

@@ -40,6 +40,7 @@ def safe_name(name: str) -> str:
 
 
 class FileExport(Sink):
+    durable_flush = False  # files are renamed into place at close
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self._temps: dict[Path, Path] = {}

@@ -41,6 +41,7 @@ def _exec(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = N
 
 
 class DuckDBSink(Sink):
+    durable_flush = False  # one transaction, committed at close
     spec = Spec(Param("if_exists", "choice", "replace", "for tables the file already has",
                       choices=("replace", "append", "fail")),
                 Param("buffer_rows", "int", 1 << 20, "rows buffered before an INSERT", minimum=1))
