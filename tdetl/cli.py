@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from . import __version__
 from .api import inspect, make_options, verify
 from .drivers import as_dsn, describe_drivers, open_sink, open_source
-from .errors import TdetlError
+from .errors import ConfigError, TdetlError
 from .pipeline import run as run_pipeline
 from .quality import describe as describe_situations
 
@@ -54,6 +54,13 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("situations", help="list the data-quality situations --on takes, with their choices")
     s.add_argument("-v", "--verbose", action="count", default=0)
 
+    sv = sub.add_parser("serve", help="run tasks as a service with a REST API (needs the serve extra)")
+    sv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    sv.add_argument("--port", type=int, default=6050, help="port (default 6050)")
+    sv.add_argument("--data-dir", default="~/.local/share/tdetl", help="task definitions, state and logs")
+    sv.add_argument("--token", default=None, help="bearer token every call must carry (required off loopback)")
+    sv.add_argument("-v", "--verbose", action="count", default=0)
+
     i = sub.add_parser("inspect", help="show tables, schemas, row counts and time ranges of a source")
     i.add_argument("dsn")
     i.add_argument("-p", "--parser", help="parser config for sources that need one (csv)")
@@ -70,6 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "drivers":
             print(describe_drivers(args.name))
             return 0
+        if args.command == "serve":
+            return _serve(args)
         if args.command == "situations":
             print(describe_situations())
             return 0
@@ -110,6 +119,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         msg = " ".join(str(e).split()) or type(e).__name__
         print(f"tdetl: error: {type(e).__name__}: {msg}", file=sys.stderr)
         return 1
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import ipaddress
+    from pathlib import Path
+
+    try:
+        import uvicorn
+
+        from .serve.app import create_app
+    except ImportError as e:
+        raise ConfigError(f"tdetl serve needs the serve extra (pip install 'tdetl[serve]'):"
+                          f" {e.name} is missing") from None
+    try:
+        loopback = args.host == "localhost" or ipaddress.ip_address(args.host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback and not args.token:
+        raise ConfigError(f"--host {args.host}: binding beyond loopback needs --token")
+    app = create_app(Path(args.data_dir).expanduser(), args.token)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
 
 
 if __name__ == "__main__":

@@ -27,3 +27,4 @@ class Options:
     on: Strategies = field(default_factory=Strategies)  # --on <situation>=<choice>
     progress: bool | None = None  # None: on when stderr is a terminal
     state: str | None = None  # --state <file>: the checkpoint kept after every flush (tdetl/state.py)
+    status: str | None = None  # a file rewritten with the run's counters every second (for tdetl serve)

@@ -61,7 +61,7 @@ def split(batch: TableBatch, max_rows: int, max_bytes: int) -> Iterable[TableBat
 
 def run(source: Source, sink: Sink, options: Options) -> Summary:
     summary = Summary()
-    progress = Progress(summary, options.progress, counts=source.rejects.counts)
+    progress = Progress(summary, options.progress, counts=source.rejects.counts, status=options.status)
     direct = source.direct_to(sink)
     if direct is not None:
         return _run_direct(direct, source, sink, summary, progress)
@@ -191,6 +191,7 @@ def run(source: Source, sink: Sink, options: Options) -> Summary:
     summary.rows_written -= in_sink
     summary.rows_read += summary.rows_failed - in_sink + summary.rows_filtered  # sources hand on only rows they keep
     summary.elapsed = time.perf_counter() - summary.started
+    progress.write_status(force=True)
     return summary
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -52,14 +54,31 @@ class Progress:
     """Redraws one status line at most every ``interval`` seconds; silent unless enabled."""
 
     def __init__(self, summary: Summary, enabled: bool | None = None, stream: TextIO = sys.stderr,
-                 interval: float = 0.25, counts: Callable[[], dict[str, int]] | None = None) -> None:
+                 interval: float = 0.25, counts: Callable[[], dict[str, int]] | None = None,
+                 status: str | None = None) -> None:
         self.summary, self.stream, self.interval = summary, stream, interval
         self.counts = counts  # the run's outcomes per situation, read live
         self.enabled = stream.isatty() if enabled is None else enabled
-        self._last = 0.0
+        self.status = status  # a file rewritten with the counters every second (tdetl serve reads it)
+        self._last = self._last_status = 0.0
         self._drawn = False
 
+    def write_status(self, force: bool = False) -> None:
+        now = time.perf_counter()
+        if self.status is None or (not force and now - self._last_status < 1.0):
+            return
+        self._last_status = now
+        s = self.summary
+        doc = {"rows_read": s.rows_read, "rows_written": s.rows_written, "rows_failed": s.rows_failed,
+               "rows_filtered": s.rows_filtered, "bytes_written": s.bytes_written, "elapsed": now - s.started,
+               "outcomes": self.counts() if self.counts else {}, "time": time.time()}
+        tmp = f"{self.status}.tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(doc, fh)
+        os.replace(tmp, self.status)
+
     def update(self) -> None:
+        self.write_status()
         if not self.enabled:
             return
         now = time.perf_counter()
@@ -76,6 +95,7 @@ class Progress:
         self._drawn = True
 
     def done(self) -> None:
+        self.write_status(force=True)
         if self._drawn:
             self.stream.write("\r\x1b[K")
             self.stream.flush()

@@ -1,0 +1,1 @@
+"""``tdetl serve``: tasks kept alive as child processes, managed through a REST API (issue 17)."""

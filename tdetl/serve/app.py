@@ -1,0 +1,138 @@
+"""The REST API of ``tdetl serve`` (FastAPI): tasks, their logs and counters, the drivers' parameter
+specs, health and Prometheus metrics. DSNs are shown masked; with a token every call needs
+``Authorization: Bearer <token>``."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from .. import __version__
+from ..drivers import SINKS, SOURCES, driver_class
+from ..errors import TdetlError
+from .metrics import registry
+from .store import Store
+from .supervisor import Supervisor
+from .tasks import shown, validate
+
+
+def create_app(data_dir: Path, token: str | None = None) -> FastAPI:
+    store = Store(data_dir)
+    sup = Supervisor(store, data_dir)
+    metrics = registry(sup)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        sup.start()
+        yield
+        sup.close()
+
+    def auth(request: Request) -> None:
+        if token is None:
+            return
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            raise HTTPException(401, "missing or wrong bearer token")
+
+    app = FastAPI(title="tdetl serve", version=__version__, lifespan=lifespan, dependencies=[Depends(auth)])
+
+    @app.exception_handler(TdetlError)
+    async def bad_task(request: Request, e: TdetlError) -> JSONResponse:
+        return JSONResponse({"detail": str(e)}, status_code=422)
+
+    def view(t: dict[str, Any]) -> dict[str, Any]:
+        return {"id": t["id"], "name": t["name"], "state": t["state"], "wanted": t["wanted"],
+                "last_error": t["last_error"], "restarts": t["restarts"], "created": t["created"],
+                "updated": t["updated"], "definition": shown(t["definition"]), "counters": sup.status(t["id"])}
+
+    def found(tid: str) -> dict[str, Any]:
+        t = store.get(tid)
+        if t is None:
+            raise HTTPException(404, f"no task {tid!r}")
+        return t
+
+    @app.get("/health")
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "version": __version__, "tasks": len(store.all())}
+
+    @app.post("/api/tasks", status_code=201)
+    async def create(request: Request) -> dict[str, Any]:
+        try:
+            body = await request.json()
+        except ValueError:
+            raise HTTPException(422, "task: the body is not JSON") from None
+        start = bool(body.pop("start", True)) if isinstance(body, dict) else True
+        definition = validate(body)
+        tid = store.add(definition["name"], definition, "running" if start else "stopped")
+        return view(found(tid))
+
+    @app.get("/api/tasks")
+    def listing() -> list[dict[str, Any]]:
+        return [view(t) for t in store.all()]
+
+    @app.get("/api/tasks/{tid}")
+    def one(tid: str) -> dict[str, Any]:
+        return view(found(tid))
+
+    @app.patch("/api/tasks/{tid}")
+    async def change(tid: str, request: Request) -> dict[str, Any]:
+        t = found(tid)
+        if t["state"] in ("running", "restarting", "stopping"):
+            raise HTTPException(409, f"task {tid!r} is {t['state']}: stop it before changing it")
+        body = await request.json()
+        merged = {**t["definition"], **body} if isinstance(body, dict) else body
+        definition = validate(merged)
+        store.update(tid, definition=definition, name=definition["name"])
+        return view(found(tid))
+
+    @app.delete("/api/tasks/{tid}", status_code=204)
+    def remove(tid: str) -> None:
+        found(tid)
+        sup.want(tid, "stopped")
+        sup.forget(tid)
+        store.delete(tid)
+
+    @app.post("/api/tasks/{tid}/start")
+    def start(tid: str) -> dict[str, Any]:
+        found(tid)
+        sup.want(tid, "running")
+        return view(found(tid))
+
+    @app.post("/api/tasks/{tid}/stop")
+    def stop(tid: str) -> dict[str, Any]:
+        found(tid)
+        sup.want(tid, "stopped")
+        return view(found(tid))
+
+    @app.get("/api/tasks/{tid}/logs")
+    def logs(tid: str, tail: int = 100) -> dict[str, Any]:
+        found(tid)
+        return {"lines": sup.log_tail(tid, max(0, min(tail, 10_000)))}
+
+    @app.get("/api/drivers")
+    def drivers() -> list[dict[str, Any]]:
+        out = []
+        for name in sorted(set(SOURCES) | set(SINKS)):
+            for role in ("source", "target"):
+                cls = driver_class(name, role)
+                if cls is None:
+                    continue
+                out.append({"driver": name, "role": role, "protocols": [p or "" for p in cls.protocols],
+                            "params": [{"name": p.name, "kind": p.kind, "form": p.form, "default": p.default,
+                                        "help": p.help, "secret": p.secret, "choices": list(p.choices)}
+                                       for p in cls.spec]})
+        return out
+
+    @app.get("/metrics")
+    def prometheus() -> PlainTextResponse:
+        return PlainTextResponse(generate_latest(metrics).decode(), media_type=CONTENT_TYPE_LATEST)
+
+    return app

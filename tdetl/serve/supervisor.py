@@ -1,0 +1,165 @@
+"""Keeps tasks in the state their owners asked for: each running task is a child process of its own
+(a crash or a memory blow-up stays in it), restarted with back-off when it fails (``restart=
+on-failure``, up to ``max_restarts``), stopped with SIGTERM then SIGKILL. After the service itself
+restarts, tasks that were running start again and resume from their checkpoint files."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from .store import Store
+
+log = logging.getLogger("tdetl.serve")
+TICK = 0.25
+BACKOFF_MAX = 60.0
+
+
+@dataclass
+class Child:
+    proc: subprocess.Popen[bytes]
+    log: IO[bytes]
+    started: float = field(default_factory=time.time)
+
+
+class Supervisor:
+    def __init__(self, store: Store, data_dir: Path) -> None:
+        self.store, self.dir = store, data_dir
+        self.children: dict[str, Child] = {}
+        self.retry_at: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._loop, name="tdetl-supervisor", daemon=True)
+
+    def task_dir(self, tid: str) -> Path:
+        d = self.dir / "tasks" / tid
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    def start(self) -> None:
+        for t in self.store.all():  # the service restarted: what was running runs again
+            if t["wanted"] == "running" and t["state"] not in ("finished",):
+                self.store.update(t["id"], state="restarting")
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        with self._lock:
+            for tid in list(self.children):
+                self._terminate(tid)
+
+    # -- what the API asks ------------------------------------------------------------------------
+
+    def want(self, tid: str, wanted: str) -> None:
+        again = {"restarts": 0, "last_error": None, "state": "created"} if wanted == "running" else {}
+        self.store.update(tid, wanted=wanted, **again)
+        self.retry_at.pop(tid, None)
+
+    def forget(self, tid: str) -> None:
+        """A deleted task: its process goes now."""
+        with self._lock:
+            self._terminate(tid)
+            self.retry_at.pop(tid, None)
+
+    def status(self, tid: str) -> dict[str, Any]:
+        """The counters the task's process writes every second (this run)."""
+        path = self.task_dir(tid) / "status.json"
+        try:
+            return dict(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            return {}
+
+    def log_tail(self, tid: str, n: int) -> list[str]:
+        path = self.task_dir(tid) / "log.txt"
+        if not path.exists():
+            return []
+        with path.open("rb") as fh:
+            fh.seek(max(0, path.stat().st_size - 64 * 1024))
+            lines = fh.read().decode("utf-8", "replace").splitlines()
+        return lines[-n:] if n else []
+
+    # -- the loop ---------------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._tick()
+            except Exception:  # the supervisor must outlive any one task's trouble
+                log.exception("supervisor tick failed")
+            self._stop.wait(TICK)
+
+    def _tick(self) -> None:
+        with self._lock:
+            for t in self.store.all():
+                tid, child = t["id"], self.children.get(t["id"])
+                if child is not None and child.proc.poll() is not None:
+                    self._ended(t, child)  # what comes next is decided on the next tick, from the new row
+                    continue
+                if t["wanted"] == "running" and child is None and t["state"] not in ("finished", "failed"):
+                    if time.time() >= self.retry_at.get(tid, 0):
+                        self._spawn(t)
+                elif t["wanted"] == "stopped" and child is not None:
+                    self.store.update(tid, state="stopping")
+                    self._terminate(tid)
+                    self.store.update(tid, state="stopped")
+                elif t["wanted"] == "stopped" and t["state"] in ("running", "restarting", "created"):
+                    self.store.update(tid, state="stopped")
+
+    def _spawn(self, t: dict[str, Any]) -> None:
+        d = self.task_dir(t["id"])
+        logf = open(d / "log.txt", "ab")
+        (d / "status.json").unlink(missing_ok=True)
+        proc = subprocess.Popen([sys.executable, "-m", "tdetl.serve.worker"], stdin=subprocess.PIPE, stdout=logf,
+                                stderr=logf, env=dict(os.environ, PYTHONUNBUFFERED="1"), start_new_session=True)
+        assert proc.stdin is not None
+        proc.stdin.write(json.dumps({"definition": t["definition"], "state": str(d / "state.json"),
+                                     "status": str(d / "status.json")}).encode())
+        proc.stdin.close()
+        self.children[t["id"]] = Child(proc, logf)
+        self.store.update(t["id"], state="running")
+        log.info("task %s started (pid %d)", t["id"], proc.pid)
+
+    def _ended(self, t: dict[str, Any], child: Child) -> None:
+        tid = t["id"]
+        del self.children[tid]
+        child.log.close()
+        rc = child.proc.returncode
+        if t["wanted"] != "running":
+            self.store.update(tid, state="stopped")
+            return
+        if rc == 0:
+            self.store.update(tid, state="finished", wanted="finished")
+            return
+        error = next((ln for ln in reversed(self.log_tail(tid, 50)) if ln.startswith("tdetl: error:")),
+                     f"the task's process ended with status {rc}")
+        d = t["definition"]
+        if d.get("restart", "on-failure") == "on-failure" and t["restarts"] < d.get("max_restarts", 10):
+            delay = min(BACKOFF_MAX, 2.0 ** t["restarts"])
+            self.retry_at[tid] = time.time() + delay
+            self.store.update(tid, state="restarting", last_error=error, restarts=t["restarts"] + 1)
+            log.warning("task %s failed (%s); restarting in %.0f s", tid, error, delay)
+        else:
+            self.store.update(tid, state="failed", last_error=error)
+
+    def _terminate(self, tid: str) -> None:
+        child = self.children.pop(tid, None)
+        if child is None:
+            return
+        if child.proc.poll() is None:
+            child.proc.send_signal(signal.SIGTERM)
+            try:
+                child.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                child.proc.kill()
+                child.proc.wait(5)
+        child.log.close()

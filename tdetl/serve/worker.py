@@ -1,0 +1,51 @@
+"""One task's process: reads its definition from stdin (DSNs never on a command line, where ``ps``
+shows them), runs it with its checkpoint and status files, prints one line on failure and exits
+non-zero, as ``tdetl run`` does."""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import signal
+import sys
+
+from ..api import make_options
+from ..drivers import as_dsn, open_sink, open_source
+from ..errors import TdetlError
+from ..pipeline import run as run_pipeline
+
+
+def _die_with_parent() -> None:
+    """PR_SET_PDEATHSIG: a task does not outlive a service killed with -9 (it is started again)."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+def main() -> int:
+    _die_with_parent()
+    job = json.loads(sys.stdin.read())
+    d = job["definition"]
+    try:
+        opts = make_options(d.get("parser"), d.get("transforms") or (), d.get("jobs"), d.get("on_error", "error"),
+                            on=d.get("on") or None)
+        opts.status = job["status"]
+        opts.target = as_dsn(d["to"]).without_password()
+        src = open_source(as_dsn(d["from"]), opts)
+        sink = open_sink(as_dsn(d["to"]), opts)
+        if sink.durable_flush:  # a restarted task resumes from its checkpoint
+            opts.state = job["state"]
+        summary = run_pipeline(src, sink, opts)
+        print(f"tdetl: {src.dsn.masked()} -> {sink.dsn.masked()}: {summary.line()}", file=sys.stderr, flush=True)
+        return 0
+    except TdetlError as e:
+        print(f"tdetl: error: {e}", file=sys.stderr, flush=True)
+        return 1
+    except Exception as e:  # one line, as the CLI prints it
+        print(f"tdetl: error: {type(e).__name__}: {' '.join(str(e).split())}", file=sys.stderr, flush=True)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

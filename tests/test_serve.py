@@ -1,0 +1,195 @@
+"""``tdetl serve`` as a real process on loopback: tasks created, run, watched and stopped through the
+REST API; bad definitions refused with 422; counters in /metrics; a bearer token; a service killed
+with -9 mid-task and started again resumes the task with exact rows; a task whose target is down
+is restarted with back-off and recovers once the server is up."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from tdetl.samples import PARSER, meters
+
+from .services import Mosquitto, free_port, wait_port
+from .taos_helpers import SERVERS, Bundle, scalar
+
+httpx = pytest.importorskip("httpx")
+
+
+class Service:
+    def __init__(self, data: Path, token: str | None = None) -> None:
+        self.data, self.token, self.port = data, token, free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Service:
+        args = [sys.executable, "-m", "tdetl", "serve", "--port", str(self.port), "--data-dir", str(self.data)]
+        if self.token:
+            args += ["--token", self.token]
+        log = self.data.parent / f"serve-{self.port}.log"
+        self.proc = subprocess.Popen(args, stdout=open(log, "ab"), stderr=subprocess.STDOUT)
+        wait_port(self.port, self.proc, "tdetl serve", log, timeout=30)
+        return self
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(20)
+
+    def call(self, method: str, path: str, **kw: Any) -> Any:
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        return httpx.request(method, f"http://127.0.0.1:{self.port}{path}", headers=headers, timeout=30, **kw)
+
+    def wait_for(self, tid: str, cond: Callable[[dict[str, Any]], bool], timeout: float = 120) -> dict[str, Any]:
+        end = time.monotonic() + timeout
+        task: dict[str, Any] = {}
+        while time.monotonic() < end:
+            task = self.call("GET", f"/api/tasks/{tid}").json()
+            if cond(task):
+                return task
+            time.sleep(0.2)
+        raise AssertionError(f"task {tid} not there within {timeout}s: {task}")
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[Service]:
+    s = Service(tmp_path / "data").start()
+    yield s
+    s.stop()
+
+
+def test_csv_to_duckdb_task_runs_to_the_end(service: Service, tmp_path: Path) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    meters(3000, tables=3).write_csv(tmp_path / "m.csv")
+    out = tmp_path / "o.duckdb"
+    r = service.call("POST", "/api/tasks", json={"name": "meters", "from": f"csv:{tmp_path / 'm.csv'}",
+                                                   "to": f"duckdb:{out}", "parser": PARSER})
+    assert r.status_code == 201, r.text
+    tid = r.json()["id"]
+    task = service.wait_for(tid, lambda t: t["state"] in ("finished", "failed"))
+    assert task["state"] == "finished", task
+    assert task["counters"]["rows_written"] == 3000
+    with duckdb.connect(str(out)) as con:
+        assert con.sql("SELECT COUNT(*), COUNT(DISTINCT tbname) FROM meters").fetchall() == [(3000, 3)]
+    lines = service.call("GET", f"/api/tasks/{tid}/logs?tail=5").json()["lines"]
+    assert any("wrote 3,000 rows" in ln for ln in lines), lines
+    families = {f.name: f for f in text_string_to_metric_families(service.call("GET", "/metrics").text)}
+    written = [s.value for s in families["tdetl_task_rows_written"].samples if s.labels.get("task") == tid
+               and s.name.endswith("_total")]
+    assert written == [3000.0]
+    state = {s.labels["state"]: s.value for s in families["tdetl_task_state"].samples if s.labels["task"] == tid}
+    assert state["finished"] == 1.0 and state["running"] == 0.0
+    assert service.call("GET", "/health").json()["status"] == "ok"
+    drivers = {(d["driver"], d["role"]) for d in service.call("GET", "/api/drivers").json()}
+    assert ("mqtt", "target") in drivers and ("parquet", "source") in drivers
+
+
+def test_bad_definitions_are_422_with_one_line(service: Service, tmp_path: Path) -> None:
+    cases = [({"from": "nope://x", "to": "local:/tmp/x"}, "unknown source driver 'nope'"),
+             ({"from": "csv:/tmp/x.csv?header=maybe", "to": "local:/tmp/x"}, "header='maybe' is not valid"),
+             ({"from": "csv:/tmp/x.csv", "to": "local:/tmp/x", "parser": "{not json"}, "not valid JSON"),
+             ({"from": "csv:/tmp/x.csv", "to": "local:/tmp/x", "colour": "red"}, "unknown field 'colour'"),
+             ({"from": "csv:/tmp/x.csv", "to": "local:/tmp/x", "on": {"ts-null": "later"}}, "'later' is not a choice"),
+             ({"to": "local:/tmp/x"}, "'from' must be a DSN")]
+    for body, why in cases:
+        r = service.call("POST", "/api/tasks", json=body)
+        assert r.status_code == 422 and why in r.json()["detail"] and "\n" not in r.json()["detail"], (body, r.text)
+    r = service.call("POST", "/api/tasks", json={"from": "taos://root:s3cret@127.0.0.1:9/db", "to": "local:/tmp/y",
+                                                   "start": False})
+    assert r.status_code == 201 and "s3cret" not in r.text and "***" in r.json()["definition"]["from"]
+    assert "s3cret" not in service.call("GET", "/api/tasks").text
+
+
+def test_a_token_guards_every_call(tmp_path: Path) -> None:
+    s = Service(tmp_path / "data", token="t0ken").start()
+    try:
+        assert httpx.get(f"http://127.0.0.1:{s.port}/api/tasks", timeout=10).status_code == 401
+        assert s.call("GET", "/api/tasks").status_code == 200
+    finally:
+        s.stop()
+    res = subprocess.run([sys.executable, "-m", "tdetl", "serve", "--host", "0.0.0.0", "--data-dir", str(tmp_path)],
+                         capture_output=True, text=True, timeout=30)
+    assert res.returncode == 1 and "binding beyond loopback needs --token" in res.stderr
+
+
+@pytest.mark.taos
+@pytest.mark.skipif(not SERVERS, reason="no TDengine server: set TDETL_TEST_TAOS")
+def test_service_killed_mid_task_resumes_it_with_exact_rows(tmp_path: Path, scratch: Any) -> None:
+    from .test_taos_errors import _load
+
+    server = SERVERS[0]
+    one, two = scratch("tdetl_sv"), scratch("tdetl_sv2")
+    _load(server, one, tmp_path, tables=30, rows=30 * 50)
+    s = Service(tmp_path / "data").start()
+    try:
+        r = s.call("POST", "/api/tasks", json={"from": f"{server}/{one}", "jobs": 1,
+                                               "to": f"{server}/{two}?assert&interval=100ms&buffer-bytes=1"})
+        tid = r.json()["id"]
+        s.wait_for(tid, lambda t: t["counters"].get("rows_written", 0) >= 300)
+        s.kill()  # the task's process goes with it (it dies with its parent)
+        time.sleep(1)
+        half = scalar(server, "SELECT COUNT(*) FROM meters", db=two)
+        assert 300 <= half < 30 * 50
+        s.start()
+        task = s.wait_for(tid, lambda t: t["state"] in ("finished", "failed"), timeout=180)
+        assert task["state"] == "finished", task
+        assert task["counters"]["rows_written"] < 30 * 50  # resumed, not started over
+        import tdetl
+
+        assert tdetl.verify(f"{server}/{one}", f"{server}/{two}")["differences"] == []
+    finally:
+        s.stop()
+
+
+@pytest.mark.taos
+@pytest.mark.skipif(not SERVERS, reason="no TDengine server: set TDETL_TEST_TAOS")
+def test_a_task_whose_target_is_down_is_restarted_until_it_recovers(bundle: Bundle, tmp_path: Path) -> None:
+    meters(200, tables=2).write_csv(tmp_path / "m.csv")
+    s = Service(tmp_path / "data").start()
+    try:
+        target = f"taos://root:taosdata@127.0.0.1:{bundle.port}/recover?assert"
+        r = s.call("POST", "/api/tasks", json={"from": f"csv:{tmp_path / 'm.csv'}", "to": target, "parser": PARSER,
+                                               "max_restarts": 20})
+        tid = r.json()["id"]
+        task = s.wait_for(tid, lambda t: t["restarts"] >= 2)
+        assert task["state"] in ("restarting", "running") and task["last_error"].startswith("tdetl: error:")
+        env = bundle.start()
+        task = s.wait_for(tid, lambda t: t["state"] in ("finished", "failed"), timeout=180)
+        assert task["state"] == "finished", task
+        assert scalar(env["TDETL_TEST_TAOS"], "SELECT COUNT(*) FROM recover.meters") == 200
+    finally:
+        s.stop()
+
+
+def test_stop_start_and_delete_a_running_task(service: Service, mosquitto: Mosquitto, tmp_path: Path) -> None:
+    """An MQTT subscription runs until stopped: stop ends its process, start runs it again, delete
+    removes it; the task store is private to its owner."""
+    src = f"mqtt://127.0.0.1:{mosquitto.port}?topics=serve/%23::1&client_id=sv{os.getpid()}"
+    r = service.call("POST", "/api/tasks", json={"from": src, "to": f"local:{tmp_path / 'bk'}"})
+    tid = r.json()["id"]
+    service.wait_for(tid, lambda t: t["state"] == "running" and "elapsed" in t["counters"])
+    assert service.call("POST", f"/api/tasks/{tid}/stop").json()["wanted"] == "stopped"
+    service.wait_for(tid, lambda t: t["state"] == "stopped")
+    assert service.call("PATCH", f"/api/tasks/{tid}", json={"name": "renamed"}).json()["name"] == "renamed"
+    service.call("POST", f"/api/tasks/{tid}/start")
+    service.wait_for(tid, lambda t: t["state"] == "running")
+    assert service.call("PATCH", f"/api/tasks/{tid}", json={"name": "x"}).status_code == 409
+    assert service.call("DELETE", f"/api/tasks/{tid}").status_code == 204
+    assert service.call("GET", f"/api/tasks/{tid}").status_code == 404
+    assert json.loads(service.call("GET", "/api/tasks").text) == []
+    assert oct(os.stat(tmp_path / "data" / "tasks.sqlite").st_mode & 0o777) == "0o600"
