@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -22,6 +23,8 @@ from .metrics import registry
 from .store import Store
 from .supervisor import Supervisor
 from .tasks import shown, validate
+
+STATIC = Path(__file__).parent / "static"
 
 
 def create_app(data_dir: Path, token: str | None = None) -> FastAPI:
@@ -39,6 +42,8 @@ def create_app(data_dir: Path, token: str | None = None) -> FastAPI:
         if token is None:
             return
         given = request.headers.get("authorization", "")
+        if not given and "token" in request.query_params:  # a page load cannot send a header
+            given = f"Bearer {request.query_params['token']}"
         if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
             raise HTTPException(401, "missing or wrong bearer token")
 
@@ -51,7 +56,8 @@ def create_app(data_dir: Path, token: str | None = None) -> FastAPI:
     def view(t: dict[str, Any]) -> dict[str, Any]:
         return {"id": t["id"], "name": t["name"], "state": t["state"], "wanted": t["wanted"],
                 "last_error": t["last_error"], "restarts": t["restarts"], "created": t["created"],
-                "updated": t["updated"], "definition": shown(t["definition"]), "counters": sup.status(t["id"])}
+                "updated": t["updated"], "definition": shown(t["definition"]), "counters": sup.status(t["id"]),
+                "totals": sup.totals(t["id"])}
 
     def found(tid: str) -> dict[str, Any]:
         t = store.get(tid)
@@ -73,6 +79,22 @@ def create_app(data_dir: Path, token: str | None = None) -> FastAPI:
         definition = validate(body)
         tid = store.add(definition["name"], definition, "running" if start else "stopped")
         return view(found(tid))
+
+    @app.post("/api/tasks/validate")
+    async def check(request: Request) -> dict[str, Any]:
+        """The form's inline validation: 200 when the definition would be accepted, else 422."""
+        try:
+            body = await request.json()
+        except ValueError:
+            raise HTTPException(422, "task: the body is not JSON") from None
+        if isinstance(body, dict):
+            body.pop("start", None)
+        return {"ok": True, "name": validate(body)["name"]}
+
+    @app.get("/api/tasks/{tid}/history")
+    def history(tid: str) -> dict[str, Any]:
+        found(tid)
+        return {"points": [[round(t, 3), round(r, 1)] for t, r in sup.history.get(tid, ())]}
 
     @app.get("/api/tasks")
     def listing() -> list[dict[str, Any]]:
@@ -130,6 +152,12 @@ def create_app(data_dir: Path, token: str | None = None) -> FastAPI:
                                         "help": p.help, "secret": p.secret, "choices": list(p.choices)}
                                        for p in cls.spec]})
         return out
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/metrics")
     def prometheus() -> PlainTextResponse:

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -22,6 +23,9 @@ from .store import Store
 log = logging.getLogger("tdetl.serve")
 TICK = 0.25
 BACKOFF_MAX = 60.0
+SAMPLE = 2.0  # seconds between throughput samples
+HISTORY = 1800  # samples kept: the last hour
+COUNTERS = ("rows_read", "rows_written", "rows_failed", "rows_filtered", "bytes_written")
 
 
 @dataclass
@@ -36,6 +40,9 @@ class Supervisor:
         self.store, self.dir = store, data_dir
         self.children: dict[str, Child] = {}
         self.retry_at: dict[str, float] = {}
+        self.history: dict[str, deque[tuple[float, float]]] = {}  # (time, rows/s) per task
+        self._last_sample = 0.0
+        self._last_rows: dict[str, tuple[float, int]] = {}
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._loop, name="tdetl-supervisor", daemon=True)
@@ -79,6 +86,39 @@ class Supervisor:
         except (OSError, ValueError):
             return {}
 
+    def totals(self, tid: str) -> dict[str, int]:
+        """Counters over every run of the task: the finished runs' sum plus this run's."""
+        try:
+            done = dict(json.loads((self.task_dir(tid) / "totals.json").read_text()))
+        except (OSError, ValueError):
+            done = {}
+        now = self.status(tid) if tid in self.children else {}
+        return {k: int(done.get(k, 0)) + int(now.get(k, 0)) for k in COUNTERS}
+
+    def _add_to_totals(self, tid: str) -> None:
+        run = self.status(tid)
+        if not run:
+            return
+        path = self.task_dir(tid) / "totals.json"
+        try:
+            done = dict(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            done = {}
+        path.write_text(json.dumps({k: int(done.get(k, 0)) + int(run.get(k, 0)) for k in COUNTERS}))
+
+    def _sample(self) -> None:
+        now = time.time()
+        if now - self._last_sample < SAMPLE:
+            return
+        self._last_sample = now
+        for tid in list(self.children):
+            rows = int(self.status(tid).get("rows_written", 0))
+            before = self._last_rows.get(tid)
+            self._last_rows[tid] = (now, rows)
+            if before is not None and rows >= before[1]:
+                rate = (rows - before[1]) / max(1e-6, now - before[0])
+                self.history.setdefault(tid, deque(maxlen=HISTORY)).append((now, rate))
+
     def log_tail(self, tid: str, n: int) -> list[str]:
         path = self.task_dir(tid) / "log.txt"
         if not path.exists():
@@ -100,6 +140,7 @@ class Supervisor:
 
     def _tick(self) -> None:
         with self._lock:
+            self._sample()
             for t in self.store.all():
                 tid, child = t["id"], self.children.get(t["id"])
                 if child is not None and child.proc.poll() is not None:
@@ -133,6 +174,8 @@ class Supervisor:
         tid = t["id"]
         del self.children[tid]
         child.log.close()
+        self._add_to_totals(tid)
+        self._last_rows.pop(tid, None)
         rc = child.proc.returncode
         if t["wanted"] != "running":
             self.store.update(tid, state="stopped")
@@ -155,6 +198,8 @@ class Supervisor:
         child = self.children.pop(tid, None)
         if child is None:
             return
+        self._add_to_totals(tid)
+        self._last_rows.pop(tid, None)
         if child.proc.poll() is None:
             child.proc.send_signal(signal.SIGTERM)
             try:

@@ -1,0 +1,136 @@
+"""The ``tdetl serve`` page in a real headless browser (Debian's chromium through Selenium): a task
+created through the form built from the driver specs, validated inline, seen running to its end
+with its counters; a screenshot is kept as a test artifact."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tdetl.samples import PARSER, meters
+
+from .conftest import ROOT
+from .services import missing
+from .test_serve import Service
+
+ARTIFACTS = Path(os.environ.get("TDETL_ARTIFACTS") or ROOT / "build" / "artifacts")
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    if not (shutil.which("chromium") and shutil.which("chromedriver")):
+        missing("chromium and chromedriver (Debian packages 'chromium', 'chromium-driver')")
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service as Driver
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = shutil.which("chromium") or ""
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1200,900",
+                "--disable-gpu"):
+        opts.add_argument(arg)
+    b = webdriver.Chrome(service=Driver(shutil.which("chromedriver")), options=opts)
+    b.implicitly_wait(0)
+    yield b
+    b.quit()
+
+
+def _wait(browser: Any, cond: Any, what: str, timeout: float = 60) -> Any:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(browser, timeout, poll_frequency=0.2).until(cond, message=what)
+
+
+def test_create_a_task_in_the_page_and_watch_it_finish(browser: Any, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    meters(3000, tables=3).write_csv(tmp_path / "m.csv")
+    s = Service(tmp_path / "data", token="pagetoken").start()
+    try:
+        browser.get(f"http://127.0.0.1:{s.port}/?token=pagetoken")
+        _wait(browser, lambda b: "tasks" in b.find_element(By.ID, "health").text, "the page reaches the service")
+        browser.find_element(By.ID, "new").click()
+        browser.find_element(By.ID, "f-to").send_keys(f"duckdb:{tmp_path / 'o.duckdb'}")
+        browser.find_element(By.ID, "f-parser").send_keys(json.dumps(PARSER))
+        src = browser.find_element(By.ID, "f-from")
+        src.send_keys(f"csv:{tmp_path / 'm.csv'}")
+        # the csv source's parameters appear as fields, from /api/drivers
+        header = _wait(browser, lambda b: b.find_element(By.CSS_SELECTOR, "#p-from input[data-param=header]"),
+                       "the csv parameters")
+        header.send_keys("maybe")
+        _wait(browser, lambda b: "header='maybe' is not valid" in b.find_element(By.ID, "f-error").text,
+              "inline validation names the bad parameter")
+        assert "header=maybe" in src.get_attribute("value")
+        header.clear()
+        header.send_keys("true")
+        browser.find_element(By.ID, "f-name").send_keys("meters from the page")
+        _wait(browser, lambda b: b.find_element(By.ID, "f-error").text == ""
+              and b.find_element(By.ID, "f-save").is_enabled(), "the form is valid")
+        browser.find_element(By.ID, "f-save").click()
+        _wait(browser, lambda b: b.find_element(By.ID, "d-state").text.startswith("finished"), "the task finishes")
+        written = _wait(browser, lambda b: b.find_element(By.CSS_SELECTOR, "tr[data-counter=rows_written]"),
+                        "counters")
+        assert written.text.split()[-2:] == ["3,000", "3,000"]  # this run, cumulative
+        assert "wrote 3,000 rows" in browser.find_element(By.ID, "d-log").text
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        browser.save_screenshot(str(ARTIFACTS / "serve-task.png"))
+        browser.find_element(By.ID, "d-back").click()
+        row = _wait(browser, lambda b: b.find_element(By.CSS_SELECTOR, "#tasks tr.task"), "the task list")
+        assert "meters from the page" in row.text and "finished" in row.text
+        browser.save_screenshot(str(ARTIFACTS / "serve-list.png"))
+    finally:
+        s.stop()
+
+
+def test_counters_and_the_chart_move_while_messages_flow(browser: Any, mosquitto: Any, tmp_path: Path) -> None:
+    """An MQTT task fed for a while: the page's counters grow between two looks and the throughput
+    chart gets its points."""
+    import threading
+    import time
+
+    from selenium.webdriver.common.by import By
+
+    from .test_mqtt import PARSER as MQTT_PARSER
+    from .test_mqtt import _doc, _publish
+
+    s = Service(tmp_path / "data").start()
+    stop = threading.Event()
+
+    def feed() -> None:
+        i = 0
+        while not stop.is_set():
+            _publish(mosquitto, [("page/a", json.dumps(_doc(i + k)).encode(), 1) for k in range(200)])
+            i += 200
+            time.sleep(0.2)
+
+    t = threading.Thread(target=feed, daemon=True)
+    try:
+        r = s.call("POST", "/api/tasks", json={
+            "name": "plant meters over MQTT", "parser": MQTT_PARSER, "to": f"local:{tmp_path / 'bk'}",
+            "from": f"mqtt://127.0.0.1:{mosquitto.port}?topics=page/%23::1&client_id=page{os.getpid()}&version=5.0"})
+        tid = r.json()["id"]
+        s.wait_for(tid, lambda x: x["state"] == "running" and "elapsed" in x["counters"])
+        t.start()
+        browser.get(f"http://127.0.0.1:{s.port}/")
+        _wait(browser, lambda b: b.find_element(By.CSS_SELECTOR, "#tasks tr.task"), "the task list").click()
+
+        def written(b: Any) -> int:
+            cells = b.find_element(By.CSS_SELECTOR, "tr[data-counter=rows_written]").text.split()
+            return int(cells[-2].replace(",", ""))
+        first = _wait(browser, lambda b: written(b) > 0 and written(b), "rows written")
+        _wait(browser, lambda b: written(b) > first, "the counters move", timeout=30)
+        _wait(browser, lambda b: s.call("GET", f"/api/tasks/{tid}/history").json()["points"][2:], "chart points",
+              timeout=30)
+        time.sleep(4.5)  # two more refreshes: the chart draws its points
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        browser.save_screenshot(str(ARTIFACTS / "serve-running.png"))
+        assert browser.find_elements(By.CSS_SELECTOR, "#chart canvas")
+    finally:
+        stop.set()
+        t.join(10)
+        s.stop()
