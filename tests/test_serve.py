@@ -21,7 +21,7 @@ import pytest
 from tdetl.samples import PARSER, meters
 
 from .services import Mosquitto, free_port, wait_port
-from .taos_helpers import SERVERS, Bundle, scalar
+from .taos_helpers import SERVERS, Bundle, scalar, taospy_rows
 
 httpx = pytest.importorskip("httpx")
 
@@ -193,3 +193,74 @@ def test_stop_start_and_delete_a_running_task(service: Service, mosquitto: Mosqu
     assert service.call("GET", f"/api/tasks/{tid}").status_code == 404
     assert json.loads(service.call("GET", "/api/tasks").text) == []
     assert oct(os.stat(tmp_path / "data" / "tasks.sqlite").st_mode & 0o777) == "0o600"
+
+
+def test_cron_schedules() -> None:
+    from datetime import datetime, timezone
+
+    from tdetl.errors import ConfigError
+    from tdetl.serve.cron import Cron
+
+    t = datetime(2026, 12, 2, 19, 1, 30, tzinfo=timezone.utc)  # a Wednesday
+    assert Cron("*/5 * * * *").next_after(t) == datetime(2026, 12, 2, 19, 5, tzinfo=timezone.utc)
+    assert Cron("0 2 * * *").next_after(t) == datetime(2026, 12, 3, 2, 0, tzinfo=timezone.utc)
+    assert Cron("0 0 * * 0").next_after(t) == datetime(2026, 12, 6, 0, 0, tzinfo=timezone.utc)  # Sunday
+    assert Cron("30 4 1,15 * *").next_after(t) == datetime(2026, 12, 15, 4, 30, tzinfo=timezone.utc)
+    for bad, why in (("* * *", "five fields"), ("61 * * * *", "outside 0-59"), ("x * * * *", "not a number")):
+        with pytest.raises(ConfigError, match=why):
+            Cron(bad)
+
+
+def test_a_scheduled_task_waits_for_its_time_and_logs_stream(service: Service, tmp_path: Path) -> None:
+    meters(30, tables=1).write_csv(tmp_path / "m.csv")
+    body = {"from": f"csv:{tmp_path / 'm.csv'}", "to": f"duckdb:{tmp_path / 'o.duckdb'}", "parser": PARSER}
+    r = service.call("POST", "/api/tasks", json={**body, "schedule": "0 3 * * *"})
+    task = r.json()
+    assert task["state"] == "created" and task["next_run"] > time.time()
+    time.sleep(1.5)
+    assert service.call("GET", f"/api/tasks/{task['id']}").json()["state"] == "created"  # not before its time
+    bad = service.call("POST", "/api/tasks", json={**body, "schedule": "0 25 * * *"})
+    assert bad.status_code == 422 and "hour '25' is outside 0-23" in bad.json()["detail"]
+    r = service.call("POST", "/api/tasks", json={**body, "start": False})
+    tid = r.json()["id"]
+    with httpx.stream("GET", f"http://127.0.0.1:{service.port}/api/tasks/{tid}/logs/stream", timeout=60) as stream:
+        service.call("POST", f"/api/tasks/{tid}/start")
+        for line in stream.iter_lines():
+            if line.startswith("data: ") and "wrote 30 rows" in line:
+                break
+    assert service.call("GET", f"/api/tasks/{tid}").json()["state"] == "finished"
+
+
+@pytest.mark.taos
+@pytest.mark.skipif(not SERVERS, reason="no TDengine server: set TDETL_TEST_TAOS")
+def test_kafka_to_tdengine_task_stopped_and_started_rows_exact(service: Service, tansu: Any, scratch: Any) -> None:
+    from .test_kafka import JSON_PARSER, _produce, _reading, _topic
+
+    server = SERVERS[0]
+    db = scratch("tdetl_svk")
+    topic = _topic(tansu, 2)
+    _produce(tansu, topic, [_reading(i) for i in range(500)])
+    src = f"kafka://{tansu.bootstrap}?topics={topic}&group=sv{os.getpid()}&session_timeout=2s&timeout=never"
+    r = service.call("POST", "/api/tasks", json={"from": src, "to": f"{server}/{db}?assert", "parser": JSON_PARSER})
+    tid = r.json()["id"]
+
+    def rows() -> int:
+        try:
+            return int(scalar(server, "SELECT COUNT(*) FROM readings", db=db) or 0)
+        except Exception:
+            return 0
+    end = time.monotonic() + 90
+    while rows() < 500 and time.monotonic() < end:
+        time.sleep(0.3)
+    assert rows() == 500
+    service.call("POST", f"/api/tasks/{tid}/stop")
+    service.wait_for(tid, lambda t: t["state"] == "stopped")
+    _produce(tansu, topic, [_reading(i) for i in range(500, 800)])  # while stopped
+    service.call("POST", f"/api/tasks/{tid}/start")
+    _produce(tansu, topic, [_reading(i) for i in range(800, 1000)])  # while running again
+    end = time.monotonic() + 120
+    while rows() < 1000 and time.monotonic() < end:
+        time.sleep(0.3)
+    ids = sorted(r[0] for r in taospy_rows(db, "SELECT id FROM readings"))
+    assert ids == list(range(1000))
+    assert service.call("GET", f"/api/tasks/{tid}").json()["totals"]["rows_written"] >= 1000

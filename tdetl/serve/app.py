@@ -4,6 +4,7 @@ specs, health and Prometheus metrics. DSNs are shown masked; with a token every 
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -57,7 +58,8 @@ def create_app(data_dir: Path, token: str | None = None) -> FastAPI:
         return {"id": t["id"], "name": t["name"], "state": t["state"], "wanted": t["wanted"],
                 "last_error": t["last_error"], "restarts": t["restarts"], "created": t["created"],
                 "updated": t["updated"], "definition": shown(t["definition"]), "counters": sup.status(t["id"]),
-                "totals": sup.totals(t["id"])}
+                "totals": sup.totals(t["id"]),
+                "next_run": sup.next_run(t) if t["definition"].get("schedule") and t["wanted"] == "running" else None}
 
     def found(tid: str) -> dict[str, Any]:
         t = store.get(tid)
@@ -133,6 +135,26 @@ def create_app(data_dir: Path, token: str | None = None) -> FastAPI:
         found(tid)
         sup.want(tid, "stopped")
         return view(found(tid))
+
+    @app.get("/api/tasks/{tid}/logs/stream")
+    async def follow(tid: str, request: Request) -> StreamingResponse:
+        """The log as it grows (text/event-stream: one event per line)."""
+        found(tid)
+        path = sup.task_dir(tid) / "log.txt"
+
+        async def lines() -> AsyncIterator[str]:
+            pos = path.stat().st_size if path.exists() else 0
+            while not await request.is_disconnected():
+                if path.exists() and path.stat().st_size > pos:
+                    with path.open("rb") as fh:
+                        fh.seek(pos)
+                        chunk = fh.read()
+                    cut = chunk.rfind(b"\n") + 1
+                    pos += cut
+                    for line in chunk[:cut].decode("utf-8", "replace").splitlines():
+                        yield f"data: {line}\n\n"
+                await asyncio.sleep(0.5)
+        return StreamingResponse(lines(), media_type="text/event-stream")
 
     @app.get("/api/tasks/{tid}/logs")
     def logs(tid: str, tail: int = 100) -> dict[str, Any]:

@@ -15,9 +15,11 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
+from .cron import Cron
 from .store import Store
 
 log = logging.getLogger("tdetl.serve")
@@ -41,6 +43,7 @@ class Supervisor:
         self.children: dict[str, Child] = {}
         self.retry_at: dict[str, float] = {}
         self.history: dict[str, deque[tuple[float, float]]] = {}  # (time, rows/s) per task
+        self.next_at: dict[str, float] = {}  # scheduled tasks: when they run next
         self._last_sample = 0.0
         self._last_rows: dict[str, tuple[float, int]] = {}
         self._stop = threading.Event()
@@ -68,9 +71,19 @@ class Supervisor:
     # -- what the API asks ------------------------------------------------------------------------
 
     def want(self, tid: str, wanted: str) -> None:
+        self.next_at.pop(tid, None)
         again = {"restarts": 0, "last_error": None, "state": "created"} if wanted == "running" else {}
         self.store.update(tid, wanted=wanted, **again)
         self.retry_at.pop(tid, None)
+
+    def next_run(self, t: dict[str, Any]) -> float:
+        """When a scheduled task runs next (epoch seconds): its schedule's first time after the task
+        was created or last finished."""
+        tid = t["id"]
+        if tid not in self.next_at:
+            after = datetime.fromtimestamp(t["updated"], timezone.utc)
+            self.next_at[tid] = Cron(t["definition"]["schedule"]).next_after(after).timestamp()
+        return self.next_at[tid]
 
     def forget(self, tid: str) -> None:
         """A deleted task: its process goes now."""
@@ -146,6 +159,12 @@ class Supervisor:
                 if child is not None and child.proc.poll() is not None:
                     self._ended(t, child)  # what comes next is decided on the next tick, from the new row
                     continue
+                schedule = t["definition"].get("schedule")
+                if schedule and t["wanted"] == "running" and child is None and t["state"] in ("created", "finished"):
+                    if time.time() >= self.next_run(t):  # a scheduled task runs at its times, then waits
+                        self.next_at.pop(tid, None)
+                        self._spawn(t)
+                    continue
                 if t["wanted"] == "running" and child is None and t["state"] not in ("finished", "failed"):
                     if time.time() >= self.retry_at.get(tid, 0):
                         self._spawn(t)
@@ -180,8 +199,9 @@ class Supervisor:
         if t["wanted"] != "running":
             self.store.update(tid, state="stopped")
             return
-        if rc == 0:
-            self.store.update(tid, state="finished", wanted="finished")
+        if rc == 0:  # done; a scheduled task waits for its next time
+            again = "running" if t["definition"].get("schedule") else "finished"
+            self.store.update(tid, state="finished", wanted=again)
             return
         error = next((ln for ln in reversed(self.log_tail(tid, 50)) if ln.startswith("tdetl: error:")),
                      f"the task's process ended with status {rc}")

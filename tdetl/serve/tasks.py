@@ -10,9 +10,10 @@ from typing import Any
 from ..api import make_options
 from ..drivers import as_dsn, driver_class
 from ..errors import ConfigError, DsnError, TdetlError
+from .cron import Cron
 
 FIELDS = {"name", "from", "to", "parser", "transforms", "jobs", "on", "on_error", "labels", "restart",
-          "max_restarts"}
+          "max_restarts", "schedule"}
 RESTART = ("on-failure", "never")
 
 
@@ -57,6 +58,11 @@ def validate(body: Any) -> dict[str, Any]:
                 raise ConfigError(f"{dsn.masked()}: the {dsn.driver} source does not use a parser")
     except TdetlError as e:
         raise type(e)(f"task: {e}") from None
+    schedule = body.get("schedule") or None
+    if schedule is not None:
+        if not isinstance(schedule, str):
+            raise ConfigError("task: 'schedule' must be cron text such as \"0 2 * * *\"")
+        Cron(schedule)
     name = body.get("name") or f"{as_dsn(body['from']).driver} -> {as_dsn(body['to']).driver}"
     labels = body.get("labels") or {}
     if not isinstance(labels, dict):
@@ -64,7 +70,7 @@ def validate(body: Any) -> dict[str, Any]:
     return {"name": str(name), "from": body["from"], "to": body["to"], "parser": parser_text,
             "transforms": transforms, "jobs": jobs, "on": on, "on_error": body.get("on_error", "error"),
             "labels": {str(k): str(v) for k, v in labels.items()}, "restart": restart,
-            "max_restarts": max_restarts}
+            "max_restarts": max_restarts, "schedule": schedule}
 
 
 def shown(definition: dict[str, Any]) -> dict[str, Any]:
