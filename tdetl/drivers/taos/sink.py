@@ -200,8 +200,8 @@ class TaosSink(Sink):
     def flush(self, checkpoint: dict[str, Any] | None = None) -> None:
         pending, self._pending, self._bytes = self._pending, [], 0
         if self.spool is not None and self.spool.waiting() and not self._replay():
-            if pending:  # still unreachable: newer batches wait behind the older ones
-                self._cache(self._checked(pending))
+            if pending:  # still unreachable: newer batches wait behind the older ones (checked on replay)
+                self._cache(pending)
             return
         if pending:
             self._deliver(pending)
