@@ -61,7 +61,8 @@ def split(batch: TableBatch, max_rows: int, max_bytes: int) -> Iterable[TableBat
 
 def run(source: Source, sink: Sink, options: Options) -> Summary:
     summary = Summary()
-    progress = Progress(summary, options.progress, counts=source.rejects.counts, status=options.status)
+    progress = Progress(summary, options.progress, counts=source.rejects.counts, status=options.status,
+                        lag=source.lag)
     direct = source.direct_to(sink)
     if direct is not None:
         return _run_direct(direct, source, sink, summary, progress)
@@ -155,6 +156,7 @@ def run(source: Source, sink: Sink, options: Options) -> Summary:
             seen_tables.add(item.spec)
             summary.rows_written += item.num_rows
             summary.bytes_written += item.data.nbytes
+            summary.batches_written += 1
             if item.position is not None:
                 checkpoint[item.partition] = item.position
             if sink.wants_flush() or (q.empty() and source.wants_flush()):

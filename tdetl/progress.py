@@ -18,6 +18,7 @@ class Summary:
     rows_failed: int = 0
     rows_filtered: int = 0  # dropped on purpose by a parser filter
     bytes_written: int = 0
+    batches_written: int = 0
     tables: int = 0
     partitions_skipped: int = 0
     skipped: list[str] = field(default_factory=list)  # the first reasons records were skipped for
@@ -55,11 +56,12 @@ class Progress:
 
     def __init__(self, summary: Summary, enabled: bool | None = None, stream: TextIO = sys.stderr,
                  interval: float = 0.25, counts: Callable[[], dict[str, int]] | None = None,
-                 status: str | None = None) -> None:
+                 status: str | None = None, lag: Callable[[], float | None] | None = None) -> None:
         self.summary, self.stream, self.interval = summary, stream, interval
         self.counts = counts  # the run's outcomes per situation, read live
         self.enabled = stream.isatty() if enabled is None else enabled
         self.status = status  # a file rewritten with the counters every second (tdetl serve reads it)
+        self.lag = lag  # the source's distance to its newest data, where it knows one
         self._last = self._last_status = 0.0
         self._drawn = False
 
@@ -70,8 +72,10 @@ class Progress:
         self._last_status = now
         s = self.summary
         doc = {"rows_read": s.rows_read, "rows_written": s.rows_written, "rows_failed": s.rows_failed,
-               "rows_filtered": s.rows_filtered, "bytes_written": s.bytes_written, "elapsed": now - s.started,
-               "outcomes": self.counts() if self.counts else {}, "time": time.time()}
+               "rows_filtered": s.rows_filtered, "bytes_written": s.bytes_written,
+               "batches_written": s.batches_written, "elapsed": now - s.started,
+               "outcomes": self.counts() if self.counts else {}, "lag": self.lag() if self.lag else None,
+               "time": time.time()}
         tmp = f"{self.status}.tmp"
         with open(tmp, "w", encoding="utf-8") as fh:
             json.dump(doc, fh)

@@ -64,6 +64,11 @@ class Source(ABC):
         returns the loop that does so, counting into the summary; the pipeline then runs only that."""
         return None
 
+    def lag(self) -> float | None:
+        """How far behind the newest data the source is (Kafka: messages), or None where it cannot
+        tell; read once a second for tdetl serve's metrics, from another thread than the readers."""
+        return None
+
     def close(self) -> None:  # noqa: B027 - optional hook
         pass
 

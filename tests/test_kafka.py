@@ -243,3 +243,25 @@ def test_bytime_fallback_seeks_by_timestamp(tansu: Tansu, tmp_path: Path, monkey
     # a committed group ignores the fallback: a rerun starts where it stopped (nothing new)
     again = tdetl.run(url, f"duckdb:{tmp_path / 'c.duckdb'}", parser=json.dumps(JSON_PARSER))
     assert again.rows_written == 0
+
+
+def test_lag_is_what_the_high_watermarks_are_ahead(tansu: Tansu) -> None:
+    """The source's lag (tdetl serve's metric): messages between what it read and each partition's
+    high watermark, as the fetch reported it."""
+    from tdetl.api import make_options
+    from tdetl.drivers import open_source
+
+    topic = _topic(tansu, 1)
+    _produce(tansu, topic, [_reading(i) for i in range(1000)])
+    src = open_source(f"kafka://{tansu.bootstrap}?topics={topic}&group=lag{uuid.uuid4().hex[:6]}&batch_size=100"
+                      "&session_timeout=2s&timeout=2s", make_options())
+    try:
+        assert src.lag() is None  # nothing fetched yet
+        src.catalog()
+        batches = src.read(src.partitions()[0])
+        first = next(batches)
+        assert 0 < first.num_rows <= 100 and src.lag() == 1000.0 - first.num_rows
+        rows = first.num_rows + sum(b.num_rows for b in batches)
+        assert rows == 1000 and src.lag() == 0.0
+    finally:
+        src.close()

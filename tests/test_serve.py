@@ -264,3 +264,12 @@ def test_kafka_to_tdengine_task_stopped_and_started_rows_exact(service: Service,
     ids = sorted(r[0] for r in taospy_rows(db, "SELECT id FROM readings"))
     assert ids == list(range(1000))
     assert service.call("GET", f"/api/tasks/{tid}").json()["totals"]["rows_written"] >= 1000
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def lag() -> list[float]:
+        fams = {f.name: f for f in text_string_to_metric_families(service.call("GET", "/metrics").text)}
+        return [s.value for s in fams["tdetl_task_lag"].samples if s.labels["task"] == tid]
+    end = time.monotonic() + 10
+    while lag() != [0.0] and time.monotonic() < end:  # the status file is rewritten every second
+        time.sleep(0.3)
+    assert lag() == [0.0]  # caught up with both partitions' high watermarks

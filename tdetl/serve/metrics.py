@@ -14,7 +14,8 @@ from .supervisor import Supervisor
 
 _COUNTERS = (("rows_read", "rows the source handed over"), ("rows_written", "rows written to the target"),
              ("rows_failed", "rows a strategy took out (drop, archive, skip)"),
-             ("rows_filtered", "rows a parser filter removed"), ("bytes_written", "bytes written"))
+             ("rows_filtered", "rows a parser filter removed"), ("bytes_written", "bytes written"),
+             ("batches_written", "batches handed to the target"))
 
 
 class TaskCollector(Collector):
@@ -27,6 +28,8 @@ class TaskCollector(Collector):
                 for k, h in _COUNTERS}
         rate = GaugeMetricFamily("tdetl_task_rows_per_second", "rows written per second (this run)",
                                  labels=["task", "name"])
+        lag = GaugeMetricFamily("tdetl_task_lag", "how far the source is behind its newest data (Kafka: messages)",
+                                labels=["task", "name"])
         restarts = CounterMetricFamily("tdetl_task_restarts", "restarts after a failure", labels=["task", "name"])
         state = GaugeMetricFamily("tdetl_task_state", "1 for the task's current state",
                                   labels=["task", "name", "state"])
@@ -38,10 +41,13 @@ class TaskCollector(Collector):
             elapsed = float(st.get("elapsed") or 0)
             rate.add_metric(labels, float(st.get("rows_written", 0)) / elapsed if elapsed > 0 else 0.0)
             restarts.add_metric(labels, float(t["restarts"]))
+            if st.get("lag") is not None:
+                lag.add_metric(labels, float(st["lag"]))
             for s in STATES:
                 state.add_metric([*labels, s], 1.0 if t["state"] == s else 0.0)
         yield from fams.values()
         yield rate
+        yield lag
         yield restarts
         yield state
 

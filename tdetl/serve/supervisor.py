@@ -27,7 +27,7 @@ TICK = 0.25
 BACKOFF_MAX = 60.0
 SAMPLE = 2.0  # seconds between throughput samples
 HISTORY = 1800  # samples kept: the last hour
-COUNTERS = ("rows_read", "rows_written", "rows_failed", "rows_filtered", "bytes_written")
+COUNTERS = ("rows_read", "rows_written", "rows_failed", "rows_filtered", "bytes_written", "batches_written")
 
 
 @dataclass

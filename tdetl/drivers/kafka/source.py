@@ -87,6 +87,7 @@ class KafkaSource(MessageSource):
         self.sasl = cfg["sasl_mechanism"] or ("PLAIN" if dsn.user else None)
         self._consumers: dict[str, Any] = {}
         self._commits: dict[str, dict[Any, Any]] = {}
+        self._behind: dict[tuple[str, int], int] = {}  # (topic, partition) -> messages behind the high watermark
         self._unplaced: dict[int, set[Any]] = {}  # per consumer: assigned, not yet seeked (ByTime)
 
     def partitions(self) -> list[str]:
@@ -199,7 +200,21 @@ class KafkaSource(MessageSource):
             offsets: dict[Any, Any] = {}
             for tp, recs in got.items():
                 offsets[tp] = OffsetAndMetadata(recs[-1].offset + 1, "", -1)
+            self._note_lag(consumer, offsets)
             yield msgs, offsets
+
+    def _note_lag(self, consumer: Any, offsets: dict[Any, Any]) -> None:
+        """Messages behind each partition's high watermark (which the fetch just reported), kept by
+        the polling thread: kafka-python's consumer is not to be used from another thread."""
+        with self._lock:
+            for tp, om in offsets.items():
+                high = consumer.highwater(tp)
+                if high is not None:
+                    self._behind[(tp.topic, tp.partition)] = max(0, high - om.offset)
+
+    def lag(self) -> float | None:
+        with self._lock:
+            return float(sum(self._behind.values())) if self._behind else None
 
     def release(self, partition: str, tokens: list[Any]) -> None:
         merged: dict[Any, Any] = {}

@@ -49,6 +49,7 @@ async function refreshList() {
     cell(tr, t.state, "state-" + t.state);
     cell(tr, fmt(rate));
     cell(tr, fmt((t.totals || {}).rows_written));
+    cell(tr, c.lag === null || c.lag === undefined ? "" : fmt(c.lag));
     cell(tr, String(t.restarts));
     cell(tr, t.last_error || "");
     tr.addEventListener("click", () => openTask(t.id));
