@@ -137,13 +137,22 @@ def create_app(data_dir: Path, token: str | None = None) -> FastAPI:
         return view(found(tid))
 
     @app.get("/api/tasks/{tid}/logs/stream")
-    async def follow(tid: str, request: Request) -> StreamingResponse:
-        """The log as it grows (text/event-stream: one event per line)."""
+    async def follow(tid: str, request: Request, tail: int = 10) -> StreamingResponse:
+        """The log's last ``tail`` lines, then the log as it grows, as tail -f shows it
+        (text/event-stream: one event per line)."""
         found(tid)
         path = sup.task_dir(tid) / "log.txt"
+        pos = path.stat().st_size if path.exists() else 0
+        first: list[str] = []
+        if pos and tail > 0:  # the last lines before pos: nothing falls between them and what follows
+            with path.open("rb") as fh:
+                fh.seek(max(0, pos - 64 * 1024))
+                first = fh.read(pos - fh.tell()).decode("utf-8", "replace").splitlines()[-min(tail, 10_000):]
 
         async def lines() -> AsyncIterator[str]:
-            pos = path.stat().st_size if path.exists() else 0
+            nonlocal pos
+            for line in first:
+                yield f"data: {line}\n\n"
             while not await request.is_disconnected():
                 if path.exists() and path.stat().st_size > pos:
                     with path.open("rb") as fh:

@@ -158,6 +158,14 @@ class TmqSource(Source):
                                          f" AND topic_name IN ({names})")
         return {str(r.get("consumer_id") or "") for r in found}
 
+    def _members(self) -> set[str]:
+        """Every consumer the server counts in our group, holding vgroups or not: one killed before it
+        was given any may still be given some when another's session times out."""
+        with self._query_lock:
+            found = records(self.conn(), "SELECT consumer_id FROM performance_schema.perf_consumers WHERE"
+                                         f" consumer_group = {literal(TDType('VARCHAR'), self.group)}")
+        return {str(r.get("consumer_id") or "") for r in found} - {""}
+
     def may_end(self) -> bool:
         """Whether an idle consumer may end the run: not while a vgroup is unassigned or still held
         by a consumer of the group from before this run (one killed keeps its vgroups until the
@@ -180,7 +188,7 @@ class TmqSource(Source):
     def open_consumer(self, partition: str) -> Consumer:
         with self._earlier_lock:  # the group's consumers before this run's first joins
             if not self._earlier_read:
-                self._earlier = self._holders() - {""}
+                self._earlier = self._members() | (self._holders() - {""})
                 self._earlier_read = True
         d = self.dsn
         conf = consumer_config(d.user or "root", d.password if d.password is not None else "taosdata", d.host,
