@@ -8,7 +8,15 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import NamedTuple, TextIO
+
+
+class Lag(NamedTuple):
+    """How far a source is behind its newest data, in its own unit: "offsets" (Kafka messages, TMQ
+    WAL entries) or "seconds" (a realtime query's window end behind now)."""
+
+    value: float
+    unit: str
 
 
 @dataclass
@@ -56,7 +64,7 @@ class Progress:
 
     def __init__(self, summary: Summary, enabled: bool | None = None, stream: TextIO = sys.stderr,
                  interval: float = 0.25, counts: Callable[[], dict[str, int]] | None = None,
-                 status: str | None = None, lag: Callable[[], float | None] | None = None) -> None:
+                 status: str | None = None, lag: Callable[[], Lag | None] | None = None) -> None:
         self.summary, self.stream, self.interval = summary, stream, interval
         self.counts = counts  # the run's outcomes per situation, read live
         self.enabled = stream.isatty() if enabled is None else enabled
@@ -74,8 +82,10 @@ class Progress:
         doc = {"rows_read": s.rows_read, "rows_written": s.rows_written, "rows_failed": s.rows_failed,
                "rows_filtered": s.rows_filtered, "bytes_written": s.bytes_written,
                "batches_written": s.batches_written, "elapsed": now - s.started,
-               "outcomes": self.counts() if self.counts else {}, "lag": self.lag() if self.lag else None,
-               "time": time.time()}
+               "outcomes": self.counts() if self.counts else {}, "time": time.time()}
+        lag = self.lag() if self.lag else None
+        if lag is not None:
+            doc["lag"], doc["lag_unit"] = lag.value, lag.unit
         tmp = f"{self.status}.tmp"
         with open(tmp, "w", encoding="utf-8") as fh:
             json.dump(doc, fh)

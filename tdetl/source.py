@@ -11,7 +11,7 @@ from .errors import ConfigError
 from .model import Catalog, TableBatch
 from .options import Options
 from .params import Spec
-from .progress import Progress, Summary
+from .progress import Lag, Progress, Summary
 from .quality import Rejects
 from .sink import Sink
 
@@ -64,9 +64,9 @@ class Source(ABC):
         returns the loop that does so, counting into the summary; the pipeline then runs only that."""
         return None
 
-    def lag(self) -> float | None:
-        """How far behind the newest data the source is (Kafka: messages), or None where it cannot
-        tell; read once a second for tdetl serve's metrics, from another thread than the readers."""
+    def lag(self) -> Lag | None:
+        """How far behind the newest data the source is, or None where it cannot tell; read once a
+        second for tdetl serve's metrics, from another thread than the readers."""
         return None
 
     def close(self) -> None:  # noqa: B027 - optional hook

@@ -269,8 +269,55 @@ def test_kafka_to_tdengine_task_stopped_and_started_rows_exact(service: Service,
 
     def lag() -> list[float]:
         fams = {f.name: f for f in text_string_to_metric_families(service.call("GET", "/metrics").text)}
-        return [s.value for s in fams["tdetl_task_lag"].samples if s.labels["task"] == tid]
+        return [s.value for s in fams["tdetl_task_lag_offsets"].samples if s.labels["task"] == tid]
     end = time.monotonic() + 10
     while lag() != [0.0] and time.monotonic() < end:  # the status file is rewritten every second
         time.sleep(0.3)
     assert lag() == [0.0]  # caught up with both partitions' high watermarks
+
+
+@pytest.mark.taos
+@pytest.mark.skipif(not SERVERS, reason="no TDengine server: set TDETL_TEST_TAOS")
+def test_tmq_and_realtime_tasks_report_their_lag(service: Service, scratch: Any, tmp_path: Path) -> None:
+    """/metrics: a TMQ task's WAL entries behind (0 once caught up), a realtime query's seconds
+    behind the clock (never under its excursion)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from .taos_helpers import sql
+
+    server = SERVERS[0]
+    db = scratch("tdetl_svlag")
+    # one vgroup: after a snapshot the server gives an assignment only once every vgroup has sent WAL rows
+    sql(server, f"CREATE DATABASE `{db}` VGROUPS 1 WAL_RETENTION_PERIOD 3600",
+        f"CREATE STABLE `{db}`.m (ts TIMESTAMP, v INT) TAGS (g INT)",
+        *(f"INSERT INTO `{db}`.c{k % 3} USING `{db}`.m TAGS ({k % 3}) VALUES (NOW - {k}s, {k})" for k in range(30)))
+    tmq = service.call("POST", "/api/tasks", json={
+        "from": f"{server.replace('taos', 'tmq', 1)}/{db}?timeout=never&group.id=svlag",
+        "to": f"duckdb:{tmp_path / 'tmq.duckdb'}"}).json()["id"]
+    rt = service.call("POST", "/api/tasks", json={
+        "from": f"{server}/{db}?mode=realtime&interval=200ms&excursion=2s&restro=1m",
+        "to": f"duckdb:{tmp_path / 'rt.duckdb'}"}).json()["id"]
+
+    def lags() -> dict[tuple[str, str], float]:
+        fams = text_string_to_metric_families(service.call("GET", "/metrics").text)
+        return {(f.name, s.labels["task"]): s.value for f in fams if f.name.startswith("tdetl_task_lag")
+                for s in f.samples}
+    service.wait_for(tmq, lambda t: t["counters"].get("rows_written", 0) >= 30)
+    service.wait_for(rt, lambda t: t["counters"].get("rows_written", 0) >= 30)
+    # the first copy is a snapshot, for which the server gives no assignment: rows through the WAL
+    # now, until one is read from there (a row written while the snapshot is read may come with it)
+    end, k = time.monotonic() + 60, 0
+    while ("tdetl_task_lag_offsets", tmq) not in lags() and time.monotonic() < end:
+        sql(server, f"INSERT INTO `{db}`.c{k % 3} VALUES (NOW, {k})")
+        k += 1
+        time.sleep(1.0)
+    service.wait_for(tmq, lambda t: t["counters"].get("rows_written", 0) >= 30 + k)
+    end = time.monotonic() + 30
+    while lags().get(("tdetl_task_lag_offsets", tmq)) != 0.0 and time.monotonic() < end:
+        time.sleep(0.3)
+    got = lags()
+    assert got.get(("tdetl_task_lag_offsets", tmq)) == 0.0, got  # caught up with every vgroup's WAL
+    assert 2.0 <= got.get(("tdetl_task_lag_seconds", rt), -1) < 30, got  # the excursion, and at most a poll more
+    assert ("tdetl_task_lag_seconds", tmq) not in got and ("tdetl_task_lag_offsets", rt) not in got
+    for tid in (tmq, rt):
+        service.call("DELETE", f"/api/tasks/{tid}")

@@ -238,6 +238,37 @@ def test_realtime_sync_follows_new_rows_and_tables(server: str, db: str, db2: st
         assert [r["voltage"] for r in rows if r["tbname"] == "d0"] == [0, 1, 2, 3, 4]
 
 
+def test_realtime_lag_is_how_far_the_windows_read_trail_the_clock(server: str, db: str, tmp_path: Path) -> None:
+    """tdetl serve's lag for a realtime query: from where reading starts (restro) down to the
+    excursion it keeps behind the clock by design."""
+    import time
+    from datetime import datetime, timezone
+
+    from tdetl.api import make_options
+    from tdetl.drivers import open_source
+
+    _load_meters(server, db, tmp_path, rows=10, tables=1)
+    with _connect(server, db) as conn:
+        conn.execute("INSERT INTO d0 VALUES (NOW - 5s, 1, 1, 0.5)")
+    end = datetime.fromtimestamp(time.time() + 2, timezone.utc).isoformat()
+    src = open_source(f"{server}/{db}?mode=realtime&interval=200ms&excursion=1s&restro=20s&end={end}",
+                      make_options())
+    try:
+        assert src.lag() is None  # not reading yet
+        src.catalog()
+        batches = src.read(src.partitions()[0])
+        first = next(batches)
+        assert first.data.num_rows == 1
+        started = src.lag()
+        assert started is not None and started.unit == "seconds" and 20 <= started.value < 60  # at restro
+        rest = sum(b.data.num_rows for b in batches)
+        assert rest == 0
+        final = src.lag()
+        assert final is not None and 1.0 <= final.value < 20  # read up to end, which is now - excursion or earlier
+    finally:
+        src.close()
+
+
 def test_force_stmt_writes_equal_rows(server: str, db: str, tmp_path: Path) -> None:
     from tdetl.samples import PARSER, meters
 

@@ -344,3 +344,20 @@ def test_a_rerun_warns_when_the_wal_may_have_been_purged_since_the_last(tmq_serv
     _, err = late.communicate(timeout=120)
     assert late.returncode == 0, err
     assert re.search(rf"finished 360\d s ago and database {src} keeps its WAL 60 s", " ".join(err.split())), err
+
+
+def test_lag_counts_wal_entries_behind_and_reads_0_once_caught_up(tmq_server: str, scratch: Any) -> None:
+    """tdetl serve's lag for TMQ: WAL entries between what the consumer read and the vgroups' ends."""
+    src = scratch("tdetl_tmq_behind")
+    make_source(tmq_server, src)
+    sql(tmq_server, *(f"INSERT INTO `{src}`.d{k % 4} VALUES ({BASE + (500 + k) * 1000}, 1.0, {k})" for k in range(40)))
+    dsn = f"{tmq(tmq_server)}/{src}.meters?timeout=3s&experimental.snapshot.enable=false&group.id=lag1"
+    with tdetl.subscribe(dsn) as sub:
+        assert sub.source.lag() is None  # nothing polled yet
+        rows, first = 0, None
+        for _spec, batch in sub:
+            rows += batch.num_rows
+            first = first or sub.source.lag()
+        assert rows == TABLES * 100 + 40
+        assert first is not None and first.unit == "offsets" and first.value >= 10  # the 40 inserts were ahead
+        assert sub.source.lag() == (0.0, "offsets")  # caught up: the entries no consumer gets do not count

@@ -28,8 +28,10 @@ class TaskCollector(Collector):
                 for k, h in _COUNTERS}
         rate = GaugeMetricFamily("tdetl_task_rows_per_second", "rows written per second (this run)",
                                  labels=["task", "name"])
-        lag = GaugeMetricFamily("tdetl_task_lag", "how far the source is behind its newest data (Kafka: messages)",
-                                labels=["task", "name"])
+        lags = {"offsets": GaugeMetricFamily("tdetl_task_lag_offsets", "offsets the source is behind its newest"
+                                             " data (Kafka: messages; TMQ: WAL entries)", labels=["task", "name"]),
+                "seconds": GaugeMetricFamily("tdetl_task_lag_seconds", "how far a realtime query's reads trail the"
+                                             " clock", labels=["task", "name"])}
         restarts = CounterMetricFamily("tdetl_task_restarts", "restarts after a failure", labels=["task", "name"])
         state = GaugeMetricFamily("tdetl_task_state", "1 for the task's current state",
                                   labels=["task", "name", "state"])
@@ -41,13 +43,13 @@ class TaskCollector(Collector):
             elapsed = float(st.get("elapsed") or 0)
             rate.add_metric(labels, float(st.get("rows_written", 0)) / elapsed if elapsed > 0 else 0.0)
             restarts.add_metric(labels, float(t["restarts"]))
-            if st.get("lag") is not None:
-                lag.add_metric(labels, float(st["lag"]))
+            if st.get("lag") is not None and st.get("lag_unit") in lags:
+                lags[st["lag_unit"]].add_metric(labels, float(st["lag"]))
             for s in STATES:
                 state.add_metric([*labels, s], 1.0 if t["state"] == s else 0.0)
         yield from fams.values()
         yield rate
-        yield lag
+        yield from lags.values()
         yield restarts
         yield state
 

@@ -20,6 +20,7 @@ from ...errors import DsnError, SourceError
 from ...model import TableBatch
 from ...options import Options
 from ...params import DATABASE, TLS, Param, Spec, batching
+from ...progress import Lag
 from ...transform.messages import Messages
 from ..common.messages import MessageSource
 
@@ -212,9 +213,9 @@ class KafkaSource(MessageSource):
                 if high is not None:
                     self._behind[(tp.topic, tp.partition)] = max(0, high - om.offset)
 
-    def lag(self) -> float | None:
+    def lag(self) -> Lag | None:
         with self._lock:
-            return float(sum(self._behind.values())) if self._behind else None
+            return Lag(float(sum(self._behind.values())), "offsets") if self._behind else None
 
     def release(self, partition: str, tokens: list[Any]) -> None:
         merged: dict[Any, Any] = {}

@@ -24,6 +24,7 @@ from ...grouping import split_by_table
 from ...model import Catalog, TableBatch, TableSpec, conform
 from ...options import Options
 from ...params import Param, Spec
+from ...progress import Lag
 from ...source import SCHEMA_TRAVELS, Source, ending_at
 from ...taos import catalog as taos_catalog
 from ...taos.conn import Connection
@@ -89,6 +90,7 @@ class TaosSource(Source):
         self._stop = threading.Event()
         self._catalog: Catalog | None = None
         self.started = time.time_ns()
+        self._read_up_to: float | None = None  # realtime: epoch seconds every window has been read up to
 
     # -- connections ----------------------------------------------------------------------------
 
@@ -268,6 +270,7 @@ class TaosSource(Source):
             base = self.start if self.start is not None else time.time_ns() - int(self.restro * 1e9)
             lo = self._ticks(base)
         end = self._ticks(self.end) if self.end is not None else None
+        self._read_up_to = lo / _UNITS[self.precision]
         while not self._stop.is_set():
             hi = self._ticks(time.time_ns() - int(self.excursion * 1e9))
             if end is not None:
@@ -275,9 +278,16 @@ class TaosSource(Source):
             if hi > lo:
                 yield from ending_at(self._window(lo, hi), partition, hi)
                 lo = hi
+                self._read_up_to = lo / _UNITS[self.precision]
             if end is not None and lo >= end:
                 return
             self._stop.wait(self.interval)
+
+    def lag(self) -> Lag | None:
+        """Realtime: how far the windows read trail the clock (``excursion`` and up to one
+        ``interval`` of it are by design)."""
+        up_to = self._read_up_to
+        return None if up_to is None else Lag(max(0.0, time.time() - up_to), "seconds")
 
     def _window(self, lo: int, hi: int) -> Iterator[TableBatch]:
         cat = self.catalog()

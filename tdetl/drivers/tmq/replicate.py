@@ -176,6 +176,7 @@ class Replication:
                     self._commit(partition, consumer)
                     last_commit = now
                 msg = consumer.poll(wait)
+                src.note_lag(partition, consumer, msg is None)
                 now = time.monotonic()
                 if msg is None:
                     if src.idle is not None and now - last_data >= src.idle:

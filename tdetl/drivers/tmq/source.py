@@ -26,7 +26,7 @@ from ...errors import ConfigError, DsnError, TaosError
 from ...model import Catalog, Column, SuperTable, TableBatch, TableSpec, fit
 from ...options import Options
 from ...params import Param, Spec
-from ...progress import Progress, Summary
+from ...progress import Lag, Progress, Summary
 from ...sink import Sink
 from ...source import DONE, SCHEMA_TRAVELS, Source
 from ...taos import catalog as taos_catalog
@@ -40,6 +40,7 @@ from ...taos.tmq import Consumer, Message, NativeConsumer, WsConsumer, consumer_
 from ...types import TDType
 from ..common.acks import Pending
 from . import topic as topics
+from .lag import WalLag
 from .repair import Detached, altered_children, copy_raw, mark_finished, warn_if_behind
 from .replicate import Replication
 
@@ -104,6 +105,7 @@ class TmqSource(Source):
         self._stop = threading.Event()
         self._consumers: dict[str, Consumer] = {}
         self._pending: Pending[Message] = Pending()
+        self._wal_lag = WalLag()
         self._ready: dict[str, list[Message]] = {}
         self._specs: dict[str, TableSpec] = {}
         self.detached: Detached | None = None  # set for database topics (repair.py)
@@ -227,8 +229,16 @@ class TmqSource(Source):
     def close_consumer(self, partition: str) -> None:
         with self._lock:
             consumer = self._consumers.pop(partition, None)
+        self._wal_lag.forget(partition)
         if consumer is not None:
             consumer.close()
+
+    def note_lag(self, partition: str, consumer: Consumer, idle: bool) -> None:
+        """After each poll, on the consumer's thread (at most once a second it asks the server)."""
+        self._wal_lag.note(partition, consumer, self.topics, idle)
+
+    def lag(self) -> Lag | None:
+        return self._wal_lag.lag()
 
     @property
     def stopped(self) -> bool:
@@ -250,6 +260,7 @@ class TmqSource(Source):
                 yield from self._repair_batches(partition)
                 last_repair = time.monotonic()
             msg = consumer.poll(wait)
+            self.note_lag(partition, consumer, msg is None)
             if msg is None:
                 if self.idle is not None and time.monotonic() - last_data >= self.idle:
                     if not self.may_end():

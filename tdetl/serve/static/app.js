@@ -28,6 +28,12 @@ function show(section) {
 
 function fmt(n) { return (n || 0).toLocaleString("en-US", {maximumFractionDigits: 0}); }
 
+// the source's lag in its own unit: offsets (Kafka messages, TMQ WAL entries) or seconds (realtime queries)
+function lag(c) {
+  if (c.lag === null || c.lag === undefined) return "";
+  return c.lag_unit === "seconds" ? c.lag.toFixed(1) + " s" : fmt(c.lag) + " offsets";
+}
+
 function cell(tr, text, cls) {
   const td = document.createElement("td");
   td.textContent = text;
@@ -49,7 +55,7 @@ async function refreshList() {
     cell(tr, t.state, "state-" + t.state);
     cell(tr, fmt(rate));
     cell(tr, fmt((t.totals || {}).rows_written));
-    cell(tr, c.lag === null || c.lag === undefined ? "" : fmt(c.lag));
+    cell(tr, lag(c));
     cell(tr, String(t.restarts));
     cell(tr, t.last_error || "");
     tr.addEventListener("click", () => openTask(t.id));
@@ -169,6 +175,15 @@ async function refreshTask() {
     cell(tr, label);
     cell(tr, fmt((t.counters || {})[k]));
     cell(tr, fmt((t.totals || {})[k]));
+    rows.appendChild(tr);
+  }
+  const behind = lag(t.counters || {});
+  if (behind) {
+    const tr = document.createElement("tr");
+    tr.dataset.counter = "lag";
+    cell(tr, "lag");
+    cell(tr, behind);
+    cell(tr, "");
     rows.appendChild(tr);
   }
   const h = await api("GET", "/api/tasks/" + current + "/history");
