@@ -80,6 +80,7 @@ def create_app(data_dir: Path, token: str | None = None) -> FastAPI:
         start = bool(body.pop("start", True)) if isinstance(body, dict) else True
         definition = validate(body)
         tid = store.add(definition["name"], definition, "running" if start else "stopped")
+        sup.wake()
         return view(found(tid))
 
     @app.post("/api/tasks/validate")

@@ -47,6 +47,7 @@ class Supervisor:
         self._last_sample = 0.0
         self._last_rows: dict[str, tuple[float, int]] = {}
         self._stop = threading.Event()
+        self._wake = threading.Event()  # a change to act on before the next tick (a request, a task's exit)
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._loop, name="tdetl-supervisor", daemon=True)
 
@@ -63,6 +64,7 @@ class Supervisor:
 
     def close(self) -> None:
         self._stop.set()
+        self._wake.set()
         self._thread.join(5)
         with self._lock:
             for tid in list(self.children):
@@ -75,6 +77,11 @@ class Supervisor:
         again = {"restarts": 0, "last_error": None, "state": "created"} if wanted == "running" else {}
         self.store.update(tid, wanted=wanted, **again)
         self.retry_at.pop(tid, None)
+        self.wake()
+
+    def wake(self) -> None:
+        """Act on the store now rather than at the next tick."""
+        self._wake.set()
 
     def next_run(self, t: dict[str, Any]) -> float:
         """When a scheduled task runs next (epoch seconds): its schedule's first time after the task
@@ -149,7 +156,8 @@ class Supervisor:
                 self._tick()
             except Exception:  # the supervisor must outlive any one task's trouble
                 log.exception("supervisor tick failed")
-            self._stop.wait(TICK)
+            self._wake.wait(TICK)
+            self._wake.clear()
 
     def _tick(self) -> None:
         with self._lock:
@@ -186,8 +194,13 @@ class Supervisor:
                                      "status": str(d / "status.json")}).encode())
         proc.stdin.close()
         self.children[t["id"]] = Child(proc, logf)
+        threading.Thread(target=self._on_exit, args=(proc,), name=f"tdetl-wait-{proc.pid}", daemon=True).start()
         self.store.update(t["id"], state="running")
         log.info("task %s started (pid %d)", t["id"], proc.pid)
+
+    def _on_exit(self, proc: subprocess.Popen[bytes]) -> None:
+        proc.wait()
+        self._wake.set()
 
     def _ended(self, t: dict[str, Any], child: Child) -> None:
         tid = t["id"]
