@@ -2,60 +2,38 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .drivers import as_dsn, open_sink, open_source
 from .dsn import Dsn
 from .errors import ConfigError, DsnError, ErrorPolicy
-from .options import Options
+from .options import OnArg, make_options
 from .params import instant_ns
 from .pipeline import run as run_pipeline
 from .progress import Summary
-from .quality import Strategies
 
 if TYPE_CHECKING:
     from .drivers.tmq.subscription import Subscription
     from .transform.parser import ParserConfig
 
 
-OnArg = Sequence[str] | Mapping[str, Any] | Strategies | None
-
-
-def make_options(parser: str | ParserConfig | None = None, transforms: Sequence[str] = (),
-                 jobs: int | None = None, on_error: str | ErrorPolicy = "error", progress: bool | None = False,
-                 batch_rows: int | None = None, on: OnArg = None) -> Options:
-    # Polars and the parser load only when a parser or transform is given (startup cost)
-    if isinstance(parser, str):
-        from .transform.parser import load_parser
-        parser = load_parser(parser)
-    compiled = []
-    if transforms:
-        from .transform.rename import compile_transform
-        compiled = [compile_transform(t) for t in transforms]
-    opts = Options(
-        parser=parser,
-        transforms=compiled,
-        jobs=max(1, jobs) if jobs else None,
-        on_error=on_error if isinstance(on_error, ErrorPolicy) else ErrorPolicy.parse(on_error),
-        progress=progress,
-    )
-    given = on if isinstance(on, Strategies) else Strategies.parse(on)
-    opts.on = parser.on.merged(given) if parser is not None else given  # the command line wins
-    if batch_rows:
-        opts.batch_rows = batch_rows
-    return opts
-
-
 def run(source: str | Dsn, target: str | Dsn, *, parser: str | ParserConfig | None = None,
         transforms: Sequence[str] = (), jobs: int | None = None, on_error: str | ErrorPolicy = "error",
         progress: bool | None = False, batch_rows: int | None = None, on: OnArg = None,
-        state: str | None = None) -> Summary:
+        state: str | None = None, cluster: str | None = None) -> Summary:
     """Move everything ``source`` holds to ``target`` (DSNs as in ``tdetl run -f ... -t ...``).
     ``parser`` is the --parser JSON text or ``@file``; ``on_error`` is error, drop or
     archive:<file>; ``on`` maps situations to choices (``{"ts-null": "drop"}``, as ``--on``).
     ``state`` is ``--state``: a file keeping the checkpoint, so a rerun resumes an interrupted run.
-    Returns the run's :class:`Summary`; raises :class:`TdetlError` on failure."""
+    ``cluster`` (``ray://head:10001``, a Ray address, or ``local``) spreads the partitions over a
+    Ray cluster (the ``ray`` extra). Returns the run's :class:`Summary`; raises
+    :class:`TdetlError` on failure."""
+    if cluster:
+        from .cluster import Recipe, run_on_cluster
+
+        recipe = Recipe(source, target, parser, tuple(transforms), jobs, on_error, on, batch_rows)
+        return run_on_cluster(recipe, cluster, progress, state)
     opts = make_options(parser, transforms, jobs, on_error, progress, batch_rows, on)
     opts.state = state
     opts.target = as_dsn(target).without_password()

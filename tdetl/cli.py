@@ -34,6 +34,8 @@ def _parser() -> argparse.ArgumentParser:
                         " `tdetl situations` lists them)")
     r.add_argument("--state", metavar="FILE", help="keep the checkpoint in FILE after every flush; a rerun with the"
                    " same FILE resumes an interrupted run (removed when the run finishes)")
+    r.add_argument("--cluster", metavar="ADDRESS", help="spread the run over a Ray cluster: ray://head:10001,"
+                   " a Ray address, or local (the ray extra)")
     r.add_argument("--batch-rows", type=int, default=None, help="rows per batch (default 1048576)")
     for q in (r,):
         q.add_argument("-v", "--verbose", action="count", default=0, help="-v info, -vv debug, -vvv trace")
@@ -59,6 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     sv.add_argument("--port", type=int, default=6050, help="port (default 6050)")
     sv.add_argument("--data-dir", default="~/.local/share/tdetl", help="task definitions, state and logs")
     sv.add_argument("--token", default=None, help="bearer token every call must carry (required off loopback)")
+    sv.add_argument("--cluster", metavar="ADDRESS", help="run each task's partitions on a Ray cluster (as run does)")
     sv.add_argument("-v", "--verbose", action="count", default=0)
 
     i = sub.add_parser("inspect", help="show tables, schemas, row counts and time ranges of a source")
@@ -95,6 +98,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(json.dumps(report, indent=1, default=str) if args.json else
                   render(report, as_dsn(args.source).masked(), as_dsn(args.target).masked()))
             return 1 if report["differences"] else 0
+        if args.cluster:
+            from .cluster import Recipe, run_on_cluster
+
+            recipe = Recipe(args.source, args.target, args.parser, tuple(args.transform), args.jobs, args.on_error,
+                            args.on, args.batch_rows)
+            summary = run_on_cluster(recipe, args.cluster, None if args.quiet == 0 else False, args.state)
+            if args.quiet < 2:
+                print(f"tdetl: {as_dsn(args.source).masked()} -> {as_dsn(args.target).masked()}: {summary.line()}",
+                      file=sys.stderr)
+            return 0
         opts = make_options(args.parser, args.transform, args.jobs, args.on_error,
                             progress=None if args.quiet == 0 else False, batch_rows=args.batch_rows, on=args.on)
         opts.target = as_dsn(args.target).without_password()
@@ -138,7 +151,7 @@ def _serve(args: argparse.Namespace) -> int:
         loopback = False
     if not loopback and not args.token:
         raise ConfigError(f"--host {args.host}: binding beyond loopback needs --token")
-    app = create_app(Path(args.data_dir).expanduser(), args.token)
+    app = create_app(Path(args.data_dir).expanduser(), args.token, args.cluster)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
 

@@ -34,6 +34,10 @@ class BackupError(TdetlError):
     """A backup directory that is missing, incomplete, foreign or corrupt."""
 
 
+class ClusterError(TdetlError):
+    """A cluster (``--cluster``) that cannot be reached, a target it cannot share, a task that failed."""
+
+
 class SourceError(TdetlError):
     """A source (broker, server) failed: unreachable, refused, misconfigured on its side."""
 

@@ -72,9 +72,11 @@ def run(source: Source, sink: Sink, options: Options) -> Summary:
     saved = _state_file(source, sink, options)
     if saved is not None and not state:  # a target that keeps its own (a backup's journal) wins
         state = saved.load()
+    if options.resume is not None:  # a cluster task: the driver keeps the checkpoint
+        state = dict(options.resume)
     sink.prepare(catalog)
     todo = []
-    for p in source.partitions():
+    for p in source.run_partitions():
         if state.get(p) == DONE:
             summary.partitions_skipped += 1
         else:
@@ -93,6 +95,8 @@ def run(source: Source, sink: Sink, options: Options) -> Summary:
         sink.flush(at)
         if saved is not None:
             saved.save(at)
+        if options.on_durable is not None:
+            options.on_durable(at, summary)
         source.acknowledge(at)
 
     def put(item: Any) -> bool:
@@ -168,6 +172,8 @@ def run(source: Source, sink: Sink, options: Options) -> Summary:
             raise RuntimeError("a reader stopped without finishing its partition")
         sink.flush(dict(checkpoint))
         sink.close()
+        if options.on_durable is not None:
+            options.on_durable(dict(checkpoint), summary)
         source.acknowledge(dict(checkpoint))
         if saved is not None:
             saved.finish()
@@ -185,6 +191,7 @@ def run(source: Source, sink: Sink, options: Options) -> Summary:
         source.close()
     progress.done()
     summary.tables = len(seen_tables)
+    summary.table_names = sorted({f"{s.database or ''}.{s.name}" for s in seen_tables})
     summary.rows_failed = source.rejects.failed
     summary.rows_filtered = source.rejects.filtered
     summary.skipped = list(source.rejects.examples)

@@ -28,6 +28,7 @@ class Summary:
     bytes_written: int = 0
     batches_written: int = 0
     tables: int = 0
+    table_names: list[str] = field(default_factory=list, repr=False)  # [db.]table, for a cluster run's union
     partitions_skipped: int = 0
     skipped: list[str] = field(default_factory=list)  # the first reasons records were skipped for
     outcomes: dict[str, int] = field(default_factory=dict)  # "<situation> <outcome>" -> records (tdetl.quality)

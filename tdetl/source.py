@@ -24,6 +24,7 @@ class Source(ABC):
     spec: ClassVar[Spec] = Spec()  # its DSN parameters, declared once (tdetl/params.py)
     uses_parser: ClassVar[bool] = False  # reads --parser; the others refuse it
     default_jobs: ClassVar[int] = 1  # readers when --jobs is not given
+    consumes: ClassVar[bool] = False  # partitions are members of a consumer group: all read at once, never ending
     appends: ClassVar[bool] = False  # each run continues the last (a subscription): backups are extended
     # situations whose default differs for this source: a TDengine source carries schema changes along
     quality_defaults: ClassVar[dict[str, str]] = {}
@@ -63,6 +64,17 @@ class Source(ABC):
         """A source that can hand ``sink`` its data in the sink's own form (TMQ raw into TDengine)
         returns the loop that does so, counting into the summary; the pipeline then runs only that."""
         return None
+
+    def run_partitions(self) -> list[str]:
+        """The partitions this run reads: all, or those a cluster task was given."""
+        parts = self.partitions()
+        only = self.options.partitions
+        return parts if only is None else [p for p in parts if p in only]
+
+    def endless(self, partition: str) -> bool:
+        """Whether reading ``partition`` may never end (a consumer, a realtime poll): a cluster runs
+        each such partition as a task of its own."""
+        return self.consumes
 
     def lag(self) -> Lag | None:
         """How far behind the newest data the source is, or None where it cannot tell; read once a

@@ -27,12 +27,13 @@ httpx = pytest.importorskip("httpx")
 
 
 class Service:
-    def __init__(self, data: Path, token: str | None = None) -> None:
-        self.data, self.token, self.port = data, token, free_port()
+    def __init__(self, data: Path, token: str | None = None, extra: tuple[str, ...] = ()) -> None:
+        self.data, self.token, self.port, self.extra = data, token, free_port(), extra
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Service:
-        args = [sys.executable, "-m", "tdetl", "serve", "--port", str(self.port), "--data-dir", str(self.data)]
+        args = [sys.executable, "-m", "tdetl", "serve", "--port", str(self.port), "--data-dir", str(self.data),
+                *self.extra]
         if self.token:
             args += ["--token", self.token]
         log = self.data.parent / f"serve-{self.port}.log"

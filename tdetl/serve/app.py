@@ -28,9 +28,9 @@ from .tasks import shown, validate
 STATIC = Path(__file__).parent / "static"
 
 
-def create_app(data_dir: Path, token: str | None = None) -> FastAPI:
+def create_app(data_dir: Path, token: str | None = None, cluster: str | None = None) -> FastAPI:
     store = Store(data_dir)
-    sup = Supervisor(store, data_dir)
+    sup = Supervisor(store, data_dir, cluster)
     metrics = registry(sup)
 
     @asynccontextmanager

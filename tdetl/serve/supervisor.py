@@ -38,8 +38,9 @@ class Child:
 
 
 class Supervisor:
-    def __init__(self, store: Store, data_dir: Path) -> None:
+    def __init__(self, store: Store, data_dir: Path, cluster: str | None = None) -> None:
         self.store, self.dir = store, data_dir
+        self.cluster = cluster  # tasks spread their partitions over this Ray cluster
         self.children: dict[str, Child] = {}
         self.retry_at: dict[str, float] = {}
         self.history: dict[str, deque[tuple[float, float]]] = {}  # (time, rows/s) per task
@@ -191,7 +192,7 @@ class Supervisor:
                                 stderr=logf, env=dict(os.environ, PYTHONUNBUFFERED="1"), start_new_session=True)
         assert proc.stdin is not None
         proc.stdin.write(json.dumps({"definition": t["definition"], "state": str(d / "state.json"),
-                                     "status": str(d / "status.json")}).encode())
+                                     "status": str(d / "status.json"), "cluster": self.cluster}).encode())
         proc.stdin.close()
         self.children[t["id"]] = Child(proc, logf)
         threading.Thread(target=self._on_exit, args=(proc,), name=f"tdetl-wait-{proc.pid}", daemon=True).start()

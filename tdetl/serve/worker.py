@@ -8,6 +8,7 @@ import ctypes
 import json
 import signal
 import sys
+from typing import Any
 
 from ..api import make_options
 from ..drivers import as_dsn, open_sink, open_source
@@ -28,6 +29,8 @@ def main() -> int:
     job = json.loads(sys.stdin.read())
     d = job["definition"]
     try:
+        if job.get("cluster"):
+            return _on_cluster(job)
         opts = make_options(d.get("parser"), d.get("transforms") or (), d.get("jobs"), d.get("on_error", "error"),
                             on=d.get("on") or None)
         opts.status = job["status"]
@@ -45,6 +48,20 @@ def main() -> int:
     except Exception as e:  # one line, as the CLI prints it
         print(f"tdetl: error: {type(e).__name__}: {' '.join(str(e).split())}", file=sys.stderr, flush=True)
         return 1
+
+
+def _on_cluster(job: dict[str, Any]) -> int:
+    """The task's partitions as Ray tasks; this process is their driver (checkpoint, counters)."""
+    from ..cluster import Recipe, run_on_cluster
+
+    d = job["definition"]
+    recipe = Recipe(d["from"], d["to"], d.get("parser"), tuple(d.get("transforms") or ()), d.get("jobs"),
+                    d.get("on_error", "error"), d.get("on") or None)
+    durable = open_sink(as_dsn(d["to"]), make_options()).durable_flush
+    summary = run_on_cluster(recipe, job["cluster"], False, job["state"] if durable else None, job["status"])
+    print(f"tdetl: {as_dsn(d['from']).masked()} -> {as_dsn(d['to']).masked()}: {summary.line()}", file=sys.stderr,
+          flush=True)
+    return 0
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from .acks import Pending
 class MessageSource(Source):
     default_table = "messages"
     uses_parser = True
+    consumes = True
 
     def __init__(self, dsn: Dsn, options: Options) -> None:
         super().__init__(dsn, options)

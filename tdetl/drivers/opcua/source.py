@@ -54,6 +54,7 @@ def _us(t: dt.datetime | None) -> int | None:
 
 class OpcUaSource(Source):
     protocols = (None, "ua", "da")
+    consumes = True  # sessions sharing the points, each reading until stopped
     spec = Spec(
         Param("ua.nodes", "text", None, "points: <nodeid>::<code>[,...] (with opc_table_config)"),
         Param("opc_table_config", "file", None, 'JSON {"stable_prefix", "column_configs": [{"column_name":'

@@ -283,6 +283,9 @@ class TaosSource(Source):
                 return
             self._stop.wait(self.interval)
 
+    def endless(self, partition: str) -> bool:
+        return partition == REALTIME
+
     def lag(self) -> Lag | None:
         """Realtime: how far the windows read trail the clock (``excursion`` and up to one
         ``interval`` of it are by design)."""

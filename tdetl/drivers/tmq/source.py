@@ -68,6 +68,7 @@ def parse_offsets(text: str, where: str) -> dict[int, int]:
 class TmqSource(Source):
     protocols = (None, "ws", "wss")
     appends = True
+    consumes = True
     quality_defaults = SCHEMA_TRAVELS
     spec = Spec(
         Param("group.id", "text", None, "consumer group (default: a hash of source and target, so a rerun"
@@ -430,7 +431,7 @@ class TmqSource(Source):
         cat = self.catalog()
         writers = int(getattr(sink, "config", {}).get("writers", 4) or 4)
         rep = Replication(self, opener, writers, sink.dsn.masked(), summary)
-        rep.start(self.partitions())
+        rep.start(self.run_partitions())
         try:
             sink.prepare(Catalog(databases=dict(cat.databases)))
         except BaseException as e:

@@ -1,0 +1,205 @@
+"""The driver side of a cluster run: prepare the target once, cut the partitions into shares, hand
+them to Ray, keep the checkpoint as shares report it, start again a share whose worker died (from
+its last checkpoint, a bounded number of times), and sum up.
+
+Shares: a partition that may never end (a consumer, a realtime poll) is a task of its own, so all
+of them run at once; finite ones (tables, files, windows) go two shares per cluster CPU, so
+a slow share does not hold the run and a retried one redoes little.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..drivers import as_dsn, open_sink, open_source
+from ..errors import ClusterError
+from ..options import Options
+from ..progress import Progress, Summary
+from ..sink import Sink
+from ..source import DONE, Source
+from ..state import StateFile
+from .checkpoints import Checkpoints
+from .recipe import Recipe
+from .task import COUNTERS, run_share
+
+log = logging.getLogger("tdetl")
+
+RETRIES = 3  # attempts after the first when a task's worker dies
+SHARES_PER_CPU = 2
+
+
+def refuse(sink: Sink, address: str) -> None:
+    """Targets that cannot take writers on many machines."""
+    where = f"--cluster {address}"
+    if sink.dsn.driver == "local":
+        raise ClusterError(f"{where}: a local: backup is written by one process (its journal and manifest);"
+                           f" run it without --cluster")
+    if not sink.durable_flush:
+        raise ClusterError(f"{where}: the {sink.dsn.driver} target {sink.dsn.masked()} takes one writer and makes"
+                           f" its data durable only at the end of the run; run it without --cluster")
+
+
+def connect(address: str) -> bool:
+    """Joins (or with ``local`` starts) a Ray cluster; True when this call did, so the run ends it."""
+    try:
+        import ray
+    except ImportError:
+        raise ClusterError(f"--cluster {address}: Ray is not installed (pip install 'tdetl[ray]')") from None
+    if ray.is_initialized():
+        return False
+    try:
+        if address == "local":
+            ray.init(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+        else:
+            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+    except Exception as e:
+        raise ClusterError(f"--cluster {address}: cannot join the cluster: {' '.join(str(e).split())}") from None
+    return True
+
+
+def shares(source: Source, todo: list[str], cpus: int) -> list[list[str]]:
+    endless = [[p] for p in todo if source.endless(p)]
+    finite = [p for p in todo if not source.endless(p)]
+    if not finite:
+        return endless
+    size = max(1, math.ceil(len(finite) / max(1, cpus * SHARES_PER_CPU)))
+    return endless + [finite[i:i + size] for i in range(0, len(finite), size)]
+
+
+@dataclass
+class Share:
+    name: str
+    parts: list[str]
+    attempt: int = 1
+    live: dict[str, int] = field(default_factory=dict)  # this attempt's counters at its last checkpoint
+    carried: dict[str, int] = field(default_factory=dict)  # what attempts whose worker died made durable
+    result: dict[str, Any] | None = None
+
+    def counted(self) -> dict[str, int]:
+        now = self.result["counters"] if self.result else self.live
+        return {k: now.get(k, 0) + self.carried.get(k, 0) for k in COUNTERS}
+
+
+def run_on_cluster(recipe: Recipe, address: str, progress: bool | None = False, state: str | None = None,
+                   status: str | None = None) -> Summary:
+    summary = Summary()
+    opts = recipe.options(progress)
+    opts.target = as_dsn(recipe.target).without_password()
+    src = open_source(as_dsn(recipe.source), opts)
+    try:
+        sink = open_sink(as_dsn(recipe.target), opts)
+        refuse(sink, address)
+        todo, saved, positions = _prepare(src, sink, opts, state, summary)
+    finally:
+        src.close()
+    started = connect(address)
+    try:
+        import ray
+
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        cut = [Share(f"share-{i}", parts) for i, parts in enumerate(shares(src, todo, cpus))]
+        log.info("%d parts in %d tasks on a cluster of %d CPUs", len(todo), len(cut), cpus)
+        shown = Progress(summary, progress, status=status)
+        _follow(ray, recipe, cut, positions, summary, shown, saved)
+        if saved is not None:
+            saved.finish()
+        retried = {s.name: s.attempt - 1 for s in cut if s.attempt > 1}
+        if retried:
+            summary.outcomes["task retried after its worker died"] = sum(retried.values())
+        shown.done()
+    finally:
+        if started:
+            ray.shutdown()
+    summary.elapsed = time.perf_counter() - summary.started
+    return summary
+
+
+def _prepare(src: Source, sink: Sink, opts: Options, state: str | None,
+             summary: Summary) -> tuple[list[str], StateFile | None, dict[str, Any]]:
+    """The target made ready once (databases, tables), before many workers write to it."""
+    catalog = src.catalog()
+    begun = sink.resume_state(src.dsn, src.appends) or {}
+    saved = None
+    if state:
+        saved = StateFile(Path(state).expanduser(), src.dsn.without_password(), sink.dsn.without_password())
+        begun = begun or saved.load()
+    sink.prepare(catalog)
+    sink.close()
+    todo = []
+    for p in src.partitions():
+        if begun.get(p) == DONE:
+            summary.partitions_skipped += 1
+        else:
+            todo.append(p)
+    return todo, saved, dict(begun)
+
+
+def _follow(ray: Any, recipe: Recipe, cut: list[Share], positions: dict[str, Any], summary: Summary,
+            shown: Progress, saved: StateFile | None) -> None:
+    """Until every share is back: checkpoints kept (and in --state), progress, retries, the first
+    failure raised after the others are cancelled."""
+    book = ray.remote(num_cpus=0)(Checkpoints).remote(positions)
+    remote = ray.remote(run_share).options(max_retries=0, num_cpus=1)
+    running: dict[Any, Share] = {}
+
+    def submit(share: Share, at: dict[str, Any]) -> None:
+        resume = {p: at[p] for p in share.parts if p in at}
+        running[remote.remote(recipe, share.name, share.parts, resume, book)] = share
+
+    def fail(message: str) -> None:
+        for ref in running:
+            ray.cancel(ref, force=True)
+        raise ClusterError(message)
+
+    for share in cut:
+        submit(share, positions)
+    while running:
+        ready, _ = ray.wait(list(running), num_returns=len(running), timeout=0.5)
+        for ref in ready:
+            share = running.pop(ref)
+            try:
+                result = ray.get(ref)
+            except ray.exceptions.RayTaskError as e:
+                fail(f"{share.name}: {_reason(e)}")
+            except ray.exceptions.RayError as e:  # its worker or node died: again, from its last checkpoint
+                if share.attempt > RETRIES:
+                    fail(f"{share.name}: its worker died {share.attempt} times, the last: {_reason(e)}")
+                share.attempt += 1
+                log.warning("%s: its worker died (%s); starting it again from its checkpoint (attempt %d of %d)",
+                            share.name, _reason(e), share.attempt, RETRIES + 1)
+                submit(share, ray.get(book.restart.remote(share.name)))
+                continue
+            if "error" in result:
+                fail(f"{share.name}: {result['error']}")
+            share.result = result
+        snap = ray.get(book.snapshot.remote())
+        for s in cut:
+            s.live, s.carried = snap["live"].get(s.name, {}), snap["carried"].get(s.name, {})
+        for k in COUNTERS:
+            setattr(summary, k, sum(s.counted()[k] for s in cut))
+        if saved is not None:
+            saved.save(snap["positions"])
+        shown.update()
+    tables: set[str] = set()
+    for s in cut:
+        assert s.result is not None
+        tables.update(s.result["tables"])
+        summary.partitions_skipped += s.result["partitions_skipped"]
+        summary.skipped.extend(s.result["skipped"][: max(0, 5 - len(summary.skipped))])
+        for k, v in s.result["outcomes"].items():
+            summary.outcomes[k] = summary.outcomes.get(k, 0) + v
+    summary.tables = len(tables)
+
+
+def _reason(e: BaseException) -> str:
+    """One line for what Ray raised: a worker that died, or a bug's exception."""
+    cause = getattr(e, "cause", None)
+    if cause is not None:
+        return f"{type(cause).__name__}: {' '.join(str(cause).split())}"
+    first = next((ln for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
+    return f"{type(e).__name__}: {first.strip()}"

@@ -1,0 +1,43 @@
+"""One share of a run's partitions through the ordinary pipeline on a Ray worker."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..drivers import as_dsn, open_sink, open_source
+from ..errors import TdetlError
+from ..pipeline import run as run_pipeline
+from .recipe import Recipe
+
+COUNTERS = ("rows_read", "rows_written", "rows_failed", "rows_filtered", "bytes_written", "batches_written")
+
+
+def counters(summary: Any) -> dict[str, int]:
+    return {k: int(getattr(summary, k)) for k in COUNTERS}
+
+
+def run_share(recipe: Recipe, share: str, parts: list[str], resume: dict[str, Any], book: Any) -> dict[str, Any]:
+    """The share's counters, or ``{"error": line}`` for a failure a retry would repeat (bad input,
+    a refusing server). Each checkpoint reaches ``book`` before the source is told it is durable."""
+    import ray
+
+    opts = recipe.options()
+    opts.partitions = list(parts)
+    opts.resume = dict(resume)
+    opts.target = as_dsn(recipe.target).without_password()
+    opts.on_durable = lambda at, summary: ray.get(book.save.remote(
+        share, {p: at[p] for p in parts if p in at}, counters(summary)))
+    try:
+        src = open_source(as_dsn(recipe.source), opts)
+        try:
+            sink = open_sink(as_dsn(recipe.target), opts)
+        except BaseException:
+            src.close()
+            raise
+        s = run_pipeline(src, sink, opts)
+    except TdetlError as e:
+        return {"error": str(e)}
+    except Exception as e:  # a bug or a library's own error: one line, not retried
+        return {"error": f"{type(e).__name__}: {' '.join(str(e).split())}"}
+    return {"counters": counters(s), "tables": s.table_names, "outcomes": s.outcomes, "skipped": s.skipped,
+            "partitions_skipped": s.partitions_skipped}
