@@ -75,12 +75,7 @@ def run(source: Source, sink: Sink, options: Options) -> Summary:
     if options.resume is not None:  # a cluster task: the driver keeps the checkpoint
         state = dict(options.resume)
     sink.prepare(catalog)
-    todo = []
-    for p in source.run_partitions():
-        if state.get(p) == DONE:
-            summary.partitions_skipped += 1
-        else:
-            todo.append(p)
+    todo = still_to_do(source.run_partitions(), state, summary)
     if summary.partitions_skipped or state:
         log.info("resuming: %d of %d parts already done", summary.partitions_skipped,
                  summary.partitions_skipped + len(todo))
@@ -202,6 +197,13 @@ def run(source: Source, sink: Sink, options: Options) -> Summary:
     summary.elapsed = time.perf_counter() - summary.started
     progress.write_status(force=True)
     return summary
+
+
+def still_to_do(partitions: list[str], state: dict[str, Any], summary: Summary) -> list[str]:
+    """The partitions a checkpoint has not marked done; those it has are counted as skipped."""
+    todo = [p for p in partitions if state.get(p) != DONE]
+    summary.partitions_skipped += len(partitions) - len(todo)
+    return todo
 
 
 def _run_direct(direct: Callable[[Summary, Progress], None], source: Source, sink: Sink, summary: Summary,

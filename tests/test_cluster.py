@@ -167,6 +167,18 @@ def test_serve_runs_its_tasks_on_the_cluster(cluster: Any, scratch: Any, tmp_pat
     assert scalar(server, "SELECT COUNT(*) FROM meters", db=db) == 3_000
 
 
+def test_a_cluster_out_of_reach_is_one_line_and_nothing_is_made(scratch: Any, tmp_path: Path) -> None:
+    server = SERVERS[0]
+    db = scratch("tdetl_cl_none")
+    meters(10, tables=1).write_csv(tmp_path / "m.csv")
+    address = f"ray://127.0.0.1:{free_port()}"
+    r = run_cli("run", "-f", f"csv:{tmp_path / 'm.csv'}", "-t", f"{server}/{db}?assert", "--parser",
+                json.dumps(PARSER), "--cluster", address, timeout=300)
+    assert r.returncode == 1 and f"--cluster {address}: cannot join the cluster" in r.stderr, r.stderr
+    assert r.stderr.strip().count("\n") == 0 and "taosdata" not in r.stderr
+    assert scalar(server, f"SELECT COUNT(*) FROM information_schema.ins_databases WHERE name = '{db}'") == 0
+
+
 def test_single_writer_targets_are_refused(tmp_path: Path) -> None:
     meters(10, tables=1).write_csv(tmp_path / "m.csv")
     for target, says in ((f"duckdb:{tmp_path / 'o.duckdb'}", "takes one writer"),

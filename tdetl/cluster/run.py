@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,10 @@ from typing import Any
 from ..drivers import as_dsn, open_sink, open_source
 from ..errors import ClusterError
 from ..options import Options
+from ..pipeline import still_to_do
 from ..progress import Progress, Summary
 from ..sink import Sink
-from ..source import DONE, Source
+from ..source import Source
 from ..state import StateFile
 from .checkpoints import Checkpoints
 from .recipe import Recipe
@@ -53,10 +55,12 @@ def connect(address: str) -> bool:
     if ray.is_initialized():
         return False
     try:
-        if address == "local":
-            ray.init(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
-        else:
-            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+        with warnings.catch_warnings():  # the client warns before it fails; the failure is the one line
+            warnings.simplefilter("ignore")
+            if address == "local":
+                ray.init(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+            else:
+                ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
     except Exception as e:
         raise ClusterError(f"--cluster {address}: cannot join the cluster: {' '.join(str(e).split())}") from None
     return True
@@ -91,13 +95,18 @@ def run_on_cluster(recipe: Recipe, address: str, progress: bool | None = False, 
     opts = recipe.options(progress)
     opts.target = as_dsn(recipe.target).without_password()
     src = open_source(as_dsn(recipe.source), opts)
+    started = False
     try:
         sink = open_sink(as_dsn(recipe.target), opts)
         refuse(sink, address)
+        started = connect(address)  # before the target is touched: a cluster out of reach leaves nothing made
         todo, saved, positions = _prepare(src, sink, opts, state, summary)
+    except BaseException:
+        if started:
+            _shutdown()
+        raise
     finally:
         src.close()
-    started = connect(address)
     try:
         import ray
 
@@ -114,9 +123,15 @@ def run_on_cluster(recipe: Recipe, address: str, progress: bool | None = False, 
         shown.done()
     finally:
         if started:
-            ray.shutdown()
+            _shutdown()
     summary.elapsed = time.perf_counter() - summary.started
     return summary
+
+
+def _shutdown() -> None:
+    import ray
+
+    ray.shutdown()
 
 
 def _prepare(src: Source, sink: Sink, opts: Options, state: str | None,
@@ -130,13 +145,7 @@ def _prepare(src: Source, sink: Sink, opts: Options, state: str | None,
         begun = begun or saved.load()
     sink.prepare(catalog)
     sink.close()
-    todo = []
-    for p in src.partitions():
-        if begun.get(p) == DONE:
-            summary.partitions_skipped += 1
-        else:
-            todo.append(p)
-    return todo, saved, dict(begun)
+    return still_to_do(src.partitions(), begun, summary), saved, dict(begun)
 
 
 def _follow(ray: Any, recipe: Recipe, cut: list[Share], positions: dict[str, Any], summary: Summary,
