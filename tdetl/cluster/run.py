@@ -32,6 +32,7 @@ from .task import COUNTERS, run_share
 log = logging.getLogger("tdetl")
 
 RETRIES = 3  # attempts after the first when a task's worker dies
+JOIN_ATTEMPTS = 3
 SHARES_PER_CPU = 2
 
 
@@ -54,15 +55,24 @@ def connect(address: str) -> bool:
         raise ClusterError(f"--cluster {address}: Ray is not installed (pip install 'tdetl[ray]')") from None
     if ray.is_initialized():
         return False
-    try:
-        with warnings.catch_warnings():  # the client warns before it fails; the failure is the one line
-            warnings.simplefilter("ignore")
-            if address == "local":
-                ray.init(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
-            else:
-                ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
-    except Exception as e:
-        raise ClusterError(f"--cluster {address}: cannot join the cluster: {' '.join(str(e).split())}") from None
+    for attempt in range(1, JOIN_ATTEMPTS + 1):
+        try:
+            with warnings.catch_warnings():  # the client warns before it fails; the failure is the one line
+                warnings.simplefilter("ignore")
+                if address == "local":
+                    ray.init(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+                else:
+                    ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+            return True
+        except Exception as e:
+            reason = " ".join(str(e).split())
+            # the head starts a server process per client, which now and then dies at birth: ask again
+            if attempt < JOIN_ATTEMPTS and "client server failed" in reason:
+                log.warning("--cluster %s: the head could not start a server for this client; trying again", address)
+                ray.shutdown()
+                time.sleep(1.0)
+                continue
+            raise ClusterError(f"--cluster {address}: cannot join the cluster: {reason}") from None
     return True
 
 
