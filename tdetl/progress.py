@@ -19,6 +19,10 @@ class Lag(NamedTuple):
     unit: str
 
 
+# the counters a run reports outside its process: tdetl serve's status file, a cluster share's result
+COUNTERS = ("rows_read", "rows_written", "rows_failed", "rows_filtered", "bytes_written", "batches_written")
+
+
 @dataclass
 class Summary:
     rows_read: int = 0
@@ -34,6 +38,9 @@ class Summary:
     outcomes: dict[str, int] = field(default_factory=dict)  # "<situation> <outcome>" -> records (tdetl.quality)
     elapsed: float = 0.0
     started: float = field(default_factory=time.perf_counter, repr=False)
+
+    def counters(self) -> dict[str, int]:
+        return {k: int(getattr(self, k)) for k in COUNTERS}
 
     @property
     def rows_per_second(self) -> float:
@@ -80,10 +87,8 @@ class Progress:
             return
         self._last_status = now
         s = self.summary
-        doc = {"rows_read": s.rows_read, "rows_written": s.rows_written, "rows_failed": s.rows_failed,
-               "rows_filtered": s.rows_filtered, "bytes_written": s.bytes_written,
-               "batches_written": s.batches_written, "elapsed": now - s.started,
-               "outcomes": self.counts() if self.counts else {}, "time": time.time()}
+        doc: dict[str, object] = {**s.counters(), "elapsed": now - s.started,
+                                  "outcomes": self.counts() if self.counts else {}, "time": time.time()}
         lag = self.lag() if self.lag else None
         if lag is not None:
             doc["lag"], doc["lag_unit"] = lag.value, lag.unit

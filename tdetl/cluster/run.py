@@ -21,13 +21,13 @@ from ..drivers import as_dsn, open_sink, open_source
 from ..errors import ClusterError
 from ..options import Options
 from ..pipeline import still_to_do
-from ..progress import Progress, Summary
+from ..progress import COUNTERS, Progress, Summary
 from ..sink import Sink
 from ..source import Source
 from ..state import StateFile
 from .checkpoints import Checkpoints
 from .recipe import Recipe
-from .task import COUNTERS, run_share
+from .task import run_share
 
 log = logging.getLogger("tdetl")
 
@@ -127,9 +127,9 @@ def run_on_cluster(recipe: Recipe, address: str, progress: bool | None = False, 
         _follow(ray, recipe, cut, positions, summary, shown, saved)
         if saved is not None:
             saved.finish()
-        retried = {s.name: s.attempt - 1 for s in cut if s.attempt > 1}
+        retried = sum(s.attempt - 1 for s in cut)
         if retried:
-            summary.outcomes["task retried after its worker died"] = sum(retried.values())
+            summary.outcomes["task retried after its worker died"] = retried
         shown.done()
     finally:
         if started:

@@ -9,12 +9,6 @@ from ..errors import TdetlError
 from ..pipeline import run as run_pipeline
 from .recipe import Recipe
 
-COUNTERS = ("rows_read", "rows_written", "rows_failed", "rows_filtered", "bytes_written", "batches_written")
-
-
-def counters(summary: Any) -> dict[str, int]:
-    return {k: int(getattr(summary, k)) for k in COUNTERS}
-
 
 def run_share(recipe: Recipe, share: str, parts: list[str], resume: dict[str, Any], book: Any) -> dict[str, Any]:
     """The share's counters, or ``{"error": line}`` for a failure a retry would repeat (bad input,
@@ -26,7 +20,7 @@ def run_share(recipe: Recipe, share: str, parts: list[str], resume: dict[str, An
     opts.resume = dict(resume)
     opts.target = as_dsn(recipe.target).without_password()
     opts.on_durable = lambda at, summary: ray.get(book.save.remote(
-        share, {p: at[p] for p in parts if p in at}, counters(summary)))
+        share, {p: at[p] for p in parts if p in at}, summary.counters()))
     try:
         src = open_source(as_dsn(recipe.source), opts)
         try:
@@ -39,5 +33,5 @@ def run_share(recipe: Recipe, share: str, parts: list[str], resume: dict[str, An
         return {"error": str(e)}
     except Exception as e:  # a bug or a library's own error: one line, not retried
         return {"error": f"{type(e).__name__}: {' '.join(str(e).split())}"}
-    return {"counters": counters(s), "tables": s.table_names, "outcomes": s.outcomes, "skipped": s.skipped,
+    return {"counters": s.counters(), "tables": s.table_names, "outcomes": s.outcomes, "skipped": s.skipped,
             "partitions_skipped": s.partitions_skipped}

@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
+from ..progress import COUNTERS
 from .cron import Cron
 from .store import Store
 
@@ -27,7 +28,6 @@ TICK = 0.25
 BACKOFF_MAX = 60.0
 SAMPLE = 2.0  # seconds between throughput samples
 HISTORY = 1800  # samples kept: the last hour
-COUNTERS = ("rows_read", "rows_written", "rows_failed", "rows_filtered", "bytes_written", "batches_written")
 
 
 @dataclass
