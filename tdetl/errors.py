@@ -61,10 +61,17 @@ class TaosError(TdetlError):
     # the server stopped answering: network unavailable, broken link, timeout, vgroup unreachable, vnode stopped
     UNREACHABLE = frozenset({0x000B, 0x0018, 0x0019, 0x0020, 0x0529})
     RERUN_HINT = "; once the server answers again, run the same command again to finish"
+    # another client's DDL on the same object is in flight (a cluster's workers creating one super
+    # table): conflicting transaction, database in creating status
+    CONFLICT = frozenset({0x03D3, 0x0396})
 
     @property
     def unreachable(self) -> bool:
         return self.code & 0xFFFF in self.UNREACHABLE
+
+    @property
+    def conflict(self) -> bool:
+        return self.code & 0xFFFF in self.CONFLICT
 
     @property
     def brief(self) -> str:

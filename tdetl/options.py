@@ -36,6 +36,7 @@ class Options:
     partitions: list[str] | None = None
     resume: dict[str, Any] | None = None
     on_durable: Callable[[dict[str, Any], Any], None] | None = None  # (checkpoint, Summary)
+    share: str | None = None  # the attempt's name, unique in the run: a backup writes a part journal under it
 
 
 OnArg = Sequence[str] | Mapping[str, Any] | Strategies | None

@@ -4,6 +4,7 @@ returns, together with the source checkpoint it is given), ``close`` (commit) or
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from pathlib import Path
 from typing import Any, ClassVar
 
 from .dsn import Dsn
@@ -48,6 +49,16 @@ class Sink(ABC):
     @abstractmethod
     def close(self) -> None:
         """Finish: commit what was written. Only called after a run without errors."""
+
+    def local_root(self) -> Path | None:
+        """The directory this sink writes on the machine it runs on: a cluster run checks that
+        every node writes the same one (a shared filesystem) before it starts."""
+        return None
+
+    def share_checkpoint(self, share: str) -> dict[str, Any] | None:
+        """What a cluster share's attempt (``Options.share``) made durable, for a sink that records
+        it with the data (a backup's part journal); None: the driver's record stands."""
+        return None
 
     def abort(self) -> None:  # noqa: B027 - optional hook
         """Discard what is not committed (temp files, open transactions)."""

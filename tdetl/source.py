@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any, ClassVar
 
 from .dsn import Dsn
@@ -75,6 +76,11 @@ class Source(ABC):
         """Whether reading ``partition`` may never end (a consumer, a realtime poll): a cluster runs
         each such partition as a task of its own."""
         return self.consumes
+
+    def local_files(self) -> list[Path]:
+        """Files this source reads from the machine it runs on: a cluster run checks that every
+        node sees them (a shared filesystem) before it starts."""
+        return []
 
     def lag(self) -> Lag | None:
         """How far behind the newest data the source is, or None where it cannot tell; read once a

@@ -120,6 +120,26 @@ def test_persistent_session_keeps_messages_published_while_down(mosquitto: Mosqu
     assert _ids(second) == list(range(5, 12))
 
 
+def test_a_shared_subscription_through_two_clients(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    """--jobs 2 on $share/…: two clients (<client_id>-0 and -1), the broker divides the messages
+    between them, each row arrives once. With persistent sessions the division shows: what was
+    published while both were down waits half for each, and client -0 alone takes only its half."""
+    group = f"g{uuid.uuid4().hex[:6]}"
+    url = (f"mqtt://127.0.0.1:{mosquitto.port}?topics=$share/{group}/sh/%23::1&client_id={group}"
+           "&clean_session=false&timeout=1s&batch_timeout=100ms")
+    live = tmp_path / "live.duckdb"
+    s = _run_while_publishing(url, live, [("sh/a", json.dumps(_doc(i)).encode(), 1) for i in range(400)], mosquitto,
+                              parser=json.dumps(PARSER), jobs=2)
+    assert _ids(live) == list(range(400)) and s.rows_written == 400
+    _publish(mosquitto, [("sh/a", json.dumps(_doc(i)).encode(), 1) for i in range(400, 800)])  # both down
+    first = tmp_path / "first.duckdb"
+    tdetl.run(url.replace(f"client_id={group}", f"client_id={group}-0"), f"duckdb:{first}", parser=json.dumps(PARSER))
+    rest = tmp_path / "rest.duckdb"
+    tdetl.run(url, f"duckdb:{rest}", parser=json.dumps(PARSER), jobs=2)
+    half, other = _ids(first), _ids(rest)
+    assert 0 < len(half) < 400 and sorted(half + other) == list(range(400, 800))
+
+
 def test_bad_payload_is_reported_by_topic(mosquitto: Mosquitto, tmp_path: Path) -> None:
     items = [("bad/x", json.dumps(_doc(1)).encode(), 1), ("bad/x", b"", 1), ("bad/x", b"nope", 1)]
     url = (f"mqtt://127.0.0.1:{mosquitto.port}?topics=bad/%23::1&client_id=b{uuid.uuid4().hex[:6]}"

@@ -292,3 +292,41 @@ def test_rest_target_writes_every_column_type(scratch: Any, tmp_path: Path, prec
     for got in _read_back(db, f"SELECT tbname, t_id, t_name, {cols} FROM alltypes"):
         assert normalise(got) == want
     assert _by_taospy(db) == want
+
+
+def test_sinks_creating_the_same_super_tables_at_once_wait_out_each_others_transactions(server: str, db: str) -> None:
+    """Two writers (a cluster run's workers) creating the same 30 super tables at the same moment:
+    the server answers one of them "Database in creating status" (0x0396) and "Conflict transaction
+    not completed" (0x03D3) for most; the sink asks again, so both prepare and the server holds all 30."""
+    import threading
+
+    from tdetl.drivers import as_dsn, open_sink
+    from tdetl.model import Catalog, Column, TableSpec
+    from tdetl.options import Options
+    from tdetl.types import parse_type
+
+    cols = (Column("ts", parse_type("TIMESTAMP")), Column("v", parse_type("INT")))
+    tags = (Column("t", parse_type("INT")),)
+    catalog = Catalog()
+    for i in range(30):
+        catalog.add_table(TableSpec(f"c{i}", cols, db, f"s{i}", tags, (i,)))
+    failed: list[BaseException] = []
+
+    def prepare() -> None:
+        sink = open_sink(as_dsn(f"{server}/{db}?assert"), Options())
+        try:
+            sink.prepare(catalog)
+        except BaseException as e:
+            failed.append(e)
+        finally:
+            sink.close()
+
+    threads = [threading.Thread(target=prepare) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not failed, failed[0]
+    with _connect(server) as conn:
+        got = conn.query(f"SELECT COUNT(*) FROM information_schema.ins_stables WHERE db_name = '{db}'").table()
+    assert got.column(0)[0].as_py() == 30

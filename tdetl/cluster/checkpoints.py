@@ -18,8 +18,10 @@ class Checkpoints:
         self.positions.update(positions)
         self.live[share] = made
 
-    def restart(self, share: str) -> dict[str, Any]:
-        """A share's worker died: what it made durable is kept, the next attempt counts anew."""
+    def restart(self, share: str, kept: dict[str, Any]) -> dict[str, Any]:
+        """A share's worker died: what it made durable is kept (``kept``: positions its sink recorded
+        after the last it reported), the next attempt counts anew."""
+        self.positions.update(kept)
         carried = self.carried.setdefault(share, {})
         for k, v in self.live.pop(share, {}).items():
             carried[k] = carried.get(k, 0) + v

@@ -2,6 +2,10 @@
 them to Ray, keep the checkpoint as shares report it, start again a share whose worker died (from
 its last checkpoint, a bounded number of times), and sum up.
 
+Files: a source that reads local files, or a sink that writes a local directory (a ``local:``
+backup), needs every node to see the same ones; the run checks before it starts and refuses with
+one line when a node does not.
+
 Shares: a partition that may never end (a consumer, a realtime poll) is a task of its own, so all
 of them run at once; finite ones (tables, files, windows) go two shares per cluster CPU, so
 a slow share does not hold the run and a retried one redoes little.
@@ -12,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import uuid
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,9 +44,6 @@ SHARES_PER_CPU = 2
 def refuse(sink: Sink, address: str) -> None:
     """Targets that cannot take writers on many machines."""
     where = f"--cluster {address}"
-    if sink.dsn.driver == "local":
-        raise ClusterError(f"{where}: a local: backup is written by one process (its journal and manifest);"
-                           f" run it without --cluster")
     if not sink.durable_flush:
         raise ClusterError(f"{where}: the {sink.dsn.driver} target {sink.dsn.masked()} takes one writer and makes"
                            f" its data durable only at the end of the run; run it without --cluster")
@@ -76,6 +78,64 @@ def connect(address: str) -> bool:
     return True
 
 
+def check_shared(ray: Any, address: str, src: Source, sink: Sink) -> None:
+    """Every node that runs shares sees the source's files (same sizes) and writes into the same
+    directory as this process (a file it writes here is there)."""
+    files = src.local_files()
+    root = sink.local_root()
+    if not files and root is None:
+        return
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    probe: Path | None = None
+    token = uuid.uuid4().hex
+    if root is not None:
+        base = root
+        while not base.exists() and base != base.parent:
+            base = base.parent
+        probe = base / f".tdetl-shared-{token}"
+        try:
+            probe.write_text(token, encoding="utf-8")
+        except OSError as e:
+            raise ClusterError(f"--cluster {address}: cannot write in {base}: {e.strerror}") from None
+    expect = [(str(p), p.stat().st_size) for p in files]
+    look = ray.remote(num_cpus=0, max_retries=0)(sees)
+    try:
+        asked = {look.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(
+            expect, str(probe) if probe else None, token): n["NodeManagerAddress"]
+            for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) > 0}
+        for ref, node in asked.items():
+            unseen = ray.get(ref, timeout=120)
+            if unseen is None:
+                continue
+            if probe is not None and unseen == str(probe):
+                raise ClusterError(f"--cluster {address}: node {node} does not share {root} with this machine;"
+                                   f" a {sink.dsn.driver}: target across machines needs a shared filesystem"
+                                   " mounted at the same path on every node")
+            raise ClusterError(f"--cluster {address}: node {node} does not see {unseen} as this machine does;"
+                               " a cluster reads files from a filesystem every node shares")
+    finally:
+        if probe is not None:
+            probe.unlink(missing_ok=True)
+
+
+def sees(files: list[tuple[str, int]], probe: str | None, token: str) -> str | None:
+    """On one node: the first file it does not see as the driver does, or None."""
+    if probe is not None:
+        try:
+            if Path(probe).read_text(encoding="utf-8") != token:
+                return probe
+        except OSError:
+            return probe
+    for path, size in files:
+        try:
+            if Path(path).stat().st_size != size:
+                return path
+        except OSError:
+            return path
+    return None
+
+
 def shares(source: Source, todo: list[str], cpus: int) -> list[list[str]]:
     endless = [[p] for p in todo if source.endless(p)]
     finite = [p for p in todo if not source.endless(p)]
@@ -89,10 +149,15 @@ def shares(source: Source, todo: list[str], cpus: int) -> list[list[str]]:
 class Share:
     name: str
     parts: list[str]
+    run: str  # this run's tag: attempts of reruns never share a name
     attempt: int = 1
     live: dict[str, int] = field(default_factory=dict)  # this attempt's counters at its last checkpoint
     carried: dict[str, int] = field(default_factory=dict)  # what attempts whose worker died made durable
     result: dict[str, Any] | None = None
+
+    @property
+    def attempt_name(self) -> str:
+        return f"{self.name}.{self.attempt}.{self.run}"
 
     def counted(self) -> dict[str, int]:
         now = self.result["counters"] if self.result else self.live
@@ -110,6 +175,9 @@ def run_on_cluster(recipe: Recipe, address: str, progress: bool | None = False, 
         sink = open_sink(as_dsn(recipe.target), opts)
         refuse(sink, address)
         started = connect(address)  # before the target is touched: a cluster out of reach leaves nothing made
+        import ray
+
+        check_shared(ray, address, src, sink)
         todo, saved, positions = _prepare(src, sink, opts, state, summary)
     except BaseException:
         if started:
@@ -118,13 +186,17 @@ def run_on_cluster(recipe: Recipe, address: str, progress: bool | None = False, 
     finally:
         src.close()
     try:
-        import ray
-
         cpus = int(ray.cluster_resources().get("CPU", 1))
-        cut = [Share(f"share-{i}", parts) for i, parts in enumerate(shares(src, todo, cpus))]
+        tag = uuid.uuid4().hex[:8]
+        cut = [Share(f"share-{i}", parts, tag) for i, parts in enumerate(shares(src, todo, cpus))]
         log.info("%d parts in %d tasks on a cluster of %d CPUs", len(todo), len(cut), cpus)
         shown = Progress(summary, progress, status=status)
-        _follow(ray, recipe, cut, positions, summary, shown, saved)
+        try:
+            _follow(ray, recipe, cut, positions, summary, shown, saved, sink)
+        except BaseException:
+            sink.abort()
+            raise
+        sink.close()
         if saved is not None:
             saved.finish()
         retried = sum(s.attempt - 1 for s in cut)
@@ -154,12 +226,13 @@ def _prepare(src: Source, sink: Sink, opts: Options, state: str | None,
         saved = StateFile(Path(state).expanduser(), src.dsn.without_password(), sink.dsn.without_password())
         begun = begun or saved.load()
     sink.prepare(catalog)
-    sink.close()
+    if sink.local_root() is None:
+        sink.close()  # nothing more for this process to write; a backup's manifest is written at the end
     return still_to_do(src.partitions(), begun, summary), saved, dict(begun)
 
 
 def _follow(ray: Any, recipe: Recipe, cut: list[Share], positions: dict[str, Any], summary: Summary,
-            shown: Progress, saved: StateFile | None) -> None:
+            shown: Progress, saved: StateFile | None, sink: Sink) -> None:
     """Until every share is back: checkpoints kept (and in --state), progress, retries, the first
     failure raised after the others are cancelled."""
     book = ray.remote(num_cpus=0)(Checkpoints).remote(positions)
@@ -168,7 +241,7 @@ def _follow(ray: Any, recipe: Recipe, cut: list[Share], positions: dict[str, Any
 
     def submit(share: Share, at: dict[str, Any]) -> None:
         resume = {p: at[p] for p in share.parts if p in at}
-        running[remote.remote(recipe, share.name, share.parts, resume, book)] = share
+        running[remote.remote(recipe, share.name, share.attempt_name, share.parts, resume, book)] = share
 
     def fail(message: str) -> None:
         for ref in running:
@@ -188,10 +261,11 @@ def _follow(ray: Any, recipe: Recipe, cut: list[Share], positions: dict[str, Any
             except ray.exceptions.RayError as e:  # its worker or node died: again, from its last checkpoint
                 if share.attempt > RETRIES:
                     fail(f"{share.name}: its worker died {share.attempt} times, the last: {_reason(e)}")
+                kept = sink.share_checkpoint(share.attempt_name) or {}  # ahead of the book if it died in between
                 share.attempt += 1
                 log.warning("%s: its worker died (%s); starting it again from its checkpoint (attempt %d of %d)",
                             share.name, _reason(e), share.attempt, RETRIES + 1)
-                submit(share, ray.get(book.restart.remote(share.name)))
+                submit(share, ray.get(book.restart.remote(share.name, {p: kept[p] for p in share.parts if p in kept})))
                 continue
             if "error" in result:
                 fail(f"{share.name}: {result['error']}")

@@ -10,7 +10,8 @@ from ..pipeline import run as run_pipeline
 from .recipe import Recipe
 
 
-def run_share(recipe: Recipe, share: str, parts: list[str], resume: dict[str, Any], book: Any) -> dict[str, Any]:
+def run_share(recipe: Recipe, share: str, attempt: str, parts: list[str], resume: dict[str, Any],
+              book: Any) -> dict[str, Any]:
     """The share's counters, or ``{"error": line}`` for a failure a retry would repeat (bad input,
     a refusing server). Each checkpoint reaches ``book`` before the source is told it is durable."""
     import ray
@@ -18,6 +19,7 @@ def run_share(recipe: Recipe, share: str, parts: list[str], resume: dict[str, An
     opts = recipe.options()
     opts.partitions = list(parts)
     opts.resume = dict(resume)
+    opts.share = attempt
     opts.target = as_dsn(recipe.target).without_password()
     opts.on_durable = lambda at, summary: ray.get(book.save.remote(
         share, {p: at[p] for p in parts if p in at}, summary.counters()))

@@ -133,6 +133,9 @@ class ColumnarSource(Source):
     def partitions(self) -> list[str]:
         return [str(p) for p in self.files]
 
+    def local_files(self) -> list[Path]:
+        return list(self.files)
+
     def read(self, partition: str, start: Any = None) -> Iterator[TableBatch]:
         path = Path(partition)
         caster, builder = self._reader(path)

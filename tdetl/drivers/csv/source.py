@@ -158,6 +158,9 @@ class CsvSource(Source):
     def partitions(self) -> list[str]:
         return [str(p) for p in self.files]
 
+    def local_files(self) -> list[Path]:
+        return list(self.files)
+
     def read(self, partition: str, start: Any = None) -> Iterator[Any]:
         self._prepare()
         assert self._builder is not None and self._caster is not None

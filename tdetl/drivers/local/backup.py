@@ -25,6 +25,7 @@ FORMAT = "tdetl-backup"
 VERSION = 1
 MANIFEST = "manifest.json"
 JOURNAL = "journal.jsonl"
+PARTS = "parts"  # a cluster run's part journals, one per share attempt: parts/<share>.jsonl
 DATA = "data"
 CODECS = ("zstd", "lz4", "none")
 TABLES_KEY = b"tdetl.tables"
@@ -145,6 +146,27 @@ def catalog_from_json(doc: dict[str, Any], where: str) -> Catalog:
     except (KeyError, TypeError) as e:
         raise BackupError(f"{where}: malformed entry (missing {e})") from None
     return cat
+
+
+def read_journal(path: Path) -> list[dict[str, Any]]:
+    """A journal's lines; a last line cut short by a crash is left out (its files are orphans)."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    entries = []
+    for i, line in enumerate(lines):
+        try:
+            entries.append(json.loads(line))
+        except ValueError:
+            if i == len(lines) - 1:
+                break
+            raise BackupError(f"{path}: line {i + 1} is not JSON") from None
+    return entries
+
+
+def read_parts(root: Path) -> dict[str, list[dict[str, Any]]]:
+    """The part journals of a cluster run, in the order their shares started."""
+    found = {p.stem: read_journal(p) for p in (root / PARTS).glob("*.jsonl")} if (root / PARTS).is_dir() else {}
+    parts = {name: lines for name, lines in found.items() if lines and lines[0].get("part") == name}
+    return dict(sorted(parts.items(), key=lambda kv: kv[1][0].get("started", 0)))
 
 
 def read_manifest(root: Path) -> dict[str, Any]:

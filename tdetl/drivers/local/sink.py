@@ -6,6 +6,11 @@ they introduced, and the source checkpoint they complete. A rerun after a crash 
 deletes files no journal line names, and resumes the source from the last checkpoint. The manifest
 is written last, so a directory with a manifest is a complete backup.
 
+On a cluster (``--cluster``) the driver's sink writes the journal's head and catalog and, at the end,
+the manifest; each share's worker writes its own files and a part journal (``parts/<share>.jsonl``,
+lines as above), so no two processes append to one file. A share whose worker died starts again
+from its part journal's last checkpoint; a rerun after a crash reads every part journal.
+
 A source whose runs continue each other (a TMQ subscription) extends a complete backup instead: each
 run adds its files and a ``runs`` entry (when, rows, the positions reached) to the manifest, so the
 first run is a full backup and each later one an increment; restore replays the runs in order.
@@ -15,6 +20,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +34,7 @@ from ...model import Catalog, TableBatch, fit
 from ...options import Options
 from ...params import Param, Spec
 from ...sink import Sink
+from ...source import DONE
 from ..common.files import safe_name
 from . import backup as fmt
 
@@ -61,13 +69,23 @@ class LocalSink(Sink):
         self._extending = False
         self._run_rows = 0
         self._positions: dict[str, Any] = {}
+        self._held: dict[str, list[TableBatch]] = {}  # partition -> batches after its last position
+        self._held_rows: dict[str, int] = {}
+        self.share = options.share  # set: this process writes one share of a cluster run
+        self._merged: set[str] = set()  # part journals already in self.files
+
+    def local_root(self) -> Path:
+        return self.root
 
     @property
     def journal(self) -> Path:
-        return self.root / fmt.JOURNAL
+        return self.root / fmt.JOURNAL if self.share is None else self.root / fmt.PARTS / f"{self.share}.jsonl"
 
     def resume_state(self, source_dsn: Dsn, appends: bool = False) -> dict[str, Any] | None:
         self.source = source_dsn.without_password()
+        if self.share is not None:
+            self._join()
+            return None  # the driver hands the share its checkpoint
         if (self.root / fmt.MANIFEST).exists():
             if not appends:
                 raise BackupError(f"{self.root} already holds a complete backup; choose an empty directory")
@@ -75,28 +93,7 @@ class LocalSink(Sink):
         if not self.journal.exists():
             return None
         checkpoint: dict[str, Any] = {}
-        lines = self.journal.read_text(encoding="utf-8").splitlines()
-        entries = []
-        for i, line in enumerate(lines):
-            try:
-                entries.append(json.loads(line))
-            except ValueError:
-                if i == len(lines) - 1:
-                    break  # a line cut short by the crash: its files are orphans
-                raise BackupError(f"{self.journal}: line {i + 1} is not JSON") from None
-        if not entries or entries[0].get("journal") != fmt.FORMAT:
-            raise BackupError(f"{self.journal} is not a tdetl backup journal")
-        head = entries[0]
-        if head.get("run", 1) != self.run:
-            raise BackupError(f"{self.journal}: an unfinished run {head.get('run', 1)} does not follow the"
-                              f" manifest's {len(self.runs)} runs")
-        if head.get("source") != self.source:
-            raise BackupError(f"{self.root} holds an unfinished backup of {head.get('source')!r},"
-                              f" not of {self.source!r}; choose another directory")
-        if head.get("compression") != {"codec": self.codec, "level": self.level}:
-            raise BackupError(f"{self.root}: unfinished backup used compression"
-                              f" {head.get('compression')}; resume it with the same parameters")
-        self.created = head.get("created", self.created)
+        entries = self._head()
         doc: dict[str, Any] = {"databases": [], "stables": [], "tables": []}
         for e in entries[1:]:
             for key in doc:
@@ -104,6 +101,10 @@ class LocalSink(Sink):
             self.files.extend(e.get("files", []))
             self._run_rows += sum(f["rows"] for f in e.get("files", []))
             checkpoint = e.get("checkpoint") or checkpoint
+        for lines in self._unmerged_parts():  # a cluster run's shares: each checkpoint covers its own parts
+            for key in doc:
+                doc[key].extend(e for line in lines[1:] for e in line.get(key, []))
+            checkpoint.update(next((e["checkpoint"] for e in reversed(lines[1:]) if e.get("checkpoint")), {}))
         journaled = fmt.catalog_from_json(doc, str(self.journal))
         if self._extending:
             self.catalog.merge(journaled)
@@ -114,6 +115,58 @@ class LocalSink(Sink):
         fmt.write_atomic(self.journal, "".join(json.dumps(e) + "\n" for e in entries).encode())
         self._resumed = True
         return checkpoint
+
+    def _head(self) -> list[dict[str, Any]]:
+        """The main journal's lines, its head checked against this run."""
+        entries = fmt.read_journal(self.root / fmt.JOURNAL)
+        if not entries or entries[0].get("journal") != fmt.FORMAT:
+            raise BackupError(f"{self.root / fmt.JOURNAL} is not a tdetl backup journal")
+        head = entries[0]
+        if head.get("run", 1) != self.run:
+            raise BackupError(f"{self.root / fmt.JOURNAL}: an unfinished run {head.get('run', 1)} does not follow"
+                              f" the manifest's {len(self.runs)} runs")
+        if head.get("source") != self.source:
+            raise BackupError(f"{self.root} holds an unfinished backup of {head.get('source')!r},"
+                              f" not of {self.source!r}; choose another directory")
+        if head.get("compression") != {"codec": self.codec, "level": self.level}:
+            raise BackupError(f"{self.root}: unfinished backup used compression"
+                              f" {head.get('compression')}; resume it with the same parameters")
+        self.created = head.get("created", self.created)
+        return entries
+
+    def _join(self) -> None:
+        """A share's worker: the backup is the one its driver began (head, run number, settings)."""
+        if not (self.root / fmt.JOURNAL).exists():
+            raise BackupError(f"{self.root} holds no unfinished backup for share {self.share} to write into:"
+                              " is it on a filesystem this node shares with the driver?")
+        manifest = self.root / fmt.MANIFEST
+        if manifest.exists():
+            self.runs = fmt.runs_of(fmt.read_manifest(self.root))
+            self.run = len(self.runs) + 1
+        self._head()
+
+    def _unmerged_parts(self) -> list[list[dict[str, Any]]]:
+        """Part journals not yet taken in: their files and rows join this backup's."""
+        out = []
+        for name, lines in fmt.read_parts(self.root).items():
+            if name in self._merged:
+                continue
+            self._merged.add(name)
+            for e in lines[1:]:
+                self.files.extend(e.get("files", []))
+                self._run_rows += sum(f["rows"] for f in e.get("files", []))
+                for p, at in (e.get("checkpoint") or {}).items():
+                    if at != DONE:
+                        self._positions[p] = at
+            out.append(lines)
+        return out
+
+    def share_checkpoint(self, share: str) -> dict[str, Any] | None:
+        path = self.root / fmt.PARTS / f"{share}.jsonl"
+        if not path.exists():
+            return None
+        lines = fmt.read_journal(path)
+        return next((dict(e["checkpoint"]) for e in reversed(lines[1:]) if e.get("checkpoint") is not None), None)
 
     def _extend(self, manifest: dict[str, Any]) -> None:
         """Continue a complete backup of the same source with a new run."""
@@ -140,6 +193,11 @@ class LocalSink(Sink):
                 p.unlink()
 
     def prepare(self, catalog: Catalog) -> None:
+        if self.share is not None:
+            self.catalog.merge(catalog)
+            head = {"part": self.share, "started": time.time()}
+            fmt.write_atomic(self.journal, (json.dumps(head) + "\n").encode())
+            return
         if self._resumed:
             for st in catalog.stables.values():
                 self.catalog.add_stable(st)
@@ -178,6 +236,24 @@ class LocalSink(Sink):
             self._new_tables.append(spec)
         if spec.stable is not None:
             self._dirty_stables.add((spec.database, spec.stable))
+        part = batch.partition
+        if batch.position is None:  # past its partition's checkpoint until a batch with a position comes
+            self._held.setdefault(part, []).append(batch)
+            self._held_rows[part] = self._held_rows.get(part, 0) + batch.num_rows
+            if self._held_rows[part] > self.file_rows:  # a source that gives no positions: bounded memory
+                self._settle(part)
+            return
+        self._settle(part)
+        self._add(batch)
+
+    def _settle(self, partition: str) -> None:
+        """The partition's held batches go into files with the next flush."""
+        self._held_rows.pop(partition, None)
+        for b in self._held.pop(partition, ()):
+            self._add(b)
+
+    def _add(self, batch: TableBatch) -> None:
+        spec = batch.spec
         key = (spec.database, spec.group)
         self._specs[key] = spec
         self._buffer.setdefault(key, {}).setdefault(spec.name, []).append(batch.data)
@@ -188,6 +264,15 @@ class LocalSink(Sink):
         return self._rows >= self.file_rows or self._bytes >= self.file_bytes
 
     def flush(self, checkpoint: dict[str, Any] | None = None) -> None:
+        """Files hold exactly the rows up to ``checkpoint``: batches after a partition's last
+        position stay buffered (held) until a later one carries a position or the partition ends,
+        so a resumed run re-reads none of them into a second file."""
+        for part, at in (checkpoint or {}).items():
+            if at == DONE:
+                self._settle(part)
+        if checkpoint is None:  # the end of a run: nothing more will come
+            for part in list(self._held):
+                self._settle(part)
         new_files = []
         for key, parts in self._buffer.items():
             spec = self._specs[key]
@@ -198,7 +283,8 @@ class LocalSink(Sink):
                 parts = {t: [b if b.schema.equals(spec.schema) else fit(b, spec) for b in bs]
                          for t, bs in parts.items()}
             seq = len(self.files) + len(new_files)
-            rel = f"{fmt.DATA}/{safe_name(key[0] or '_')}/{safe_name(key[1])}/{seq:06d}.arrow"
+            name = f"{seq:06d}" if self.share is None else f"{self.share}-{seq:06d}"
+            rel = f"{fmt.DATA}/{safe_name(key[0] or '_')}/{safe_name(key[1])}/{name}.arrow"
             enc = fmt.encode_file(rel, key, spec.stable, list(parts.items()), spec.precision, self.ipc)
             fmt.write_atomic(self.root / rel, enc.buffer)
             enc.entry["run"] = self.run
@@ -226,6 +312,18 @@ class LocalSink(Sink):
         self._rows = self._bytes = 0
 
     def close(self) -> None:
+        if self._held:
+            self.flush()
+        if self.share is not None:
+            return  # the driver writes the manifest once every share is back
+        parts = self._unmerged_parts()
+        if parts:
+            doc: dict[str, Any] = {"stables": [], "tables": []}
+            for lines in parts:
+                for key in doc:
+                    doc[key].extend(e for line in lines[1:] for e in line.get(key, []))
+            self.catalog.merge(fmt.catalog_from_json(doc, str(self.root / fmt.PARTS)))
+            self._remove_orphans()  # files of flushes a dying worker did not finish
         run = {"run": self.run, "started": getattr(self, "started", self.created), "completed": fmt.now_iso(),
                "rows": self._run_rows, "files": sum(1 for f in self.files if f.get("run", 1) == self.run),
                "positions": self._positions}
@@ -235,6 +333,8 @@ class LocalSink(Sink):
                          json.dumps(manifest, indent=1, ensure_ascii=False).encode())
         sync_path(self.root)
         self.journal.unlink(missing_ok=True)
+        shutil.rmtree(self.root / fmt.PARTS, ignore_errors=True)
 
     def abort(self) -> None:
         self._buffer.clear()  # unflushed rows are not in the journal; a rerun reads them again
+        self._held.clear()

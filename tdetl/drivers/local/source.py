@@ -106,6 +106,9 @@ class LocalSource(Source):
             groups.setdefault(f"group:{f.get('database') or ''}/{f['group']}")
         return list(groups)
 
+    def local_files(self) -> list[Path]:
+        return [self.root / fmt.MANIFEST, *(self.root / f["path"] for f in self._files())]
+
     def read(self, partition: str, start: Any = None) -> Iterator[TableBatch]:
         if partition.startswith("group:"):
             for f in self._files():

@@ -4,7 +4,9 @@ Messages are gathered into micro-batches (``batch_size`` / ``batch_timeout``) an
 QoS 1/2 messages are acknowledged manually, only once the sink holds their batch: with
 ``clean_session=false`` a message the broker sent before a crash is sent again, none is lost. paho
 reconnects with back-off and we re-subscribe on every connect. ``timeout`` (idle time before the
-run ends) defaults to ``never``.
+run ends) defaults to ``never``. With shared subscriptions (``$share/<group>/<topic>``) ``--jobs n``
+runs n clients (``<client_id>-<i>``) among which the broker divides the messages; on a cluster each
+is a share of its own.
 """
 
 from __future__ import annotations
@@ -72,12 +74,14 @@ class MqttSource(MessageSource):
         self.clean = cfg["clean_session"]
         self.keep_alive = cfg["keep_alive"]
         self.log_level = _LOG_LEVELS[cfg["log_level"]]
-        self._inbox = Inbox(self.batch_size, self.batch_timeout, cfg["timeout"])  # paho's thread fills it
-        self._client: Any = None
+        self._clients: dict[str, Any] = {}  # partition -> its paho client
         self._acks = threading.Lock()
 
     def partitions(self) -> list[str]:
-        return ["mqtt"]
+        n = self.options.jobs or 1
+        if n > 1 and all(topic.startswith("$share/") for topic, _ in self.topics):
+            return [f"mqtt-{i}" for i in range(n)]
+        return ["mqtt"]  # without shared subscriptions a second client would get every message again
 
     def _tls(self, client: Any) -> None:
         if not (self.config["ca"] or self.config["cert"]):
@@ -88,11 +92,12 @@ class MqttSource(MessageSource):
             ctx.load_cert_chain(cert, self.pem_path("cert_key"))
         client.tls_set_context(ctx)
 
-    def _connect(self) -> Any:
+    def _connect(self, partition: str, inbox: Inbox) -> Any:
         import paho.mqtt.client as mqtt
         from paho.mqtt.enums import CallbackAPIVersion
 
-        kwargs: dict[str, Any] = {"client_id": self.client_id, "protocol": self.protocol, "manual_ack": True}
+        client_id = self.client_id if partition == "mqtt" else f"{self.client_id}-{partition.removeprefix('mqtt-')}"
+        kwargs: dict[str, Any] = {"client_id": client_id, "protocol": self.protocol, "manual_ack": True}
         if self.protocol != 5:
             kwargs["clean_session"] = self.clean
         client = mqtt.Client(CallbackAPIVersion.VERSION2, **kwargs)
@@ -119,7 +124,7 @@ class MqttSource(MessageSource):
         def on_message(c: Any, userdata: Any, msg: Any) -> None:
             # keep plain values, not paho's message: it holds cyclic Properties objects, and tens of
             # thousands of those waiting in the inbox made the cyclic GC rescan them (3.6x slower)
-            self._inbox.items.append((msg.payload, msg.topic, msg.qos, msg.mid))
+            inbox.items.append((msg.payload, msg.topic, msg.qos, msg.mid))
 
         def on_disconnect(c: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
             if reason.is_failure:
@@ -150,11 +155,12 @@ class MqttSource(MessageSource):
         return client
 
     def read(self, partition: str, start: Any = None) -> Iterator[TableBatch]:
-        self._client = self._connect()
-        yield from self.batches(partition, self._polls())
+        inbox = Inbox(self.batch_size, self.batch_timeout, self.config["timeout"])  # paho's thread fills it
+        self._clients[partition] = self._connect(partition, inbox)
+        yield from self.batches(partition, self._polls(inbox))
 
-    def _polls(self) -> Iterator[tuple[Messages, Any]]:
-        for got in self._inbox.batches(self._stop, on_quiet=self._owed):
+    def _polls(self, inbox: Inbox) -> Iterator[tuple[Messages, Any]]:
+        for got in inbox.batches(self._stop, on_quiet=self._owed):
             now = int(time.time() * 1000)
             payloads, topics, qos, mids = (list(col) for col in zip(*got))
             msgs = Messages(payloads, topics, qos, mids, [None] * len(got), [now] * len(got))
@@ -169,17 +175,18 @@ class MqttSource(MessageSource):
         return True
 
     def release(self, partition: str, tokens: list[Any]) -> None:
-        if self._client is None:
+        client = self._clients.get(partition)
+        if client is None:
             return
         with self._acks:
             for acks in tokens:
                 for mid, qos in acks:
-                    self._client.ack(mid, qos)
+                    client.ack(mid, qos)
 
     def close(self) -> None:
         super().close()
-        if self._client is not None:
-            self._client.disconnect()
-            self._client.loop_stop()
-            self._client = None
+        for client in self._clients.values():
+            client.disconnect()
+            client.loop_stop()
+        self._clients.clear()
         self.remove_pem_files()

@@ -45,6 +45,7 @@ from . import checks
 
 log = logging.getLogger("tdetl.taos")
 
+CONFLICT_WAIT = 30.0  # seconds a DDL statement waits out other clients' transactions
 _SIZE_ERRORS = ("wal size exceeds limit", "exceed", "too large", "too big", "msg too long")
 
 
@@ -177,9 +178,20 @@ class TaosSink(Sink):
         return checks.keep_seconds(found[0][0]) if found and found[0][0] is not None else None
 
     def _sql(self, sql: str) -> None:
+        """DDL; asked again while another client's transaction on the same object is in flight
+        (workers of a cluster run creating one super table), for up to ``CONFLICT_WAIT`` seconds."""
         assert self.conn is not None
         log.debug("%s", sql[:200])
-        self.conn.execute(sql)
+        delay, deadline = 0.05, time.monotonic() + CONFLICT_WAIT
+        while True:
+            try:
+                self.conn.execute(sql)
+                return
+            except TaosError as e:
+                if not e.conflict or time.monotonic() + delay > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
 
     # -- data -----------------------------------------------------------------------------------
 
