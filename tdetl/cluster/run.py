@@ -250,6 +250,7 @@ def _follow(ray: Any, recipe: Recipe, cut: list[Share], positions: dict[str, Any
 
     for share in cut:
         submit(share, positions)
+    asked = None
     while running:
         ready, _ = ray.wait(list(running), num_returns=len(running), timeout=0.5)
         for ref in ready:
@@ -270,13 +271,16 @@ def _follow(ray: Any, recipe: Recipe, cut: list[Share], positions: dict[str, Any
             if "error" in result:
                 fail(f"{share.name}: {result['error']}")
             share.result = result
-        snap = ray.get(book.snapshot.remote())
-        for s in cut:
-            s.live, s.carried = snap["live"].get(s.name, {}), snap["carried"].get(s.name, {})
+        # the book's view when it has answered: a short run does not wait for the actor to start
+        asked = asked or book.snapshot.remote()
+        if ray.wait([asked], timeout=0)[0] or (not running and any(s.attempt > 1 for s in cut)):
+            snap, asked = ray.get(asked), None
+            for s in cut:
+                s.live, s.carried = snap["live"].get(s.name, {}), snap["carried"].get(s.name, {})
+            if saved is not None:
+                saved.save(snap["positions"])
         for k in COUNTERS:
             setattr(summary, k, sum(s.counted()[k] for s in cut))
-        if saved is not None:
-            saved.save(snap["positions"])
         shown.update()
     tables: set[str] = set()
     for s in cut:

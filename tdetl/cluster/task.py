@@ -13,7 +13,10 @@ from .recipe import Recipe
 def run_share(recipe: Recipe, share: str, attempt: str, parts: list[str], resume: dict[str, Any],
               book: Any) -> dict[str, Any]:
     """The share's counters, or ``{"error": line}`` for a failure a retry would repeat (bad input,
-    a refusing server). Each checkpoint reaches ``book`` before the source is told it is durable."""
+    a refusing server). Each checkpoint goes to ``book``; a consumer's reaches it before the broker
+    is told the data is durable (a restarted share must not start before what was committed). Other
+    shares do not wait: a restart from an older checkpoint only writes rows again that a TDengine
+    target keeps once, and a backup restarts from its own part journal."""
     import ray
 
     opts = recipe.options()
@@ -21,10 +24,17 @@ def run_share(recipe: Recipe, share: str, attempt: str, parts: list[str], resume
     opts.resume = dict(resume)
     opts.share = attempt
     opts.target = as_dsn(recipe.target).without_password()
-    opts.on_durable = lambda at, summary: ray.get(book.save.remote(
-        share, {p: at[p] for p in parts if p in at}, summary.counters()))
+    waits = [False]
+
+    def durable(at: dict[str, Any], summary: Any) -> None:
+        saved = book.save.remote(share, {p: at[p] for p in parts if p in at}, summary.counters())
+        if waits[0]:
+            ray.get(saved)
+
+    opts.on_durable = durable
     try:
         src = open_source(as_dsn(recipe.source), opts)
+        waits[0] = src.consumes
         try:
             sink = open_sink(as_dsn(recipe.target), opts)
         except BaseException:
