@@ -159,21 +159,26 @@ def _running_shares() -> list[int]:
     return [int(line.split()[0]) for line in out.splitlines() if "ray::run_share" in line]
 
 
-def test_a_worker_killed_mid_run_is_retried_and_rows_are_exact(cluster: Any, scratch: Any, tmp_path: Path) -> None:
-    server = SERVERS[0]
-    src, dst = scratch("tdetl_cl_kill"), scratch("tdetl_cl_killed")
-    _source(server, src, 2000, tmp_path)
-    run = Background(f"{server}/{src}", f"{server}/{dst}?assert", batch_rows=200, cluster=cluster.address)
+def _kill_shares_once(run: Background, ready: Any) -> Any:
+    """Kills (-9) every running share's worker once ``ready()``; the run's summary."""
     killed: list[int] = []
     end = time.monotonic() + 120
     while not killed and time.monotonic() < end and run.thread.is_alive():
-        if _count(server, dst) > 0:  # shares are writing
+        if ready():
             for pid in _running_shares():
                 os.kill(pid, signal.SIGKILL)
                 killed.append(pid)
         time.sleep(0.05)
     assert killed, "no share was running to kill"
-    s = run.join(300)
+    return run.join(300)
+
+
+def test_a_worker_killed_mid_run_is_retried_and_rows_are_exact(cluster: Any, scratch: Any, tmp_path: Path) -> None:
+    server = SERVERS[0]
+    src, dst = scratch("tdetl_cl_kill"), scratch("tdetl_cl_killed")
+    _source(server, src, 2000, tmp_path)
+    run = Background(f"{server}/{src}", f"{server}/{dst}?assert", batch_rows=200, cluster=cluster.address)
+    s = _kill_shares_once(run, lambda: _count(server, dst) > 0)  # once shares are writing
     assert s.outcomes.get("task retried after its worker died", 0) >= 1
     assert scalar(server, "SELECT COUNT(*) FROM meters", db=dst) == TABLES * 2000
     assert tdetl.verify(f"{server}/{src}", f"{server}/{dst}")["differences"] == []
@@ -187,17 +192,11 @@ def test_a_worker_killed_mid_backup_leaves_every_row_once(cluster: Any, scratch:
     _source(server, src, 1000, tmp_path)
     root = tmp_path / "bk"
     run = Background(f"{server}/{src}", f"local:{root}?file_rows=2000", batch_rows=200, cluster=cluster.address)
-    killed: list[int] = []
-    end = time.monotonic() + 120
-    while not killed and time.monotonic() < end and run.thread.is_alive():
+
+    def flushed() -> bool:  # a part journal names files
         parts = list((root / "parts").glob("*.jsonl")) if (root / "parts").is_dir() else []
-        if any(p.read_text().count("\n") > 2 for p in parts):  # shares have flushed files
-            for pid in _running_shares():
-                os.kill(pid, signal.SIGKILL)
-                killed.append(pid)
-        time.sleep(0.05)
-    assert killed, "no share was running to kill"
-    s = run.join(300)
+        return any(p.read_text().count("\n") > 2 for p in parts)
+    s = _kill_shares_once(run, flushed)
     assert s.outcomes.get("task retried after its worker died", 0) >= 1
     assert _manifest_rows(root) == TABLES * 1000
     tdetl.run(f"local:{root}", f"{server}/{back}?assert")
