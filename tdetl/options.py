@@ -36,6 +36,8 @@ class Options:
     partitions: list[str] | None = None
     resume: dict[str, Any] | None = None
     on_durable: Callable[[dict[str, Any], Any], None] | None = None  # (checkpoint, Summary)
+    cluster: bool = False  # a cluster run (driver and workers alike): sources may cut finer partitions
+    existed: frozenset[str] | None = None  # a cluster worker: super tables the target held before the run
     share: str | None = None  # the attempt's name, unique in the run: a backup writes a part journal under it
 
 

@@ -55,6 +55,11 @@ class Sink(ABC):
         every node writes the same one (a shared filesystem) before it starts."""
         return None
 
+    def tables_before_run(self) -> frozenset[str] | None:
+        """After ``prepare``: the super tables the target held before this run (a cluster's
+        workers keep their declared widths and widen the ones the run's other workers make)."""
+        return None
+
     def share_checkpoint(self, share: str) -> dict[str, Any] | None:
         """What a cluster share's attempt (``Options.share``) made durable, for a sink that records
         it with the data (a backup's part journal); None: the driver's record stands."""

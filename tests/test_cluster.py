@@ -140,6 +140,26 @@ def test_an_mqtt_shared_subscription_through_two_consumers(cluster: Any, mosquit
     assert [r[0] for r in _rows(server, db, "SELECT id FROM meters ORDER BY id")] == list(range(1000))
 
 
+def test_an_influxdb_measurement_in_time_spans(cluster: Any, influxd: Any, scratch: Any,
+                                              caplog: pytest.LogCaptureFixture) -> None:
+    """One measurement over 17 one-minute windows: on a cluster its 8 spans of whole windows are
+    partitions (and shares) of their own; every point arrives once."""
+    from .test_influxdb import _db, _points, _url
+
+    server = SERVERS[0]
+    db = scratch("tdetl_cl_influx")
+    src = _db(influxd)
+    lines, want = _points(120)
+    influxd.write(src, [ln for ln in lines if ln.startswith("plant")])
+    caplog.set_level("INFO", logger="tdetl")
+    s = tdetl.run(_url(influxd, src, endTime="2023-11-14T22:30:00Z", readWindow="M"), f"{server}/{db}?assert",
+                  cluster=cluster.address)
+    assert "8 parts in " in caplog.text
+    assert s.rows_written == 120
+    got = _rows(server, db, "SELECT ts, `count` FROM plant ORDER BY ts")
+    assert [r[1] for r in got] == [r[4] for r in want]
+
+
 def _rows(server: str, db: str, query: str) -> list[tuple[Any, ...]]:
     from .taos_helpers import taospy_rows
 

@@ -5,6 +5,7 @@ when endTime is absent."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 import time
 import uuid
 from pathlib import Path
@@ -51,6 +52,24 @@ def _url(influxd: Influxd, db: str, **params: str) -> str:
 def _rows(path: Path, sql: str) -> list[Any]:
     with duckdb.connect(str(path)) as con:
         return con.execute(sql).fetchall()
+
+
+def test_a_cluster_run_cuts_a_measurement_into_spans_of_whole_windows() -> None:
+    from tdetl.drivers.common.series import TimeRange
+
+    cfg = {"beginTime": 0, "endTime": 15 * 60 * 10**9 + 5, "readWindow": "M", "timeout": None}
+    r = TimeRange(cfg, "here")
+    assert r.partitions(["m", "a@b"], cut=False) == ["m", "a@b"]
+    parts = r.partitions(["m", "a@b"], cut=True)
+    assert len(parts) == 16
+    spans = [r.span_of(p) for p in parts[:8]]
+    assert all(name == "m" for name, _ in spans)
+    bounds = [s for _, s in spans]
+    assert bounds[0][0] == 0 and bounds[-1][1] == cfg["endTime"]
+    assert all(a[1] == b[0] and (a[1] - a[0]) % (60 * 10**9) == 0 for a, b in itertools.pairwise(bounds))
+    assert r.span_of(parts[8])[0] == "a@b" and r.span_of("a@b") == ("a@b", None)
+    windows = [w for p in parts[:8] for w in r.windows(None, r.span_of(p)[1])]
+    assert windows == list(r.windows(None))  # the spans' windows are the whole range's
 
 
 def test_points_come_back_equal_across_windows(influxd: Influxd, tmp_path: Path) -> None:

@@ -21,5 +21,7 @@ class Recipe:
     batch_rows: int | None = None
 
     def options(self, progress: bool | None = False) -> Options:
-        return make_options(self.parser, self.transforms, self.jobs, self.on_error, progress, self.batch_rows,
+        opts = make_options(self.parser, self.transforms, self.jobs, self.on_error, progress, self.batch_rows,
                             self.on)
+        opts.cluster = True  # the same partitions on the driver and every worker
+        return opts

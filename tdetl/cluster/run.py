@@ -192,7 +192,7 @@ def run_on_cluster(recipe: Recipe, address: str, progress: bool | None = False, 
         log.info("%d parts in %d tasks on a cluster of %d CPUs", len(todo), len(cut), cpus)
         shown = Progress(summary, progress, status=status)
         try:
-            _follow(ray, recipe, cut, positions, summary, shown, saved, sink)
+            _follow(ray, recipe, cut, positions, summary, shown, saved, sink, sink.tables_before_run())
         except BaseException:
             sink.abort()
             raise
@@ -232,7 +232,7 @@ def _prepare(src: Source, sink: Sink, opts: Options, state: str | None,
 
 
 def _follow(ray: Any, recipe: Recipe, cut: list[Share], positions: dict[str, Any], summary: Summary,
-            shown: Progress, saved: StateFile | None, sink: Sink) -> None:
+            shown: Progress, saved: StateFile | None, sink: Sink, existed: frozenset[str] | None) -> None:
     """Until every share is back: checkpoints kept (and in --state), progress, retries, the first
     failure raised after the others are cancelled."""
     book = ray.remote(num_cpus=0)(Checkpoints).remote(positions)
@@ -241,7 +241,7 @@ def _follow(ray: Any, recipe: Recipe, cut: list[Share], positions: dict[str, Any
 
     def submit(share: Share, at: dict[str, Any]) -> None:
         resume = {p: at[p] for p in share.parts if p in at}
-        running[remote.remote(recipe, share.name, share.attempt_name, share.parts, resume, book)] = share
+        running[remote.remote(recipe, share.name, share.attempt_name, share.parts, resume, book, existed)] = share
 
     def fail(message: str) -> None:
         for ref in running:

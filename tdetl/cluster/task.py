@@ -11,7 +11,7 @@ from .recipe import Recipe
 
 
 def run_share(recipe: Recipe, share: str, attempt: str, parts: list[str], resume: dict[str, Any],
-              book: Any) -> dict[str, Any]:
+              book: Any, existed: frozenset[str] | None) -> dict[str, Any]:
     """The share's counters, or ``{"error": line}`` for a failure a retry would repeat (bad input,
     a refusing server). Each checkpoint goes to ``book``; a consumer's reaches it before the broker
     is told the data is durable (a restarted share must not start before what was committed). Other
@@ -23,6 +23,7 @@ def run_share(recipe: Recipe, share: str, attempt: str, parts: list[str], resume
     opts.partitions = list(parts)
     opts.resume = dict(resume)
     opts.share = attempt
+    opts.existed = frozenset() if existed is None else existed  # not None: this is a cluster worker
     opts.target = as_dsn(recipe.target).without_password()
     waits = [False]
 

@@ -5,6 +5,7 @@ polling, and turning one series into a child-table batch named by a stable hash 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -25,6 +26,9 @@ def rfc3339(ns: int) -> str:
     """Nanosecond instant as RFC 3339 UTC with all nine digits (what Flux range() takes)."""
     s, frac = divmod(ns, NS)
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(s)) + f".{frac:09d}Z"
+
+
+SPANS = 8  # a measurement's spans in a cluster run
 
 
 class TimeRange:
@@ -53,17 +57,19 @@ class TimeRange:
         """Where the data known now ends: ``endTime``, or now when polling."""
         return self.end if self.end is not None else time.time_ns()
 
-    def windows(self, start: int | None) -> Iterator[tuple[int, int]]:
-        """``[lo, hi)`` windows from ``start`` (a resume position) or ``beginTime``, oldest first.
-        Without ``endTime`` a window is handed out once it has closed, so late points are read."""
-        lo = self.begin if start is None else int(start)
+    def windows(self, start: int | None, span: tuple[int, int] | None = None) -> Iterator[tuple[int, int]]:
+        """``[lo, hi)`` windows from ``start`` (a resume position) or ``beginTime`` (or the span's
+        start), oldest first, up to ``endTime`` (or the span's end). Without ``endTime`` a window is
+        handed out once it has closed, so late points are read."""
+        first, end = span if span is not None else (self.begin, self.end)
+        lo = first if start is None else int(start)
         self._last_data = time.monotonic()
         while True:
             hi = lo + self.window
-            if self.end is not None:
-                if lo >= self.end:
+            if end is not None:
+                if lo >= end:
                     return
-                hi = min(hi, self.end)
+                hi = min(hi, end)
             else:
                 now = time.time_ns()
                 if hi > now:  # still open: wait for it to close
@@ -76,6 +82,26 @@ class TimeRange:
 
     def saw_data(self) -> None:
         self._last_data = time.monotonic()
+
+    def partitions(self, names: list[str], cut: bool) -> list[str]:
+        """A partition per measurement (metric); with ``cut`` (a cluster run) and an ``endTime``,
+        one per span of whole windows (``<name>@<lo>-<hi>``, at most ``SPANS``), so one large
+        measurement spreads over many workers."""
+        if not cut or self.end is None:
+            return list(names)
+        count = -(-(self.end - self.begin) // self.window)
+        n = min(SPANS, count)
+        cuts = [min(self.end, self.begin + (i * count // n) * self.window) for i in range(n + 1)]
+        return [f"{m}@{lo}-{hi}" for m in names for lo, hi in itertools.pairwise(cuts)]
+
+    @staticmethod
+    def span_of(partition: str) -> tuple[str, tuple[int, int] | None]:
+        """The measurement a partition reads, and its span if it is one."""
+        name, at, span = partition.rpartition("@")
+        lo, dash, hi = span.partition("-")
+        if at and dash and lo.isdigit() and hi.isdigit():
+            return name, (int(lo), int(hi))
+        return partition, None
 
 
 def stable_name(measurement: str) -> str:

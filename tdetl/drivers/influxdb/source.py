@@ -2,8 +2,9 @@
 
 ``version=1.x`` reads InfluxQL over HTTP (``username``/``password``, ``bucket=db[/rp]``);
 ``version=2.x`` reads Flux through influxdb-client (``orgId``, ``token``). Either way each measurement
-is a partition (``--jobs`` reads several at once) read in ``readWindow`` windows, oldest first, a
-window's end being the resume position; without ``endTime`` it keeps polling.
+is a partition (``--jobs`` reads several at once; on a cluster, with ``endTime``, each span of
+windows is) read in ``readWindow`` windows, oldest first, a window's end being the resume position;
+without ``endTime`` it keeps polling.
 
 Measurement -> super table; tag keys -> VARCHAR tags; fields -> columns typed as InfluxDB types them
 (a field typed differently across shards is an error naming it, or text with field_conflict=varchar);
@@ -126,16 +127,17 @@ class InfluxDBSource(Source):
         return cat
 
     def partitions(self) -> list[str]:
-        return self._measurements()
+        return self.range.partitions(self._measurements(), self.options.cluster)
 
     def read(self, partition: str, start: Any = None) -> Iterator[TableBatch]:
-        m = partition
+        m, span = self.range.span_of(partition)
         tags, fields = self._describe(m)
-        for lo, hi in self.range.windows(start):
+        for lo, hi in self.range.windows(start, span):
             batches = (series_batch(stable_name(m), self.database, fields, tags, tagvals, data,
-                                    child_name(series_key(m, tagvals), tagvals, self.tbname, self.where), "ns", m)
+                                    child_name(series_key(m, tagvals), tagvals, self.tbname, self.where), "ns",
+                                    partition)
                        for tagvals, data in self.reader.window(m, tags, fields, lo, hi))
-            yield from ending_at(batches, m, hi, self.range.saw_data)
+            yield from ending_at(batches, partition, hi, self.range.saw_data)
 
     def close(self) -> None:
         self.reader.close()

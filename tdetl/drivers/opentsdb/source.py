@@ -64,6 +64,9 @@ class OpenTSDBSource(Source):
             raise SourceError(f"{self.where}: OpenTSDB answered {what or path} with bad JSON: {e}") from None
 
     def partitions(self) -> list[str]:
+        return self.range.partitions(self._metrics(), self.options.cluster)
+
+    def _metrics(self) -> list[str]:
         if not self.metrics:
             q = urllib.parse.urlencode({"type": "metrics", "q": "", "max": SUGGEST_MAX})
             found = self._call(f"/api/suggest?{q}", what="the metric list")
@@ -77,21 +80,21 @@ class OpenTSDBSource(Source):
 
     def catalog(self) -> Catalog:
         cat = Catalog()
-        for m in self.partitions():  # tags are added as series with them appear
+        for m in self._metrics():  # tags are added as series with them appear
             cat.add_stable(SuperTable(self.database, stable_name(m), (Column("ts", TDType("TIMESTAMP")),
                                                           Column("value", TDType("DOUBLE"))), (), "ms"))
         return cat
 
     def read(self, partition: str, start: Any = None) -> Iterator[TableBatch]:
-        m = partition
-        for lo, hi in self.range.windows(start):
+        m, span = self.range.span_of(partition)
+        for lo, hi in self.range.windows(start, span):
             body = {"start": lo // 1_000_000, "end": hi // 1_000_000 - 1, "msResolution": True,
                     "queries": [{"aggregator": "none", "metric": m}]}
             found = self._call("/api/query", body, what=f"metric {m!r}")
-            batches = (self._batch(m, s.get("tags") or {}, s["dps"]) for s in found if s.get("dps"))
-            yield from ending_at(batches, m, hi, self.range.saw_data)
+            batches = (self._batch(m, s.get("tags") or {}, s["dps"], partition) for s in found if s.get("dps"))
+            yield from ending_at(batches, partition, hi, self.range.saw_data)
 
-    def _batch(self, m: str, tagvals: dict[str, str], dps: dict[str, Any]) -> TableBatch:
+    def _batch(self, m: str, tagvals: dict[str, str], dps: dict[str, Any], partition: str) -> TableBatch:
         with self._lock:
             tags = self._tags.setdefault(m, [])
             tags.extend(sorted(k for k in tagvals if k not in tags))
@@ -102,4 +105,4 @@ class OpenTSDBSource(Source):
         data = pl.DataFrame({"ts": ts.cast(pl.Int64).cast(pl.Datetime("ms")), "value": values}).sort("ts")
         full = {t: tagvals.get(t) for t in tags}
         name = child_name(series_key(m, full), full, self.tbname, self.where)
-        return series_batch(stable_name(m), self.database, FIELDS, tags, full, data, name, "ms", m)
+        return series_batch(stable_name(m), self.database, FIELDS, tags, full, data, name, "ms", partition)

@@ -370,8 +370,33 @@ class TaosSink(Sink):
             assert self.conn is not None
             cols, tags = describe(self.conn, self.db, name)
             st = self.stables[name] = SuperTable(self.db, name, cols, tags, self.precision)
-            self.server_defined.add(name)
+            if self.options.existed is None or name in self.options.existed:
+                self.server_defined.add(name)  # not one a cluster run's other worker made
         return st
+
+    def tables_before_run(self) -> frozenset[str]:
+        return frozenset(self.existing[0])
+
+    def _reconcile(self, want: SuperTable) -> None:
+        """A cluster run: other workers create and widen the same super tables at the same time.
+        Make it, then widen what the server has that is narrower than ``want`` (looking again when
+        another worker changed it meanwhile); this worker's view is then the server's."""
+        assert self.conn is not None
+        self._sql(ddl.create_stable(want))
+        for attempt in range(10):
+            cols, tags = describe(self.conn, self.db, want.name)
+            have = SuperTable(self.db, want.name, cols, tags, self.precision)
+            stmts = ddl.alter_widths(want.name, have, want)
+            if not stmts:
+                self.stables[want.name] = have
+                return
+            try:
+                for stmt in stmts:
+                    self._sql(stmt)
+            except TaosError:
+                if attempt == 9:
+                    raise
+                time.sleep(0.05 * (attempt + 1))  # another worker's change came first: look again
 
     def _ensure_tables(self, specs: list[TableSpec]) -> None:
         grown: dict[str, SuperTable] = {}
@@ -389,6 +414,9 @@ class TaosSink(Sink):
                     grown[s.stable] = base.extended(s) if keeps_widths else base.merged(s)
         for name, st in grown.items():
             old = self.stables.get(name)
+            if self.options.existed is not None and (old is None or ddl.alter_widths(name, old, st)):
+                self._reconcile(st)
+                continue
             if old is None:
                 self._sql(ddl.create_stable(st))
             else:
