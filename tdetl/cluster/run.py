@@ -194,9 +194,11 @@ def run_on_cluster(recipe: Recipe, address: str, progress: bool | None = False, 
         try:
             _follow(ray, recipe, cut, positions, summary, shown, saved, sink, sink.tables_before_run())
         except BaseException:
-            sink.abort()
+            if _gathers(sink):
+                sink.abort()
             raise
-        sink.close()
+        if _gathers(sink):
+            sink.close()
         if saved is not None:
             saved.finish()
         retried = sum(s.attempt - 1 for s in cut)
@@ -216,6 +218,12 @@ def _shutdown() -> None:
     ray.shutdown()
 
 
+def _gathers(sink: Sink) -> bool:
+    """A sink that writes local files stays open in the driver: at the end it gathers what the
+    shares wrote (a backup's part journals into its manifest)."""
+    return sink.local_root() is not None
+
+
 def _prepare(src: Source, sink: Sink, opts: Options, state: str | None,
              summary: Summary) -> tuple[list[str], StateFile | None, dict[str, Any]]:
     """The target made ready once (databases, tables), before many workers write to it."""
@@ -226,8 +234,8 @@ def _prepare(src: Source, sink: Sink, opts: Options, state: str | None,
         saved = StateFile(Path(state).expanduser(), src.dsn.without_password(), sink.dsn.without_password())
         begun = begun or saved.load()
     sink.prepare(catalog)
-    if sink.local_root() is None:
-        sink.close()  # nothing more for this process to write; a backup's manifest is written at the end
+    if not _gathers(sink):
+        sink.close()  # nothing more for this process to write
     return still_to_do(src.partitions(), begun, summary), saved, dict(begun)
 
 
