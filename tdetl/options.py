@@ -37,7 +37,7 @@ class Options:
     resume: dict[str, Any] | None = None
     on_durable: Callable[[dict[str, Any], Any], None] | None = None  # (checkpoint, Summary)
     cluster: bool = False  # a cluster run (driver and workers alike): sources may cut finer partitions
-    existed: frozenset[str] | None = None  # a cluster worker: super tables the target held before the run
+    existed: frozenset[str] | None = None  # a cluster worker: super tables the target held before the run (if known)
     share: str | None = None  # the attempt's name, unique in the run: a backup writes a part journal under it
 
 

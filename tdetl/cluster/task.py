@@ -23,7 +23,7 @@ def run_share(recipe: Recipe, share: str, attempt: str, parts: list[str], resume
     opts.partitions = list(parts)
     opts.resume = dict(resume)
     opts.share = attempt
-    opts.existed = frozenset() if existed is None else existed  # not None: this is a cluster worker
+    opts.existed = existed
     opts.target = as_dsn(recipe.target).without_password()
     waits = [False]
 

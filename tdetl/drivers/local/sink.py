@@ -101,10 +101,10 @@ class LocalSink(Sink):
             self.files.extend(e.get("files", []))
             self._run_rows += sum(f["rows"] for f in e.get("files", []))
             checkpoint = e.get("checkpoint") or checkpoint
-        for lines in self._unmerged_parts():  # a cluster run's shares: each checkpoint covers its own parts
-            for key in doc:
-                doc[key].extend(e for line in lines[1:] for e in line.get(key, []))
-            checkpoint.update(next((e["checkpoint"] for e in reversed(lines[1:]) if e.get("checkpoint")), {}))
+        parts, reached = self._take_parts()  # a cluster run's shares
+        for key in ("stables", "tables"):
+            doc[key].extend(parts[key])
+        checkpoint.update(reached)
         journaled = fmt.catalog_from_json(doc, str(self.journal))
         if self._extending:
             self.catalog.merge(journaled)
@@ -145,9 +145,12 @@ class LocalSink(Sink):
             self.run = len(self.runs) + 1
         self._head()
 
-    def _unmerged_parts(self) -> list[list[dict[str, Any]]]:
-        """Part journals not yet taken in: their files and rows join this backup's."""
-        out = []
+    def _take_parts(self) -> tuple[dict[str, list[Any]], dict[str, Any]]:
+        """Part journals not yet taken in: their files and rows join this backup's; returned are
+        the super tables and tables they record, and the checkpoint they reached (each covers its
+        own share's partitions; a later attempt's wins)."""
+        doc: dict[str, list[Any]] = {"stables": [], "tables": []}
+        reached: dict[str, Any] = {}
         for name, lines in fmt.read_parts(self.root).items():
             if name in self._merged:
                 continue
@@ -155,11 +158,13 @@ class LocalSink(Sink):
             for e in lines[1:]:
                 self.files.extend(e.get("files", []))
                 self._run_rows += sum(f["rows"] for f in e.get("files", []))
+                for key in doc:
+                    doc[key].extend(e.get(key, []))
                 for p, at in (e.get("checkpoint") or {}).items():
+                    reached[p] = at
                     if at != DONE:
                         self._positions[p] = at
-            out.append(lines)
-        return out
+        return doc, reached
 
     def share_checkpoint(self, share: str) -> dict[str, Any] | None:
         path = self.root / fmt.PARTS / f"{share}.jsonl"
@@ -316,12 +321,9 @@ class LocalSink(Sink):
             self.flush()
         if self.share is not None:
             return  # the driver writes the manifest once every share is back
-        parts = self._unmerged_parts()
-        if parts:
-            doc: dict[str, Any] = {"stables": [], "tables": []}
-            for lines in parts:
-                for key in doc:
-                    doc[key].extend(e for line in lines[1:] for e in line.get(key, []))
+        taken = len(self._merged)
+        doc, _ = self._take_parts()
+        if len(self._merged) > taken:
             self.catalog.merge(fmt.catalog_from_json(doc, str(self.root / fmt.PARTS)))
             self._remove_orphans()  # files of flushes a dying worker did not finish
         run = {"run": self.run, "started": getattr(self, "started", self.created), "completed": fmt.now_iso(),

@@ -378,9 +378,10 @@ class TaosSink(Sink):
         return frozenset(self.existing[0])
 
     def _reconcile(self, want: SuperTable) -> None:
-        """A cluster run: other workers create and widen the same super tables at the same time.
-        Make it, then widen what the server has that is narrower than ``want`` (looking again when
-        another worker changed it meanwhile); this worker's view is then the server's."""
+        """A cluster run's worker (``Options.share``): other workers create and widen the same super
+        tables at the same time. Make it, then widen what the server has that is narrower than
+        ``want`` (looking again when another worker changed it meanwhile); this worker's view is
+        then the server's."""
         assert self.conn is not None
         self._sql(ddl.create_stable(want))
         for attempt in range(10):
@@ -414,7 +415,7 @@ class TaosSink(Sink):
                     grown[s.stable] = base.extended(s) if keeps_widths else base.merged(s)
         for name, st in grown.items():
             old = self.stables.get(name)
-            if self.options.existed is not None and (old is None or ddl.alter_widths(name, old, st)):
+            if self.options.share is not None and (old is None or ddl.alter_widths(name, old, st)):
                 self._reconcile(st)
                 continue
             if old is None:
