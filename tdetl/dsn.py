@@ -47,10 +47,12 @@ class Dsn:
         return _mask_text(self.text)
 
     def without_password(self) -> str:
-        """The DSN as written, with the password removed (what backups record)."""
-        if self.password is None:
-            return self.text
-        return re.sub(r"(//[^/@:]*):[^@/]*@", r"\1@", self.text, count=1)
+        """The DSN as written, with the password and every secret parameter removed (what backups,
+        journals, caches and state files record)."""
+        names = "|".join(re.escape(n) for n in sorted(SECRET_PARAMS))
+        text = re.sub(rf"([?&])(?:{names})(?:=[^&]*)?(&|$)", lambda m: m.group(1) if m.group(2) else "", self.text)
+        text = text[:-1] if text.endswith(("?", "&")) else text
+        return _CREDENTIALS.sub(lambda m: f"{m.group(1)}{m.group(2)}@{m.group(4)}", text, count=1)
 
     def has(self, key: str) -> bool:
         return any(k == key for k, _ in self.params)
@@ -91,13 +93,19 @@ class Dsn:
 
 SECRET_PARAMS: set[str] = {"password", "token"}  # grown by every driver spec's secret parameters
 
+# ``scheme://user:password@host:port``: the password runs to the last ``@`` that is followed by a
+# host[:port] and then ``/``, ``?`` or the end, so a raw ``/`` or ``@`` in it stays in it (both may
+# also be percent-encoded, as ``%2F`` and ``%40``); a ``?`` in a password must be encoded.
+_CREDENTIALS = re.compile(r"^([A-Za-z][A-Za-z0-9_+-]*:/{2})([^:/@?]*)(?::([^?]*))?@([^/@?]*)(?=[/?]|$)")
+
 
 def _mask_text(text: str) -> str:
     """Passwords out: ``user:***@`` and the value of every secret parameter (``password=``, ``token=``,
     and what driver specs declare secret)."""
     names = "|".join(re.escape(n) for n in sorted(SECRET_PARAMS))
     text = re.sub(rf"([?&](?:{names})=)[^&]*", r"\1***", text)
-    return re.sub(r"(//[^/@:]*):[^@/]*@", r"\1:***@", text, count=1)
+    hidden = lambda m: f"{m.group(1)}{m.group(2)}{'' if m.group(3) is None else ':***'}@{m.group(4)}"  # noqa: E731
+    return _CREDENTIALS.sub(hidden, text, count=1)
 
 
 def parse_dsn(text: str) -> Dsn:
@@ -114,12 +122,12 @@ def parse_dsn(text: str) -> Dsn:
     user = password = host = None
     port: int | None = None
     if rest.startswith("//"):
+        cred = _CREDENTIALS.match(text[: m.end()] + rest)
+        if cred:
+            user, pw = unquote(cred.group(2)) or None, cred.group(3)
+            password = unquote(pw) if pw is not None else None
+            rest = "//" + rest[cred.start(4) - m.end():]
         authority, slash, obj = rest[2:].partition("/")
-        if "@" in authority:
-            cred, authority = authority.rsplit("@", 1)
-            user, colon, pw = cred.partition(":")
-            user = unquote(user) or None
-            password = unquote(pw) if colon else None
         if authority:
             if authority.startswith("["):
                 h, _, p = authority[1:].partition("]")

@@ -74,7 +74,12 @@ def run(source: Source, sink: Sink, options: Options) -> Summary:
         state = saved.load()
     if options.resume is not None:  # a cluster task: the driver keeps the checkpoint
         state = dict(options.resume)
-    sink.prepare(catalog)
+    try:
+        sink.prepare(catalog)
+    except BaseException:
+        sink.abort()  # a target that made something (a lock, a directory) before failing takes it back
+        source.close()
+        raise
     todo = still_to_do(source.run_partitions(), state, summary)
     if summary.partitions_skipped or state:
         log.info("resuming: %d of %d parts already done", summary.partitions_skipped,

@@ -177,3 +177,73 @@ def test_inspect_gives_each_table_its_own_time_range(tmp_path: Path) -> None:
         want = [pl.Series([lo, hi]).cast(pl.Datetime("ms")).dt.strftime("%Y-%m-%dT%H:%M:%S").to_list()[i] + "Z"
                 for i in range(2)]
         assert got[name[0]] == want, (name, got)
+
+
+def test_two_backups_into_one_directory_at_once_the_second_is_refused(tmp_path: Path) -> None:
+    parser = _source(tmp_path, 200_000)
+    backup = tmp_path / "bk"
+    cmd = [sys.executable, "-m", "tdetl", "run", "-f", f"csv:{tmp_path}/m0.csv", "-p", parser,
+           "-t", f"local:{backup}?file_rows=2000", "--batch-rows", "2000", "-q"]
+    first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (backup / "journal.jsonl").exists() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    first.communicate(timeout=120)
+    assert first.returncode == 0
+    assert second.returncode == 1, second.stderr
+    assert second.stderr.count("\n") == 1 and "being written by another tdetl run" in second.stderr
+    assert _restored(tmp_path, backup).equals(_expected(200_000))
+    assert not (backup / ".lock").exists()
+
+
+@pytest.mark.parametrize("damage", ["fewer rows", "swapped names", "absolute path", "outside", "symlink out"])
+def test_an_edited_manifest_is_refused_and_nothing_is_written(tmp_path: Path, damage: str) -> None:
+    parser = _source(tmp_path, 30_000)
+    backup = tmp_path / "bk"
+    tdetl.run(f"csv:{tmp_path}/m0.csv", f"local:{backup}?file_rows=10000", parser=parser)
+    manifest = json.loads((backup / "manifest.json").read_text())
+    entry = manifest["files"][0]
+    if damage == "fewer rows":
+        entry["tables"][0][2] -= 100
+        for r in entry["tables"][1:]:
+            r[1] -= 100
+        entry["rows"] -= 100
+    elif damage == "swapped names":
+        entry["tables"][0][0], entry["tables"][1][0] = entry["tables"][1][0], entry["tables"][0][0]
+    elif damage == "absolute path":
+        entry["path"] = str(backup / entry["path"])
+    elif damage == "outside":
+        (tmp_path / "elsewhere.arrow").write_bytes((backup / entry["path"]).read_bytes())
+        entry["path"] = "data/../../elsewhere.arrow"
+    else:
+        (backup / "data" / "link").symlink_to(tmp_path)
+        entry["path"] = "data/link/m0.csv"
+    (backup / "manifest.json").write_text(json.dumps(manifest))
+    out = tmp_path / "out.duckdb"
+    res = run_cli("run", "-f", f"local:{backup}", "-t", f"duckdb:{out}")
+    assert res.returncode == 1, res.stderr
+    assert res.stderr.count("\n") == 1, res.stderr
+    assert ("manifest was changed" in res.stderr if damage in ("fewer rows", "swapped names")
+            else "under the backup's data/" in res.stderr or "outside the backup" in res.stderr), res.stderr
+    if out.exists():
+        assert duckdb.connect(str(out)).sql("SELECT table_name FROM information_schema.tables").fetchall() == []
+
+
+def test_a_write_cut_short_leaves_no_temp_file_that_blocks_the_rerun(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from tdetl.drivers.local import backup as fmt
+
+    parser = _source(tmp_path, 2_000)
+    backup = tmp_path / "bk"
+    real = fmt.os.fsync
+    monkeypatch.setattr(fmt.os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(28, "No space left on device")))
+    with pytest.raises(OSError, match="No space left"):
+        tdetl.run(f"csv:{tmp_path}/m0.csv", f"local:{backup}", parser=parser)
+    monkeypatch.setattr(fmt.os, "fsync", real)
+    assert not backup.exists() or [p.name for p in backup.iterdir()] == []
+    # a temp file left by a process that died outright (kill -9 in the write) does not block either
+    backup.mkdir(exist_ok=True)
+    (backup / ".journal.jsonl.tmp-99999").write_text("{")
+    tdetl.run(f"csv:{tmp_path}/m0.csv", f"local:{backup}", parser=parser)
+    assert _restored(tmp_path, backup).equals(_expected(2_000))

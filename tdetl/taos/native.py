@@ -9,8 +9,9 @@ import ctypes.util
 import itertools
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from ..errors import DsnError, TaosError
 from ..memo import ByIdentity
@@ -43,6 +44,9 @@ class TmqRaw(ctypes.Structure):
 
 _lib: ctypes.CDLL | None = None
 _lib_lock = threading.Lock()
+_umask_lock = threading.Lock()
+_umask_kept: set[str] = set()
+T = TypeVar("T")
 _reqids = itertools.count(1)
 
 
@@ -103,14 +107,31 @@ def load_library(path: str | None = None, config_dir: str | None = None, where: 
                        " or use taos+ws:// through taosAdapter")
 
 
+def keeping_umask(kind: str, call: Callable[[], T]) -> T:
+    """``call()`` with the process umask as it was: the client library sets it to 0 when it starts
+    (its first connection, its first consumer), which would leave every file tdetl creates afterwards
+    (backups, state, caches) writable by any local user. Later calls of a kind run unguarded."""
+    if kind in _umask_kept:
+        return call()
+    with _umask_lock:
+        mask = os.umask(0o077)
+        os.umask(mask)
+        try:
+            return call()
+        finally:
+            os.umask(mask)
+            _umask_kept.add(kind)
+
+
 class NativeConnection(Connection):
     def __init__(self, host: str | None, port: int | None, user: str, password: str, db: str | None,
                  library: str | None = None, config_dir: str | None = None, where: str = "taos://") -> None:
         self.lib = load_library(library, config_dir, where)
         self.where = where
         self._field_arrays: ByIdentity[ctypes.Array[TaosField]] = ByIdentity()
-        self.conn = self.lib.taos_connect((host or "localhost").encode(), user.encode(), password.encode(),
-                                          db.encode() if db else None, port or 6030)
+        self.conn = keeping_umask("connect", lambda: self.lib.taos_connect(
+            (host or "localhost").encode(), user.encode(), password.encode(), db.encode() if db else None,
+            port or 6030))
         if not self.conn:
             code = self.lib.taos_errno(None)
             raise TaosError(code, self._errstr(None), where)

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..errors import TaosError
 from .native import TmqRaw as _Raw
-from .native import load_library
+from .native import keeping_umask, load_library
 
 DATA, META, METADATA = 1, 2, 3  # tmq_res_t
 _KINDS = {DATA: "data", META: "meta", METADATA: "metadata", 4: "rawdata"}
@@ -169,7 +169,7 @@ class NativeConsumer(Consumer):
                     shown = "***" if "pass" in k else v
                     raise TaosError(0x0118, f"TMQ option {k}={shown!r} is not accepted", where)
             err = ctypes.create_string_buffer(512)
-            self.tmq = self.lib.tmq_consumer_new(c, err, len(err))
+            self.tmq = keeping_umask("consumer", lambda: self.lib.tmq_consumer_new(c, err, len(err)))
         finally:
             self.lib.tmq_conf_destroy(c)
         if not self.tmq:

@@ -6,6 +6,7 @@ then renamed, and carries a sha256 in the manifest.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -27,6 +28,7 @@ MANIFEST = "manifest.json"
 JOURNAL = "journal.jsonl"
 PARTS = "parts"  # a cluster run's part journals, one per share attempt: parts/<share>.jsonl
 DATA = "data"
+LOCK = ".lock"  # held (flock) by the run writing the backup
 CODECS = ("zstd", "lz4", "none")
 TABLES_KEY = b"tdetl.tables"
 
@@ -35,15 +37,67 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+FILE_MODE, DIR_MODE = 0o644, 0o755  # explicit: the TDengine client library may have set the umask to 0
+_TMP = ".tmp-"  # write_atomic's temp names: .<name>.tmp-<pid>
+
+
 def write_atomic(path: Path, data: Any) -> None:
-    """Write ``data`` (bytes-like) to ``path`` via a synced temp file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    """Write ``data`` (bytes-like) to ``path`` via a synced temp file and a rename; a write that fails
+    (a full disk) leaves no temp file behind."""
+    make_dirs(path.parent)
+    tmp = path.with_name(f".{path.name}{_TMP}{os.getpid()}")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+        with open(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def make_dirs(path: Path) -> None:
+    """``mkdir -p`` with an explicit mode for every directory it makes."""
+    if not path.is_dir():
+        make_dirs(path.parent)
+        try:
+            path.mkdir(DIR_MODE)
+        except FileExistsError:
+            pass
+
+
+def lock(root: Path) -> int:
+    """Hold the backup directory for this process (an OS lock, gone with the process): two runs
+    writing one backup at once would corrupt it. Returns the lock's file descriptor."""
+    make_dirs(root)
+    path = root / LOCK
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise BackupError(f"{root} is being written by another tdetl run; wait for it to end or choose"
+                              " another directory") from None
+        try:
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # the lock file was replaced between open and lock: take the new one
+
+
+def unlock(root: Path, fd: int) -> None:
+    (root / LOCK).unlink(missing_ok=True)
+    os.close(fd)
+
+
+def is_leftover(name: str) -> bool:
+    """A name tdetl itself leaves in a backup directory that holds no backup yet: its lock, and temp
+    files of a write that a crash cut short."""
+    return name == LOCK or (name.startswith(".") and _TMP in name)
 
 
 def ipc_options(codec: str, level: int | None) -> pa.ipc.IpcWriteOptions:
@@ -117,11 +171,23 @@ def read_verified(root: Path, entry: dict[str, Any]) -> pa.Buffer:
 
 
 def open_verified(root: Path, entry: dict[str, Any]) -> pa.Table:
+    """The file's rows, after checking that the file's own record of its tables (its schema
+    metadata) is the manifest's: an edited manifest cannot drop rows or move them between tables."""
     buf = read_verified(root, entry)
+    path = root / entry["path"]
     try:
-        return pa.ipc.open_file(buf).read_all()
+        table = pa.ipc.open_file(buf).read_all()
     except pa.ArrowInvalid as e:
-        raise BackupError(f"backup file {root / entry['path']} is not a readable Arrow file: {e}") from None
+        raise BackupError(f"backup file {path} is not a readable Arrow file: {e}") from None
+    try:
+        own = json.loads((table.schema.metadata or {})[TABLES_KEY])
+    except (KeyError, ValueError):
+        raise BackupError(f"backup file {path} does not record its tables") from None
+    if own != entry["tables"] or table.num_rows != entry["rows"]:
+        raise BackupError(f"backup file {path} holds {table.num_rows} rows of tables {str(own)[:200]}, but the"
+                          f" manifest says {entry['rows']} rows of {str(entry['tables'])[:200]}: the manifest was"
+                          " changed")
+    return table
 
 
 def catalog_to_json(cat: Catalog) -> dict[str, Any]:
@@ -188,7 +254,35 @@ def read_manifest(root: Path) -> dict[str, Any]:
     for key in ("files", "stables", "tables", "databases"):
         if not isinstance(doc.get(key), list):
             raise BackupError(f"{path}: '{key}' must be a list")
+    for i, entry in enumerate(doc["files"]):
+        check_entry(root, entry, f"{path}: files[{i}]")
     return doc
+
+
+def check_entry(root: Path, entry: Any, where: str) -> None:
+    """A manifest's file entry is well formed, names a file inside the backup, and its table ranges
+    cover its rows exactly once in order."""
+    if not isinstance(entry, dict):
+        raise BackupError(f"{where} is not an object")
+    rel = entry.get("path")
+    if not isinstance(rel, str) or not rel or Path(rel).is_absolute() or ".." in Path(rel).parts \
+            or not rel.startswith(f"{DATA}/"):
+        raise BackupError(f"{where}: path {str(rel)[:200]!r} is not a file under the backup's {DATA}/ directory")
+    real = (root / rel).resolve()
+    if not real.is_relative_to((root / DATA).resolve()):
+        raise BackupError(f"{where}: path {rel[:200]!r} leads outside the backup directory (to {str(real)[:200]})")
+    rows, ranges = entry.get("rows"), entry.get("tables")
+    if not isinstance(rows, int) or isinstance(rows, bool) or rows < 0 or not isinstance(ranges, list) \
+            or not isinstance(entry.get("bytes"), int) or not isinstance(entry.get("sha256"), str):
+        raise BackupError(f"{where} ({rel[:200]}): rows, bytes, sha256 or tables missing or of the wrong type")
+    at = 0
+    for r in ranges:
+        if not (isinstance(r, list) and len(r) == 3 and isinstance(r[0], str) and r[1] == at
+                and isinstance(r[2], int) and not isinstance(r[2], bool) and r[2] >= 0):
+            raise BackupError(f"{where} ({rel[:200]}): table range {str(r)[:200]} does not follow the one before it")
+        at += r[2]
+    if at != rows:
+        raise BackupError(f"{where} ({rel[:200]}): its tables hold {at} rows, the entry says {rows}")
 
 
 def new_manifest(source: str, codec: str, level: int | None, created: str, cat: Catalog,

@@ -73,6 +73,8 @@ class LocalSink(Sink):
         self._held_rows: dict[str, int] = {}
         self.share = options.share  # set: this process writes one share of a cluster run
         self._merged: set[str] = set()  # part journals already in self.files
+        self._lock: int | None = None  # the directory's lock, held by the run that is not a share
+        self._made_root = False
 
     def local_root(self) -> Path:
         return self.root
@@ -86,6 +88,9 @@ class LocalSink(Sink):
         if self.share is not None:
             self._join()
             return None  # the driver hands the share its checkpoint
+        if self._lock is None:
+            self._made_root = not self.root.exists()
+            self._lock = fmt.lock(self.root)
         if (self.root / fmt.MANIFEST).exists():
             if not appends:
                 raise BackupError(f"{self.root} already holds a complete backup; choose an empty directory")
@@ -215,10 +220,13 @@ class LocalSink(Sink):
             fmt.write_atomic(self.journal, (json.dumps(head) + "\n" + json.dumps(fmt.catalog_to_json(self.catalog))
                                             + "\n").encode())
             return
-        if self.root.exists() and any(self.root.iterdir()):
-            raise BackupError(f"{self.root} is not empty and holds no unfinished backup;"
-                              " choose an empty directory")
-        self.root.mkdir(parents=True, exist_ok=True)
+        for p in self.root.iterdir() if self.root.exists() else ():
+            if not fmt.is_leftover(p.name):
+                raise BackupError(f"{self.root} is not empty and holds no unfinished backup;"
+                                  " choose an empty directory")
+            if p.name != fmt.LOCK:
+                p.unlink()
+        fmt.make_dirs(self.root)
         self.catalog.databases.update(catalog.databases)
         for st in catalog.stables.values():
             self.catalog.add_stable(st)
@@ -336,7 +344,17 @@ class LocalSink(Sink):
         sync_path(self.root)
         self.journal.unlink(missing_ok=True)
         shutil.rmtree(self.root / fmt.PARTS, ignore_errors=True)
+        self._unlock()
 
     def abort(self) -> None:
         self._buffer.clear()  # unflushed rows are not in the journal; a rerun reads them again
         self._held.clear()
+        self._unlock()
+
+    def _unlock(self) -> None:
+        if self._lock is None:
+            return
+        fmt.unlock(self.root, self._lock)
+        self._lock = None
+        if self._made_root and not any(self.root.iterdir()):  # a run that wrote nothing leaves nothing
+            self.root.rmdir()
