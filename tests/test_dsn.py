@@ -67,3 +67,21 @@ def test_unknown_driver_and_param_errors_mask_password(tmp_path: Path) -> None:
         open_sink(f"local:{tmp_path}/b?level=high", Options())
     with pytest.raises(DsnError, match="does not speak 'ws'"):
         open_sink(f"local+ws:{tmp_path}/b", Options())
+
+
+@pytest.mark.parametrize("password", ["Pw/Slash99", "At99x@", "a@b/c@d", "p%2Fq%40r"])
+def test_passwords_with_slash_or_at_parse_and_never_show(password: str) -> None:
+    from urllib.parse import unquote
+
+    d = parse_dsn(f"taos+ws://u:{password}@db.example:6041/power?token=T0kenX&x=1")
+    assert (d.user, d.password, d.host, d.port, d.object) == ("u", unquote(password), "db.example", 6041, "power")
+    assert d.masked() == "taos+ws://u:***@db.example:6041/power?token=***&x=1"
+    assert d.without_password() == "taos+ws://u@db.example:6041/power?x=1"
+    with pytest.raises(DsnError) as e:
+        parse_dsn(f"taos://u:{password}@h:99999/db")
+    assert password not in str(e.value) and unquote(password) not in str(e.value)
+
+
+def test_secret_parameters_are_left_out_of_what_runs_record() -> None:
+    assert parse_dsn("taos+ws://h:6041/db?token=abc").without_password() == "taos+ws://h:6041/db"
+    assert parse_dsn("influxdb://h:8086/b?password=p&org=o&token=t").without_password() == "influxdb://h:8086/b?org=o"
