@@ -13,6 +13,7 @@ from .api import inspect, make_options, verify
 from .drivers import as_dsn, describe_drivers, open_sink, open_source
 from .errors import ConfigError, TdetlError
 from .pipeline import run as run_pipeline
+from .progress import Summary
 from .quality import describe as describe_situations
 
 
@@ -56,6 +57,11 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("situations", help="list the data-quality situations --on takes, with their choices")
     s.add_argument("-v", "--verbose", action="count", default=0)
 
+    c = sub.add_parser("cache", help="show what waits in a TDengine target's write cache (--on unreachable=cache)")
+    c.add_argument("dsn", help="the target DSN (host, port and database name its cache)")
+    c.add_argument("--dir", help="the cache directory, when the run named one (--on cache-dir=...)")
+    c.add_argument("-v", "--verbose", action="count", default=0)
+
     sv = sub.add_parser("serve", help="run tasks as a service with a REST API (needs the serve extra)")
     sv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     sv.add_argument("--port", type=int, default=6050, help="port (default 6050)")
@@ -82,6 +88,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "serve":
             return _serve(args)
+        if args.command == "cache":
+            from .spool import describe_cache
+
+            print(describe_cache(as_dsn(args.dsn), args.dir))
+            return 0
         if args.command == "situations":
             print(describe_situations())
             return 0
@@ -107,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.quiet < 2:
                 print(f"tdetl: {as_dsn(args.source).masked()} -> {as_dsn(args.target).masked()}: {summary.line()}",
                       file=sys.stderr)
-            return 0
+            return _status(summary)
         opts = make_options(args.parser, args.transform, args.jobs, args.on_error,
                             progress=None if args.quiet == 0 else False, batch_rows=args.batch_rows, on=args.on)
         opts.target = as_dsn(args.target).without_password()
@@ -119,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"tdetl: {src.dsn.masked()} -> {sink.dsn.masked()}: {summary.line()}", file=sys.stderr)
             for ex in summary.skipped:
                 print(f"tdetl: skipped: {ex}", file=sys.stderr)
-        return 0
+        return _status(summary)
     except TdetlError as e:
         print(f"tdetl: error: {e}", file=sys.stderr)
         return 1
@@ -132,6 +143,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         msg = " ".join(str(e).split()) or type(e).__name__
         print(f"tdetl: error: {type(e).__name__}: {msg}", file=sys.stderr)
         return 1
+
+
+EXIT_PENDING = 3  # the run ended, but rows it acknowledged wait in the write cache, not in the target yet
+
+
+def _status(summary: Summary) -> int:
+    if summary.complete:
+        return 0
+    print(f"tdetl: incomplete: {summary.rows_pending:,} rows wait in the write cache until the target answers;"
+          " run again (into the same host, port and database) to replay them; `tdetl cache <target>` shows them",
+          file=sys.stderr)
+    return EXIT_PENDING
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -197,7 +197,8 @@ def run(source: Source, sink: Sink, options: Options) -> Summary:
     summary.skipped = list(source.rejects.examples)
     summary.outcomes = source.rejects.counts()
     in_sink = source.rejects.failed_in_sink  # handed over, then taken out by the sink
-    summary.rows_written -= in_sink
+    summary.rows_pending, of_this_run = sink.pending()
+    summary.rows_written -= in_sink + of_this_run
     summary.rows_read += summary.rows_failed - in_sink + summary.rows_filtered  # sources hand on only rows they keep
     summary.elapsed = time.perf_counter() - summary.started
     progress.write_status(force=True)

@@ -29,6 +29,7 @@ class Summary:
     rows_written: int = 0
     rows_failed: int = 0
     rows_filtered: int = 0  # dropped on purpose by a parser filter
+    rows_pending: int = 0  # acknowledged to the source, waiting in the write cache: not in the target yet
     bytes_written: int = 0
     batches_written: int = 0
     tables: int = 0
@@ -38,6 +39,11 @@ class Summary:
     outcomes: dict[str, int] = field(default_factory=dict)  # "<situation> <outcome>" -> records (tdetl.quality)
     elapsed: float = 0.0
     started: float = field(default_factory=time.perf_counter, repr=False)
+
+    @property
+    def complete(self) -> bool:
+        """Every row the run acknowledged is in the target (none waits in a write cache)."""
+        return self.rows_pending == 0
 
     def counters(self) -> dict[str, int]:
         return {k: int(getattr(self, k)) for k in COUNTERS}
@@ -49,6 +55,8 @@ class Summary:
     def line(self) -> str:
         resumed = f", {self.partitions_skipped} parts already done" if self.partitions_skipped else ""
         resumed += f", filtered out {self.rows_filtered:,}" if self.rows_filtered else ""
+        resumed += f", {self.rows_pending:,} rows wait in the write cache, not in the target yet" \
+            if self.rows_pending else ""
         return (f"read {self.rows_read:,} rows, wrote {self.rows_written:,} rows"
                 f" ({_size(self.bytes_written)}) to {self.tables:,} tables, failed {self.rows_failed:,}"
                 f"{resumed}; {self.elapsed:.2f} s, {self.rows_per_second:,.0f} rows/s{outcomes(self.outcomes)}")

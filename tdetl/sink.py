@@ -50,6 +50,11 @@ class Sink(ABC):
     def close(self) -> None:
         """Finish: commit what was written. Only called after a run without errors."""
 
+    def pending(self) -> tuple[int, int]:
+        """After ``close``: rows acknowledged to the source that are not in the target yet (a write
+        cache waiting for the target), in all and of this run's. A run with any is not complete."""
+        return 0, 0
+
     def local_root(self) -> Path | None:
         """The directory this sink writes on the machine it runs on: a cluster run checks that
         every node writes the same one (a shared filesystem) before it starts."""

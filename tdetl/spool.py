@@ -17,19 +17,31 @@ from typing import Any
 
 import pyarrow as pa
 
-from .durable import sync_path
-from .errors import SinkError
+from .dsn import Dsn
+from .durable import make_dirs, sync_path
+from .errors import DsnError, SinkError
 from .model import Column, TableBatch, TableSpec
 from .types import scalar_from_json, scalar_to_json
 
 _META = b"tdetl.spec"
 
 
-def default_dir(target: str) -> Path:
-    """Per target (its DSN without password): a rerun against the same target finds what waits."""
+_META_ROWS = b"tdetl.rows"
+DEFAULT_PORTS = {None: 6030, "ws": 6041, "wss": 6041, "http": 6041, "https": 6041}
+
+
+def target_key(dsn: Dsn, database: str) -> str:
+    """What identifies a target: host, port and database. A rerun with other parameters, flags or
+    user finds (and replays) what an earlier run cached for the same database."""
+    host = (dsn.host or "localhost").lower()
+    return f"{host}:{dsn.port or DEFAULT_PORTS.get(dsn.protocol, 6030)}/{database}"
+
+
+def default_dir(key: str) -> Path:
+    """The cache of one target (:func:`target_key`) in the state directory."""
     base = os.environ.get("TDETL_STATE_DIR") or os.path.join(
         os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state"), "tdetl")
-    return Path(base) / "cache" / hashlib.sha256(target.encode()).hexdigest()[:16]
+    return Path(base) / "cache" / hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 def _spec_json(s: TableSpec) -> dict[str, Any]:
@@ -66,14 +78,15 @@ class Spool:
         if self.size() + need // 4 > self.max_bytes:  # IPC with zstd: about a quarter of the Arrow size
             raise SinkError(f"the write cache {self.dir} is full (cache-max-bytes={self.max_bytes}); stopping with"
                             " nothing lost: what was not cached is not acknowledged to the source")
-        self.dir.mkdir(parents=True, exist_ok=True)
+        make_dirs(self.dir)
         waiting = self.waiting()
         seq = int(waiting[-1].name) + 1 if waiting else 0
         tmp = self.dir / f"{seq:012d}.tmp"
-        tmp.mkdir()
+        tmp.mkdir(0o700)
         opts = pa.ipc.IpcWriteOptions(compression="zstd")
         for i, b in enumerate(batches):
-            schema = b.data.schema.with_metadata({_META: json.dumps(_spec_json(b.spec)).encode()})
+            schema = b.data.schema.with_metadata({_META: json.dumps(_spec_json(b.spec)).encode(),
+                                                  _META_ROWS: str(b.num_rows).encode()})
             path = tmp / f"{i:08d}.arrow"
             with pa.OSFile(str(path), "wb") as f, pa.ipc.new_file(f, schema, options=opts) as w:
                 w.write_batch(b.data.replace_schema_metadata(schema.metadata))
@@ -96,9 +109,33 @@ class Spool:
                 raise SinkError(f"the write cache file {path} is unreadable ({e}); move it away to go on") from None
         return out
 
+    def rows(self) -> int:
+        """Rows waiting, from the files' footers (the data is not read)."""
+        total = 0
+        for d in self.waiting():
+            for path in d.glob("*.arrow"):
+                with pa.ipc.open_file(pa.memory_map(str(path))) as reader:
+                    meta = reader.schema.metadata or {}
+                    total += int(meta[_META_ROWS]) if _META_ROWS in meta else \
+                        sum(reader.get_batch(i).num_rows for i in range(reader.num_record_batches))
+        return total
+
     def done(self, flush_dir: Path, rows: int) -> None:
         shutil.rmtree(flush_dir)
         self.replayed += rows
 
     def __iter__(self) -> Iterator[Path]:
         return iter(self.waiting())
+
+
+def describe_cache(dsn: Dsn, directory: str | None = None) -> str:
+    """``tdetl cache``: what waits for a target, without connecting to it."""
+    if dsn.driver != "taos":
+        raise DsnError(f"{dsn.masked()}: only taos:// targets keep a write cache")
+    key = target_key(dsn, dsn.object.partition(".")[0])
+    spool = Spool(Path(directory).expanduser() if directory else default_dir(key), 0)
+    flushes = spool.waiting()
+    if not flushes:
+        return f"{key}: nothing waits in the write cache {spool.dir}"
+    return (f"{key}: {spool.rows():,} rows in {len(flushes):,} flushes ({spool.size():,} bytes) wait in the write"
+            f" cache {spool.dir}; the next run into this target replays them")

@@ -308,3 +308,42 @@ def _rows_of(server: str, db: str) -> list[tuple[Any, ...]]:
     with connect(server, db) as conn:
         t = conn.query("SELECT id FROM readings").table()
     return [(v,) for v in t.column(0).to_pylist()]
+
+
+def test_cached_rows_are_not_reported_written_and_any_run_into_the_target_replays_them(
+        bundle: Any, tansu: Tansu, tmp_path: Path) -> None:
+    """The cache belongs to the target (host, port, database), not to one DSN's spelling: a rerun with
+    other parameters replays it. A run that leaves rows in it exits 3 and says how many wait."""
+    import os
+    import subprocess
+    import sys
+
+    env = bundle.start()
+    target = env["TDETL_TEST_TAOSWS"]
+    topic = _topic(tansu, 1)
+    db = f"tdetl_cache_{uuid.uuid4().hex[:8]}"
+    state_dir = tmp_path / "state"
+    run_env = dict(os.environ, PYTHONUNBUFFERED="1", TDETL_STATE_DIR=str(state_dir))
+    src = f"kafka://{tansu.bootstrap}?session_timeout=2s&group=g{uuid.uuid4().hex[:6]}&topics={topic}&timeout=15000"
+    args = [sys.executable, "-m", "tdetl", "run", "-f", src, "-t",
+            f"{target}/{db}?assert&buffer-bytes=2000&interval=20ms", "-p", json.dumps(PARSER),
+            "--on", "unreachable=cache", "-q"]
+    proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, env=run_env)
+    _produce(tansu, topic, [_msg(i) for i in range(300)])
+    _wait(lambda: _count(target, db) == 300, "the first 300 rows written")
+    bundle.stop()
+    _produce(tansu, topic, [_msg(i) for i in range(300, 600)])
+    _, err = proc.communicate(timeout=240)
+    assert proc.returncode == 3, err
+    assert "wrote 300 rows" in err and "300 rows wait in the write cache" in err, err
+    shown = subprocess.run([sys.executable, "-m", "tdetl", "cache", f"{target}/{db}"], capture_output=True,
+                           text=True, env=run_env, timeout=60)
+    assert shown.returncode == 0 and "300 rows in" in shown.stdout, shown.stdout + shown.stderr
+    bundle.start()
+    again = subprocess.run([sys.executable, "-m", "tdetl", "run", "-f", src, "-t", f"{target}/{db}?assert",
+                            "-p", json.dumps(PARSER)], capture_output=True, text=True, env=run_env, timeout=180)
+    assert again.returncode == 0, again.stderr
+    assert _outcome(again.stderr, "unreachable replayed") == 300, again.stderr
+    assert sorted(r[0] for r in _rows_of(target, db)) == list(range(600))
+    assert "nothing waits" in subprocess.run([sys.executable, "-m", "tdetl", "cache", f"{target}/{db}"],
+                                             capture_output=True, text=True, env=run_env).stdout

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ... import __version__
+from ...durable import FILE_MODE, make_dirs
 from ...errors import BackupError
 from ...model import Catalog, Database, SuperTable
 
@@ -37,7 +38,6 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-FILE_MODE, DIR_MODE = 0o644, 0o755  # explicit: the TDengine client library may have set the umask to 0
 _TMP = ".tmp-"  # write_atomic's temp names: .<name>.tmp-<pid>
 
 
@@ -56,16 +56,6 @@ def write_atomic(path: Path, data: Any) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-
-
-def make_dirs(path: Path) -> None:
-    """``mkdir -p`` with an explicit mode for every directory it makes."""
-    if not path.is_dir():
-        make_dirs(path.parent)
-        try:
-            path.mkdir(DIR_MODE)
-        except FileExistsError:
-            pass
 
 
 def lock(root: Path) -> int:

@@ -32,7 +32,7 @@ from ...model import Catalog, Column, SuperTable, TableBatch, TableSpec
 from ...options import Options
 from ...params import Param, Spec
 from ...sink import Sink
-from ...spool import Spool, default_dir
+from ...spool import Spool, default_dir, target_key
 from ...taos import ddl
 from ...taos.catalog import describe, rows, table_names
 from ...taos.conn import Connection
@@ -103,7 +103,8 @@ class TaosSink(Sink):
         self.failed: dict[str, str] = {}
         self.keep: int | None = None  # the database's retention in seconds: older rows are refused
         self.present: set[str] = set()  # with table-missing=error: the tables the target holds
-        self.spool: Spool | None = None  # unreachable=cache: batches waiting on disk
+        self.spool: Spool | None = None  # batches waiting on disk: this run's (unreachable=cache) or earlier runs'
+        self.caching = False  # unreachable=cache: batches the target cannot take go to the spool
         self._pending: list[TableBatch] = []
         self._bytes = 0
 
@@ -132,10 +133,11 @@ class TaosSink(Sink):
         known = [self._target(spec) for spec in catalog.tables.values()]
         if known:  # tables the source knows exist in the target even when no row of theirs arrives
             self._ensure_tables(known)
-        if self.rejects.choice("unreachable") == "cache":
-            chosen = self.rejects.strategies.setting("cache-dir")
-            self.spool = Spool(Path(chosen).expanduser() if chosen else default_dir(self.dsn.without_password()),
-                               self.rejects.strategies.setting("cache-max-bytes"))
+        self.caching = self.rejects.choice("unreachable") == "cache"
+        chosen = self.rejects.strategies.setting("cache-dir")
+        where = Path(chosen).expanduser() if chosen else default_dir(target_key(self.dsn, self.db))
+        if self.caching or Spool(where, 0).waiting():  # any run into this target replays what waits
+            self.spool = Spool(where, self.rejects.strategies.setting("cache-max-bytes"))
             if self.spool.waiting():  # an earlier run's, before anything of this one
                 self._replay()
         if self.force_stmt:
@@ -238,7 +240,7 @@ class TaosSink(Sink):
                 if isinstance(e, TaosError) and not e.unreachable:
                     raise
                 self._disconnect()
-                if self.spool is not None:
+                if self.spool is not None and self.caching:
                     if not replaying:
                         self._cache(ready if ready is not None else checked if checked is not None else pending)
                     return False
@@ -557,6 +559,12 @@ class TaosSink(Sink):
     def abort(self) -> None:
         self._pending.clear()
         self._disconnect()
+
+    def pending(self) -> tuple[int, int]:
+        if self.spool is None:
+            return 0, 0
+        waiting = self.spool.rows()
+        return waiting, min(waiting, self.spool.spooled)  # replayed oldest first: this run's are the newest
 
     def _disconnect(self) -> None:
         if self.stmt is not None:
