@@ -8,6 +8,8 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
+import pyarrow as pa
+
 from ..errors import ConfigError, TaosError
 from ..model import Catalog, Column, Database, SuperTable, TableSpec
 from ..types import TDType, parse_type
@@ -30,12 +32,14 @@ def major_version(conn: Connection) -> int:
 
 
 def rows(conn: Connection, sql: str) -> list[tuple[Any, ...]]:
-    """A small result as Python tuples (catalog queries only; data goes through Arrow)."""
+    """A small result as Python tuples (catalog queries only; data goes through Arrow). Timestamps
+    stay epoch integers in their precision (tag values: a datetime would lose nanoseconds)."""
     res = conn.query(sql)
     if res.is_update:
         return []
     t = res.table()
-    return list(zip(*(c.to_pylist() for c in t.columns))) if t.num_columns else []
+    cols = (c.cast(pa.int64()) if pa.types.is_timestamp(c.type) else c for c in t.columns)
+    return list(zip(*(c.to_pylist() for c in cols))) if t.num_columns else []
 
 
 def records(conn: Connection, sql: str) -> list[dict[str, Any]]:
