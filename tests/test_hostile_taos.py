@@ -30,3 +30,38 @@ def test_timestamp_tags_survive_backup_restore_and_sync(scratch: Any, tmp_path: 
     for db in (src, back, synced):
         assert sorted(taospy_rows(db, "SELECT tbname, CAST(tt AS BIGINT) FROM st")) == want, db
     assert tdetl.verify(f"{transport}/{src}", f"{transport}/{back}")["differences"] == []
+
+
+@pytest.mark.parametrize("choice", ["default", "error", "drop-field"])
+@pytest.mark.parametrize("transport", TRANSPORTS or ["unset"])
+def test_existing_tables_that_lack_a_source_column(scratch: Any, choice: str, transport: str) -> None:
+    """A normal table (missing column in the middle and last) and a super table that lack a column of
+    the source: added by default (schema travels with a sync), refused or dropped as chosen; never
+    a value shifted into the next column nor a column dropped silently."""
+    src, dst = scratch("tdetl_nt"), scratch("tdetl_nt2")
+    server = SERVERS[0]
+    sql(server, f"CREATE DATABASE {src}", f"CREATE DATABASE {dst}",
+        f"CREATE TABLE {src}.mid (ts TIMESTAMP, a INT, b INT, c INT)",
+        f"INSERT INTO {src}.mid VALUES (1700000000000, 1, 2, 3)",
+        f"CREATE TABLE {src}.lst (ts TIMESTAMP, a INT, b INT)", f"INSERT INTO {src}.lst VALUES (1700000000000, 1, 2)",
+        f"CREATE STABLE {src}.st (ts TIMESTAMP, a INT, b INT, c INT) TAGS (g INT)",
+        f"INSERT INTO {src}.s1 USING {src}.st TAGS (7) VALUES (1700000000000, 1, 2, 3)",
+        f"CREATE TABLE {dst}.mid (ts TIMESTAMP, a INT, c INT)", f"CREATE TABLE {dst}.lst (ts TIMESTAMP, a INT)",
+        f"CREATE STABLE {dst}.st (ts TIMESTAMP, a INT, c INT) TAGS (g INT)")
+    on = [] if choice == "default" else [f"field-not-in-stable={choice}"]
+    if choice == "error":
+        with pytest.raises(tdetl.errors.DataError, match="'b' not in"):
+            tdetl.run(f"{transport}/{src}", f"{transport}/{dst}", on=on)
+        assert taospy_rows(dst, "SELECT COUNT(*) FROM mid") == [(0,)]
+        assert taospy_rows(dst, "SELECT COUNT(*) FROM st") == [(0,)]
+        return
+    summary = tdetl.run(f"{transport}/{src}", f"{transport}/{dst}", on=on)
+    if choice == "default":
+        assert taospy_rows(dst, "SELECT a, b, c FROM mid") == [(1, 2, 3)]
+        assert taospy_rows(dst, "SELECT a, b FROM lst") == [(1, 2)]
+        assert taospy_rows(dst, "SELECT a, b, c, g FROM st") == [(1, 2, 3, 7)]
+    else:
+        assert taospy_rows(dst, "SELECT * FROM mid") == [(taospy_rows(dst, "SELECT ts FROM mid")[0][0], 1, 3)]
+        assert [r[1:] for r in taospy_rows(dst, "SELECT * FROM lst")] == [(1,)]
+        assert taospy_rows(dst, "SELECT a, c, g FROM st") == [(1, 3, 7)]
+        assert summary.outcomes == {"field-not-in-stable dropped fields of": 3}

@@ -11,7 +11,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ...model import Column, SuperTable, TableBatch, TableSpec
+from ...model import Column, TableBatch, TableSpec
 from ...quality import Rejects, too_long, truncate
 
 _KEEP = re.compile(r"\s*(\d+)\s*([mhd]?)\s*")
@@ -49,18 +49,21 @@ def out_of_keep(batch: TableBatch, keep: int, rejects: Rejects, where: str) -> T
     return _kept(batch, pc.invert(old))
 
 
-def extra_fields(batch: TableBatch, stable: SuperTable, rejects: Rejects, where: str) -> TableBatch:
-    """field-not-in-stable: columns or tags a super table that existed before the run lacks."""
-    have = {c.name for c in stable.columns}
-    have_tags = {t.name for t in stable.tags}
+def extra_fields(batch: TableBatch, columns: tuple[Column, ...], tags: tuple[Column, ...], table: str,
+                 rejects: Rejects, where: str) -> TableBatch:
+    """field-not-in-stable: columns or tags a table that existed before the run (a super table, or a
+    normal table: ``table`` says which) lacks. Never written as they are: the server matches a
+    raw block's fields by name and order, so an unknown one shifts the values after it."""
+    have = {c.name for c in columns}
+    have_tags = {t.name for t in tags}
     cols = [c.name for c in batch.spec.columns if c.name not in have]
-    tags = [t.name for t in batch.spec.tags if t.name not in have_tags]
-    if not cols and not tags:
+    extra_tags = [t.name for t in batch.spec.tags if t.name not in have_tags]
+    if not cols and not extra_tags:
         return batch
     choice = rejects.choice("field-not-in-stable")
-    what = ", ".join([*(f"column {c!r}" for c in cols), *(f"tag {t!r}" for t in tags)])
+    what = ", ".join([*(f"column {c!r}" for c in cols), *(f"tag {t!r}" for t in extra_tags)])
     rejects.handle("field-not-in-stable", choice,
-                   [f"{where}: table {batch.spec.name!r}: {what} not in super table {stable.name!r}"], [],
+                   [f"{where}: table {batch.spec.name!r}: {what} not in {table}"], [],
                    count=batch.num_rows, in_sink=True)
     if choice == "add-column":
         return batch

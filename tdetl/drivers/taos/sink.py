@@ -301,7 +301,11 @@ class TaosSink(Sink):
                 kept = checks.out_of_keep(b, self.keep, self.rejects, where)
             if kept is not None and kept.spec.stable is not None and self._stable(kept.spec.stable) is not None \
                     and kept.spec.stable in self.server_defined:
-                kept = checks.extra_fields(kept, self.stables[kept.spec.stable], self.rejects, where)
+                st = self.stables[kept.spec.stable]
+                kept = checks.extra_fields(kept, st.columns, st.tags, f"super table {st.name!r}", self.rejects, where)
+            elif kept is not None and kept.spec.stable is None and kept.spec.name in self.existing[1]:
+                kept = checks.extra_fields(kept, self._normal(kept.spec.name), (), "the existing normal table",
+                                           self.rejects, where)
             if kept is not None:
                 out.append(kept)
         return out
@@ -376,6 +380,28 @@ class TaosSink(Sink):
                 self.server_defined.add(name)  # not one a cluster run's other worker made
         return st
 
+    def _may_add(self, spec: TableSpec, columns: tuple[Column, ...], tags: tuple[Column, ...], table: str) -> bool:
+        """field-not-in-stable for a table that existed before the run, seen in the catalog before
+        any data: whether to add the columns and tags it lacks (add-column), or not (drop-field:
+        the batches lose them); error stops before anything is written."""
+        have = {c.name for c in (*columns, *tags)}
+        lacking = [c.name for c in (*spec.columns, *spec.tags) if c.name not in have]
+        if not lacking:
+            return True
+        choice = self.rejects.choice("field-not-in-stable")
+        if choice == "error":
+            self.rejects.handle("field-not-in-stable", "error", [
+                f"{self.dsn.masked()}: table {spec.name!r}: {', '.join(map(repr, lacking))} not in {table}"], [])
+        return choice == "add-column"
+
+    def _normal(self, name: str) -> tuple[Column, ...]:
+        """A normal table's columns as the target has them (one that existed before the run)."""
+        have = self.normals.get(name)
+        if have is None:
+            assert self.conn is not None
+            have = self.normals[name] = describe(self.conn, self.db, name)[0]
+        return have
+
     def tables_before_run(self) -> frozenset[str]:
         return frozenset(self.existing[0])
 
@@ -412,6 +438,9 @@ class TaosSink(Sink):
                     if not create:
                         self._missing(s.stable, "super table")
                     grown[s.stable] = SuperTable(s.database, s.stable, s.columns, s.tags, s.precision)
+                elif s.stable in self.server_defined and not self._may_add(s, base.columns, base.tags,
+                                                                            f"super table {s.stable!r}"):
+                    grown[s.stable] = base  # drop-field: the batches lose what the table lacks
                 else:
                     keeps_widths = s.stable in self.server_defined and not widen
                     grown[s.stable] = base.extended(s) if keeps_widths else base.merged(s)
@@ -444,8 +473,13 @@ class TaosSink(Sink):
             added.append(s.name)
             if s.stable is None:
                 if s.name in self.existing[1]:
-                    assert self.conn is not None
-                    self.normals[s.name] = describe(self.conn, self.db, s.name)[0]
+                    have = self._normal(s.name)
+                    new = [c for c in s.columns if c.name not in {h.name for h in have}] \
+                        if self._may_add(s, have, (), "the existing normal table") else []
+                    for c in new:
+                        self._sql(f"ALTER TABLE {ddl.ident(s.name)} ADD COLUMN {ddl.ident(c.name)}"
+                                  f" {ddl.type_sql(c.type, s.name)}")
+                    self.normals[s.name] = have + tuple(new)
                 else:
                     self._sql(ddl.create_normal_table(s))
                     self.normals[s.name] = s.columns
