@@ -53,3 +53,14 @@ def test_local_backup_to_duckdb(benchmark, meters_csv: Path, tmp_path: Path) -> 
     summary = benchmark.pedantic(tdetl.run, setup=target, rounds=5, warmup_rounds=1)
     assert summary.rows_written == ROWS
     _rows_per_s(benchmark)
+
+
+def test_csv_line_check(benchmark, meters_csv: Path) -> None:
+    """The pass that finds bad CSV lines before Polars parses a file (tdetl/drivers/csv/lines.py):
+    its share of test_csv_to_local_backup."""
+    from tdetl.drivers.csv.lines import check
+
+    got = benchmark.pedantic(check, args=(meters_csv, ",", '"', 0, True, None), rounds=5, iterations=1,
+                             warmup_rounds=1)
+    assert got.bad == [] and got.clean is None
+    _rows_per_s(benchmark)

@@ -11,6 +11,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+def shown(value: object, limit: int = 200, quote: bool = True) -> str:
+    """A value quoted in a message (``repr``) or kept in an archive entry (``quote=False``), bounded:
+    a 100 MB value is not echoed whole, its length is said instead."""
+    text = value if isinstance(value, str) else repr(value)
+    if len(text) <= limit:
+        return repr(text) if quote and isinstance(value, str) else text
+    cut = repr(text[:limit]) if quote else text[:limit]
+    return f"{cut}… ({len(text):,} characters)"
+
+
 class TdetlError(Exception):
     """Base of every error caused by input, configuration or a peer; one line, no traceback."""
 

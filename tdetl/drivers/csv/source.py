@@ -16,7 +16,7 @@ from typing import Any
 import polars as pl
 
 from ...dsn import Dsn
-from ...errors import ConfigError, DsnError
+from ...errors import ConfigError, DsnError, shown
 from ...model import Catalog
 from ...options import Options
 from ...params import DATABASE, Param, Spec
@@ -25,6 +25,7 @@ from ...transform.casts import ROW, FrameCaster, infer_fields
 from ...transform.parser import TableBuilder, single_table_model
 from ...types import TDType
 from ..common.files import expand_files
+from .lines import Checked, check
 
 _NUMBER_LIKE = r"^\s*[-+]?(\d+\.?\d*([eE][-+]?\d+)?|\.\d+|\d{4}-\d\d-\d\d.*|true|false)\s*$"
 
@@ -66,13 +67,14 @@ class CsvSource(Source):
         self._builder: TableBuilder | None = None
         self._caster: FrameCaster | None = None
         self._headers: dict[Path, bool] = {}
+        self._checks: dict[Path, Checked] = {}
 
     # -- header and schema ------------------------------------------------------------------------
 
     def _first_lines(self, path: Path, n: int = 2) -> list[str]:
         opener = gzip.open if _is_gzip(path) else open
         try:
-            with opener(path, "rt", encoding="utf-8", newline="") as fh:
+            with opener(path, "rt", encoding="utf-8", errors="replace", newline="") as fh:  # bad bytes: lines.py
                 lines = []
                 for _ in range(self.skip + n):
                     line = fh.readline()
@@ -101,10 +103,24 @@ class CsvSource(Source):
         numeric = bool(first.str.contains(_NUMBER_LIKE).any())
         return not numeric and first.str.len_chars().min() > 0 and first.n_unique() == len(first)
 
+    def _checked(self, path: Path) -> Checked:
+        """The file's bad records (each through the policy, alone), found before Polars parses it."""
+        if path not in self._checks:
+            try:
+                self._checks[path] = check(path, self.delimiter, self.quote, self.skip, self.has_header(path),
+                                           self.comment)
+            except (pl.exceptions.PolarsError, OSError) as e:
+                raise _malformed(path, 0, e) from None
+        return self._checks[path]
+
     def _scan(self, path: Path) -> pl.LazyFrame:
         """A lazy text scan; headerless files get columns c1..cN (whatever Polars calls them)."""
+        clean = self._checked(path).clean
+        if clean is not None:
+            clean.seek(0)
         lf = pl.scan_csv(
-            path, has_header=self.has_header(path), separator=self.delimiter, quote_char=self.quote,
+            clean if clean is not None else path, has_header=self.has_header(path), separator=self.delimiter,
+            quote_char=self.quote,
             skip_rows=self.skip, infer_schema=False, row_index_name=ROW, comment_prefix=self.comment,
             raise_if_empty=False, missing_columns="insert", truncate_ragged_lines=False,
         )
@@ -168,9 +184,20 @@ class CsvSource(Source):
         offset = 1 + self.skip + (1 if self.has_header(path) else 0)
         skip_rows = int(start["row"]) if start else 0
 
-        def locate(row: int) -> tuple[str, dict[str, Any]]:
-            return f"{path}:{row + offset}", {"source": str(path), "line": row + offset}
+        checked = self._checked(path)
+        lines = checked.lines
 
+        def locate(row: int) -> tuple[str, dict[str, Any]]:
+            line = int(lines[row]) if lines is not None else row + offset
+            return f"{path}:{line}", {"source": str(path), "line": line}
+
+        if checked.bad:
+            at = [n for n, _, _ in checked.bad]
+            before = lines.search_sorted(pl.Series(at, dtype=pl.Int64)).to_list() if lines is not None else at
+            late = [b for b, k in zip(checked.bad, before) if k >= skip_rows]  # a resumed run handled the others
+            self.rejects.reject([f"{path}:{n}: {why}: {shown(text)}" for n, why, text in late],
+                                [{"source": str(path), "line": n, "text": shown(text, quote=False)}
+                                 for n, _, text in late])
         lf = self._scan(path)
         if skip_rows:
             lf = lf.filter(pl.col(ROW) >= skip_rows)
