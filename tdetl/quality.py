@@ -21,9 +21,11 @@ from typing import Any
 
 import pyarrow as pa
 
-from .errors import ConfigError, DataError, ErrorPolicy
+from .errors import ConfigError, DataError, ErrorPolicy, shown
 from .params import seconds
 
+REASON_MAX = 600  # characters of a reason shown or kept; a value in it is cut with its length said
+VALUE_MAX = 10_000  # characters of one value an archive entry keeps
 NAME_MAX = 192  # TDengine's limit on a table name, in bytes (TSDB_TABLE_NAME_LEN - 1)
 ILLEGAL_NAME = r"[.`\x00-\x1f\x7f]"  # the server refuses '.', and a backtick cannot be escaped
 
@@ -168,6 +170,12 @@ def describe() -> str:
     return "\n".join(lines)
 
 
+def _bounded(value: Any) -> Any:
+    if isinstance(value, (str, bytes)) and len(value) > VALUE_MAX:
+        return shown(value if isinstance(value, str) else value.decode("utf-8", "replace"), VALUE_MAX, quote=False)
+    return value
+
+
 class Archive:
     """Rejected records with their reasons as JSON lines: one file (``--on-error archive:<file>``)
     or a directory of rotated files, pruned by age and total size."""
@@ -273,6 +281,8 @@ class Rejects:
         n = len(reasons) if count is None else count
         if not n:
             return
+        reasons = [r if len(r) <= REASON_MAX else shown(r, REASON_MAX, quote=False) for r in reasons]
+        records = [{k: _bounded(v) for k, v in rec.items()} for rec in records]
         if outcome == "error":
             more = f" (and {n - 1} more in this batch)" if n > 1 else ""
             others = [c for c in SITUATIONS[situation].choices if c != "error"] if situation in SITUATIONS else []

@@ -13,7 +13,7 @@ from typing import Any
 
 import polars as pl
 
-from ..errors import ConfigError
+from ..errors import ConfigError, shown
 from ..quality import Rejects, truncate
 from ..types import TDType, parse_type
 
@@ -106,6 +106,9 @@ def any_cast(t: TDType) -> Cast:
             return s.cast(_PL_NUM[t.name], strict=False)
         if dt.is_integer() and t.name == "TIMESTAMP":
             return s.cast(pl.Int64).cast(pl.Datetime(t.unit or "ms"))
+        if dt.is_float() and t.name == "TIMESTAMP":  # 1.7e12 among integers: integral and in range, or null
+            whole = pl.select(pl.when((s == s.floor()) & (s.abs() < 2.0**63)).then(s)).to_series()
+            return whole.cast(pl.Int64, strict=False).cast(pl.Datetime(t.unit or "ms"))
         if dt == pl.Boolean and t.name == "BOOL":
             return s
         return from_text(as_text(s))
@@ -231,6 +234,6 @@ def _described(df: pl.DataFrame, bad: list[tuple[Field, pl.Series, str]],
         f, why = first_bad[i]
         row = df.row(i, named=True)
         at, origin = locate(row[ROW])
-        reasons.append(f"{at}: column {f.name!r} value {row[f.name]!r} {why}")
+        reasons.append(f"{at}: column {f.name!r} value {shown(row[f.name])} {why}")
         records.append({**{k: v for k, v in row.items() if k != ROW}, **origin})  # provenance wins
     return reasons, records
