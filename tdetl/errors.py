@@ -69,7 +69,8 @@ class TaosError(TdetlError):
         super().__init__(f"{prefix}[0x{code & 0xFFFF:04X}] {message}")
 
     # the server stopped answering: network unavailable, broken link, timeout, vgroup unreachable, vnode stopped
-    UNREACHABLE = frozenset({0x000B, 0x0018, 0x0019, 0x0020, 0x0529})
+    # ... and a server starting up (0x0130: a native target restarting answers that for a while)
+    UNREACHABLE = frozenset({0x000B, 0x0018, 0x0019, 0x0020, 0x0130, 0x0529})
     RERUN_HINT = "; once the server answers again, run the same command again to finish"
     # another client's DDL on the same object is in flight (a cluster's workers creating one super
     # table): conflicting transaction, database in creating status

@@ -16,6 +16,7 @@ from .quality import Rejects
 
 class Sink(ABC):
     protocols: ClassVar[tuple[str | None, ...]] = (None,)
+    requires: ClassVar[dict[str, str]] = {}  # modules it imports when it runs -> the extra installing each
     spec: ClassVar[Spec] = Spec()  # its DSN parameters, declared once (tdetl/params.py)
     durable_flush: ClassVar[bool] = True  # False: data is durable only at close (one transaction, temp files)
 

@@ -22,6 +22,7 @@ DONE: dict[str, Any] = {"done": True}  # the checkpointed position of a partitio
 
 class Source(ABC):
     protocols: ClassVar[tuple[str | None, ...]] = (None,)
+    requires: ClassVar[dict[str, str]] = {}  # modules it imports when it runs -> the extra installing each
     spec: ClassVar[Spec] = Spec()  # its DSN parameters, declared once (tdetl/params.py)
     uses_parser: ClassVar[bool] = False  # reads --parser; the others refuse it
     default_jobs: ClassVar[int] = 1  # readers when --jobs is not given

@@ -82,3 +82,15 @@ def test_console_script_is_installed() -> None:
     script = Path(sys.executable).with_name("tdetl")
     res = subprocess.run([str(script), "--version"], capture_output=True, text=True)
     assert res.returncode == 0 and res.stdout.startswith("tdetl ")
+
+
+def test_a_missing_extra_is_named_before_anything_is_written(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['kafka'] = None; from tdetl.cli import main;"
+            f" sys.exit(main(['run', '-f', 'kafka://127.0.0.1:9/?topics=t', '-t', 'local:{tmp_path / 'bk'}']))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 1 and res.stderr.count("\n") == 1, res.stderr
+    assert "pip install 'tdetl[kafka]'" in res.stderr and "kafka is missing" in res.stderr
+    assert not (tmp_path / "bk").exists()

@@ -126,3 +126,11 @@ def test_property_bad_lines_out_good_lines_exact(tmp_path: Path, n: int, broken:
     assert s.rows_written == len(good) and s.rows_failed == len(reported)
     if good:
         assert _landed(db) == _want(good)
+
+
+def test_a_truncated_gzip_file_is_named(tmp_path: Path) -> None:
+    src = tmp_path / "cut.csv.gz"
+    whole = gzip.compress(("\n".join([HEADER, *(_good(i) for i in range(20_000))]) + "\n").encode())
+    src.write_bytes(whole[: len(whole) // 2])
+    res = run_cli("run", "-f", f"csv:{src}", "-p", PARSER, "-t", f"duckdb:{tmp_path / 'o.duckdb'}")
+    assert res.returncode == 1 and res.stderr.count("\n") == 1 and str(src) in res.stderr, res.stderr

@@ -49,6 +49,12 @@ def _load(table: dict[str, str], dsn: Dsn, role: str) -> type:
                        f" (available: {', '.join(sorted(table))})")
     if dsn.protocol not in cls.protocols:
         raise DsnError(f"{dsn.masked()}: driver {dsn.driver!r} does not speak {dsn.protocol!r}")
+    for module, extra in cls.requires.items():  # before the run touches anything, not halfway through it
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            raise DsnError(f"{dsn.masked()}: the {dsn.driver} driver needs the {extra} extra, which is not installed"
+                           f" ({module} is missing): pip install 'tdetl[{extra}]'") from None
     return cls
 
 

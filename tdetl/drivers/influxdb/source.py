@@ -14,7 +14,7 @@ one child table per series, ``t_<hash of the series key>`` or ``tbname={tag}...`
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import polars as pl
 
@@ -43,6 +43,7 @@ class Reader(Protocol):
 
 
 class InfluxDBSource(Source):
+    requires: ClassVar[dict[str, str]] = {"influxdb_client": "influxdb"}  # module -> the extra that installs it
     protocols = ("http", "https")
     spec = Spec(
         Param("version", "text", None, "required: 1.x (InfluxQL over /query) or 2.x (Flux)"),

@@ -6,7 +6,7 @@ of it (``acks=all`` by default), so a source's offsets are committed after that 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, ClassVar
 
 from ...dsn import Dsn
 from ...errors import SinkError
@@ -19,6 +19,7 @@ log = logging.getLogger("tdetl.kafka")
 
 
 class KafkaSink(Publisher):
+    requires: ClassVar[dict[str, str]] = {"kafka": "kafka"}  # module -> the extra that installs it
     spec = Spec(
         *PUBLISH,
         Param("key", "text", None, "message key template, e.g. {tbname} (default: no key)"),

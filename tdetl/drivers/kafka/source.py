@@ -13,7 +13,7 @@ import re
 import ssl
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 from ...dsn import Dsn
 from ...errors import DsnError, SourceError
@@ -55,6 +55,7 @@ def parse_fallback(text: str, where: str) -> tuple[str, int | None]:
 
 
 class KafkaSource(MessageSource):
+    requires: ClassVar[dict[str, str]] = {"kafka": "kafka"}  # module -> the extra that installs it
     spec = Spec(
         Param("topics", "list", help="topics to subscribe to"),
         Param("topic_partitions", "text", "", help="assign instead of subscribing: tp1:0..2,tp2:1"),

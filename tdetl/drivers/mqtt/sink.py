@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 from ...dsn import Dsn
 from ...errors import SinkError
@@ -28,6 +28,7 @@ MQTT_ERR_QUEUE_SIZE = 15  # paho.mqtt.client.MQTT_ERR_QUEUE_SIZE (paho is import
 
 
 class MqttSink(Publisher):
+    requires: ClassVar[dict[str, str]] = {"paho": "mqtt"}  # module -> the extra that installs it
     spec = Spec(
         *PUBLISH,
         Param("qos", "choice", "1", "QoS of published messages", choices=("0", "1", "2")),

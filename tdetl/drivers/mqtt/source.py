@@ -16,7 +16,7 @@ import ssl
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 from ...dsn import Dsn
 from ...errors import DsnError, SourceError
@@ -48,6 +48,7 @@ def parse_topics(text: str, where: str) -> list[tuple[str, int]]:
 
 
 class MqttSource(MessageSource):
+    requires: ClassVar[dict[str, str]] = {"paho": "mqtt"}  # module -> the extra that installs it
     spec = Spec(
         Param("topics", "list", help="<topic>[::<qos 0|1|2>] (+/# wildcards)"),
         Param("client_id", "text", None, "client id (required)"),

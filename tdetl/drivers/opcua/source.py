@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import polars as pl
 import pyarrow as pa
@@ -53,6 +53,7 @@ def _us(t: dt.datetime | None) -> int | None:
 
 
 class OpcUaSource(Source):
+    requires: ClassVar[dict[str, str]] = {"asyncua": "opcua"}  # module -> the extra that installs it
     protocols = (None, "ua", "da")
     consumes = True  # sessions sharing the points, each reading until stopped
     spec = Spec(

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pyarrow as pa
 
@@ -54,6 +54,7 @@ def _is_size_error(e: TaosError) -> bool:
 
 
 class TaosSink(Sink):
+    requires: ClassVar[dict[str, str]] = {"websockets": "taos"}  # module -> the extra that installs it
     protocols = (None, "ws", "wss", "http", "https")
     spec = Spec(
         Param("assert", "flag", False, "create the database if missing, with the source database's options"),

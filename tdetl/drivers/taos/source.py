@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -47,6 +47,7 @@ def _positioned(spec: TableSpec, data: pa.RecordBatch, partition: str) -> TableB
 
 
 class TaosSource(Source):
+    requires: ClassVar[dict[str, str]] = {"websockets": "taos"}  # module -> the extra that installs it
     protocols = (None, "ws", "wss", "http", "https")
     quality_defaults = SCHEMA_TRAVELS
     default_jobs = 4  # tables read at once: the server answers one query while the client decodes another

@@ -19,7 +19,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ...dsn import Dsn
 from ...errors import ConfigError, DsnError, TaosError
@@ -66,6 +66,7 @@ def parse_offsets(text: str, where: str) -> dict[int, int]:
 
 
 class TmqSource(Source):
+    requires: ClassVar[dict[str, str]] = {"websockets": "taos"}  # module -> the extra that installs it
     protocols = (None, "ws", "wss")
     appends = True
     consumes = True
