@@ -15,6 +15,7 @@ from .errors import ConfigError, TdetlError
 from .pipeline import run as run_pipeline
 from .progress import Summary
 from .quality import describe as describe_situations
+from .spool import describe_cache
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -89,8 +90,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             return _serve(args)
         if args.command == "cache":
-            from .spool import describe_cache
-
             print(describe_cache(as_dsn(args.dsn), args.dir))
             return 0
         if args.command == "situations":

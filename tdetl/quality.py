@@ -52,6 +52,9 @@ SITUATIONS = {s.key: s for s in (
               "a value longer than its column's declared width (widen: ALTER the column)"),
     Situation("field-not-in-stable", ("error", "add-column", "drop-field"),
               "a column or tag the existing super table does not have (add-column: ALTER STABLE ADD)"),
+    Situation("tag-invalid", ("error", "null", "archive", "drop"),
+              "a tag value the server cannot keep as it is: NaN or infinity in a FLOAT/DOUBLE tag, a NUL"
+              " character in a text tag (null: the tag is set NULL; archive/drop: the table's rows go)"),
     Situation("table-missing", ("create", "error"), "the target table does not exist"),
     Situation("type-mismatch", ("error", "archive", "drop", "null"),
               "a value that does not convert to its column's type (text in a numeric column)"),

@@ -65,3 +65,38 @@ def test_existing_tables_that_lack_a_source_column(scratch: Any, choice: str, tr
         assert [r[1:] for r in taospy_rows(dst, "SELECT * FROM lst")] == [(1,)]
         assert taospy_rows(dst, "SELECT a, c, g FROM st") == [(1, 3, 7)]
         assert summary.outcomes == {"field-not-in-stable dropped fields of": 3}
+
+
+@pytest.mark.parametrize("choice", ["default", "null", "drop", "archive"])
+def test_tags_the_server_cannot_keep_are_a_situation(scratch: Any, tmp_path: Path, choice: str) -> None:
+    """NaN or infinity in a FLOAT tag used to be stored as NULL with exit 0; a NUL in a text tag
+    stopped the run with a syntax error no --on choice handled."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    nan = float("nan")
+    rows = {"tbname": ["ok", "nan", "inf", "nul"], "ts": [1_700_000_000_000 + i for i in range(4)],
+            "v": [1, 2, 3, 4], "g": [1.5, nan, float("inf"), 2.5], "loc": ["a", "b", "c", "x\x00y"]}
+    table = pa.table(rows)
+    table = table.set_column(1, "ts", table.column("ts").cast(pa.timestamp("ms")))
+    pq.write_table(table, tmp_path / "in.parquet")
+    model = {"model": {"name": "{tbname}", "using": "st", "tags": ["g", "loc"], "columns": ["ts", "v"]}}
+    db = scratch("tdetl_tg")
+    target = f"{SERVERS[0]}/{db}?assert"
+    on = [] if choice == "default" else [f"tag-invalid={choice}", f"archive={tmp_path / 'arch'}"]
+    if choice == "default":
+        with pytest.raises(tdetl.errors.DataError, match=r"table 'nan': tag 'g' = nan cannot be kept"):
+            tdetl.run(f"parquet:{tmp_path / 'in.parquet'}", target, parser=json.dumps(model), on=on)
+        return
+    s = tdetl.run(f"parquet:{tmp_path / 'in.parquet'}", target, parser=json.dumps(model), on=on)
+    got = sorted(taospy_rows(db, "SELECT tbname, v, g, loc FROM st"))
+    if choice == "null":
+        assert got == [("inf", 3, None, "c"), ("nan", 2, None, "b"), ("nul", 4, 2.5, None), ("ok", 1, 1.5, "a")]
+        assert s.outcomes == {"tag-invalid nulled": 3} and s.rows_written == 4
+    else:
+        assert got == [("ok", 1, 1.5, "a")] and s.rows_written == 1 and s.rows_failed == 3
+    if choice == "archive":
+        kept = [json.loads(x) for f in (tmp_path / "arch").glob("*.jsonl") for x in f.read_text().splitlines()]
+        assert sorted(k["record"]["table"] for k in kept) == ["inf", "nan", "nul"]

@@ -4,6 +4,7 @@ acts on a batch's Arrow columns and returns the batch to write (or None: nothing
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from typing import Any
@@ -47,6 +48,32 @@ def out_of_keep(batch: TableBatch, keep: int, rejects: Rejects, where: str) -> T
                f" ({keep // 86400} days)" for v in shown]
     rejects.handle("ts-out-of-keep", choice, reasons, records, count=n, in_sink=True)
     return _kept(batch, pc.invert(old))
+
+
+def invalid_tag_names(spec: TableSpec) -> list[str]:
+    return [t.name for t, v in zip(spec.tags, spec.tag_values)
+            if (isinstance(v, float) and not math.isfinite(v)) or (isinstance(v, str) and "\x00" in v)]
+
+
+def invalid_tags(batch: TableBatch, rejects: Rejects, where: str) -> TableBatch | None:
+    """tag-invalid: NaN or infinity in a FLOAT/DOUBLE tag (the server would keep NULL), a NUL in a
+    text tag (the server refuses the statement). Per table, not per row: tags are the spec's."""
+    spec = batch.spec
+    bad = invalid_tag_names(spec)
+    if not bad:
+        return batch
+    choice = rejects.choice("tag-invalid")
+    what = ", ".join(f"tag {n!r} = {spec.tag_dict[n]!r}" for n in bad)
+    reason = f"{where}: table {spec.name!r}: {what} cannot be kept as it is"
+    if choice == "null":
+        rejects.handle("tag-invalid", "null", [reason], [], count=batch.num_rows, in_sink=True)
+        values = tuple(None if t.name in bad else v for t, v in zip(spec.tags, spec.tag_values))
+        return TableBatch(spec.replace(tag_values=values), batch.data, batch.partition, batch.position)
+    everything = pa.array([True] * batch.num_rows)
+    records = _records(spec, batch.data, everything) if choice == "archive" else []
+    rejects.handle("tag-invalid", choice, [reason] * (len(records) or 1), records, count=batch.num_rows,
+                   in_sink=True)
+    return None
 
 
 def extra_fields(batch: TableBatch, columns: tuple[Column, ...], tags: tuple[Column, ...], table: str,

@@ -131,7 +131,8 @@ class TaosSink(Sink):
         if self.rejects.choice("table-missing") == "error":
             self.present = {str(r[0]) for r in rows(self.conn, "SELECT table_name FROM information_schema.ins_tables"
                                                     f" WHERE db_name = {ddl.literal(TDType('VARCHAR'), self.db)}")}
-        known = [self._target(spec) for spec in catalog.tables.values()]
+        known = [self._target(spec) for spec in catalog.tables.values()
+                 if not checks.invalid_tag_names(spec)]  # the others wait for their rows (tag-invalid)
         if known:  # tables the source knows exist in the target even when no row of theirs arrives
             self._ensure_tables(known)
         self.caching = self.rejects.choice("unreachable") == "cache"
@@ -294,12 +295,12 @@ class TaosSink(Sink):
                 self._guarded(b.spec.name, lambda b=b: self._write_sql([b]))
 
     def _checked(self, pending: list[TableBatch]) -> list[TableBatch]:
-        """ts-out-of-keep and field-not-in-stable (tdetl.quality), before tables are made."""
+        """tag-invalid, ts-out-of-keep and field-not-in-stable (tdetl.quality), before tables are made."""
         where, out = self.dsn.masked(), []
         for b in pending:
-            kept: TableBatch | None = b
-            if self.keep:
-                kept = checks.out_of_keep(b, self.keep, self.rejects, where)
+            kept: TableBatch | None = checks.invalid_tags(b, self.rejects, where) if b.spec.tags else b
+            if kept is not None and self.keep:
+                kept = checks.out_of_keep(kept, self.keep, self.rejects, where)
             if kept is not None and kept.spec.stable is not None and self._stable(kept.spec.stable) is not None \
                     and kept.spec.stable in self.server_defined:
                 st = self.stables[kept.spec.stable]
