@@ -43,6 +43,10 @@ SITUATIONS = {s.key: s for s in (
               f"a child-table name longer than {NAME_MAX} bytes"),
     Situation("name-illegal", ("error", "replace", "archive", "drop"),
               "a child-table name with '.', '`' or control characters (replace[:<text>], default _)", "replace=_"),
+    Situation("name-collision", ("error", "suffix", "merge"),
+              "two different source names become one table name once repaired (name-illegal=replace,"
+              " name-too-long=truncate): suffix adds _<8 hex of the source name's sha1> to every repaired name,"
+              " merge writes both series into one table"),
     Situation("name-var-null", ("error", "skip", "blank", "replace"),
               "a field the child-table name template uses is null (replace:<text>)", "replace="),
     Situation("ts-null", ("error", "now", "archive", "drop"), "the primary timestamp is null"),
@@ -67,7 +71,8 @@ SITUATIONS = {s.key: s for s in (
 _DONE = {"error": "failed", "truncate": "truncated", "truncate-and-archive": "truncated+archived",
          "archive": "archived", "drop": "dropped", "replace": "replaced", "skip": "skipped", "blank": "blanked",
          "now": "set to now", "widen": "widened", "add-column": "added columns for", "drop-field": "dropped fields of",
-         "create": "created", "null": "nulled", "retry": "retried", "cache": "cached"}
+         "create": "created", "suffix": "suffixed", "merge": "merged", "null": "nulled", "retry": "retried",
+         "cache": "cached"}
 REMOVES = frozenset({"archive", "drop", "skip"})  # outcomes that take the record out of the data
 ARCHIVES = frozenset({"archive", "truncate-and-archive"})
 

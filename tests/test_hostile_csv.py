@@ -134,3 +134,26 @@ def test_a_truncated_gzip_file_is_named(tmp_path: Path) -> None:
     src.write_bytes(whole[: len(whole) // 2])
     res = run_cli("run", "-f", f"csv:{src}", "-p", PARSER, "-t", f"duckdb:{tmp_path / 'o.duckdb'}")
     assert res.returncode == 1 and res.stderr.count("\n") == 1 and str(src) in res.stderr, res.stderr
+
+
+@pytest.mark.parametrize("how", ["name-illegal=replace", "name-too-long=truncate"])
+@pytest.mark.parametrize("batch_rows", [1, 100])
+def test_repaired_names_that_meet_are_a_situation(tmp_path: Path, how: str, batch_rows: int) -> None:
+    """a.b, a`b and a_b (or three names alike in their first 192 bytes) once became one table holding
+    one row with the first record's tags, and the run said it wrote 3 rows."""
+    long = "n" * 200
+    names = ["a.b", "a`b", "a_b"] if how.startswith("name-illegal") else [long + "1", long + "2", long[:192]]
+    src = tmp_path / "in.csv"
+    _write(src, [f"{n},1700000000000,{i}.5,22{i},0.3,{i},L{i}" for i, n in enumerate(names)])
+    db = tmp_path / "out.duckdb"
+    with pytest.raises(DataError, match="both become table"):
+        tdetl.run(f"csv:{src}", f"duckdb:{db}", parser=PARSER, on=[how], batch_rows=batch_rows)
+    s = tdetl.run(f"csv:{src}", f"duckdb:{tmp_path / 'kept.duckdb'}", parser=PARSER,
+                  on=[how, "name-collision=suffix"], batch_rows=batch_rows)
+    got = duckdb.connect(str(tmp_path / "kept.duckdb")).sql(
+        "SELECT tbname, location FROM meters ORDER BY location").fetchall()
+    assert s.rows_written == 3 and len({t for t, _ in got}) == 3 and [loc for _, loc in got] == ["L0", "L1", "L2"]
+    assert all(len(t.encode()) <= 192 for t, _ in got)
+    s = tdetl.run(f"csv:{src}", f"duckdb:{tmp_path / 'merged.duckdb'}", parser=PARSER,
+                  on=[how, "name-collision=merge"], batch_rows=batch_rows)
+    assert s.outcomes.get("name-collision merged") == 2

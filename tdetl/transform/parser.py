@@ -10,8 +10,10 @@ table, ``tags`` and ``columns`` (aliases; the first column is the TIMESTAMP).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,7 +21,7 @@ from typing import Any
 
 import polars as pl
 
-from ..errors import ConfigError
+from ..errors import ConfigError, shown
 from ..model import Column, SuperTable, TableBatch, TableSpec, conform
 from ..polars_types import sized
 from ..quality import ILLEGAL_NAME, NAME_MAX, Rejects, Strategies, truncate_chars
@@ -183,6 +185,8 @@ class TableBuilder:
     def __init__(self, models: tuple[Model, ...], types: dict[str, TDType], database: str | None,
                  where: str, steps: tuple[Step, ...] = ()) -> None:
         self.models, self.database, self.where = models, database, where
+        self._origins: dict[str, str] = {}  # table name -> the source name that first became it
+        self._lock = threading.Lock()  # readers of several partitions share the builder
         self._exprs = [_name_expr(m.name) for m in models]
         self.steps = StepRunner(steps, types)
         self.types = self.steps.types
@@ -212,8 +216,44 @@ class TableBuilder:
         return out
 
     def _names(self, df: pl.DataFrame, m: Model, expr: pl.Expr, rejects: Rejects, locate: Locate) -> pl.DataFrame:
-        """The ``__tbname`` column, with name-var-null, name-illegal and name-too-long applied."""
-        df = df.with_columns(expr.alias("__tbname"))
+        """The ``__tbname`` column, with name-var-null, name-illegal, name-too-long and
+        name-collision applied."""
+        renames = rejects.choice("name-illegal") == "replace" or rejects.choice("name-too-long").startswith("truncate")
+        df = self._repaired(df.with_columns(expr.alias("__tbname")), m, rejects, locate, renames)
+        return self._apart(df, rejects, locate) if renames else df  # without repairs no two names meet
+
+    def _apart(self, df: pl.DataFrame, rejects: Rejects, locate: Locate) -> pl.DataFrame:
+        """name-collision: a table name that two different source names came to in this run (checked
+        per distinct pair, and remembered across batches and readers)."""
+        repaired = df["__tbname"] != df["__orig"]
+        choice = rejects.choice("name-collision")
+        if choice == "suffix" and repaired.any():
+            origins = df.filter(repaired)["__orig"].unique().to_list()
+            mapped = {o: _suffixed(n, o) for o, n in df.filter(repaired).select("__orig", "__tbname").unique()
+                      .iter_rows() if o in origins}
+            df = df.with_columns(pl.when(repaired).then(pl.col("__orig").replace_strict(mapped, default=None))
+                                 .otherwise(pl.col("__tbname")).alias("__tbname"))
+            rejects.handle("name-collision", "suffix", [], [], count=int(repaired.sum()))
+        clashes = []
+        with self._lock:
+            for name, orig in df.select("__tbname", "__orig").unique(maintain_order=True).iter_rows():
+                first = self._origins.setdefault(name, orig)
+                if first != orig:
+                    clashes.append((name, first, orig))
+        if not clashes:
+            return df.drop("__orig")
+        if choice == "merge":
+            hit = df["__orig"].is_in([c[2] for c in clashes])
+            rejects.handle("name-collision", "merge", [], [], count=int(hit.sum()))
+            return df.drop("__orig")
+        name, first, other = clashes[0]
+        rejects.handle("name-collision", "error", [
+            f"{self.where}: source names {shown(first)} and {shown(other)} both become table {shown(name)}"], [])
+        return df  # not reached: error raises
+
+    def _repaired(self, df: pl.DataFrame, m: Model, rejects: Rejects, locate: Locate, keep: bool) -> pl.DataFrame:
+        """name-var-null, name-illegal and name-too-long; with ``keep``, ``__orig`` keeps each name as
+        it came."""
         missing = df["__tbname"].is_null()
         if missing.any():
             choice = rejects.choice("name-var-null")
@@ -227,6 +267,8 @@ class TableBuilder:
                 reasons, records = _bad_rows(df, missing, locate, why)
                 rejects.handle("name-var-null", choice, reasons, records)
                 df = df.filter(~missing)
+        if keep:
+            df = df.with_columns(pl.col("__tbname").alias("__orig"))
         names = df["__tbname"].unique()  # checked per distinct name: a batch holds few tables
         if names.str.contains(ILLEGAL_NAME).any():
             illegal = df["__tbname"].str.contains(ILLEGAL_NAME)
@@ -289,6 +331,14 @@ class TableBuilder:
             last = out[-1]
             out[-1] = TableBatch(last.spec, last.data, partition, position)
         return out
+
+
+def _suffixed(name: str, origin: str) -> str:
+    """A repaired name kept apart from others: ``_`` and 8 hex digits of the source name's sha1,
+    within NAME_MAX bytes."""
+    tag = "_" + hashlib.sha1(origin.encode()).hexdigest()[:8]
+    cut = name.encode()[: NAME_MAX - len(tag)].decode("utf-8", "ignore")
+    return cut + tag
 
 
 def _by_table(df: pl.DataFrame) -> list[tuple[Any, pl.DataFrame]]:
