@@ -16,7 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from .errors import ConfigError
+from .errors import ConfigError, shown
 
 PRECISIONS = ("ms", "us", "ns")
 
@@ -137,9 +137,9 @@ class TDType:
 def parse_type(text: str, where: str = "type") -> TDType:
     """Parse a type as configs and DDL spell it: ``TIMESTAMP(ms)``, ``VARCHAR(24)``, ``binary``,
     ``int unsigned``, ``decimal(10,2)``. Errors name ``where`` and the text."""
-    m = _TYPE_RE.match(text or "")
+    m = _TYPE_RE.match(text) if isinstance(text, str) else None
     if not m:
-        raise ConfigError(f"{where}: unknown type {text!r}")
+        raise ConfigError(f"{where}: unknown type {shown(text)}")
     name = " ".join(m.group(1).upper().split())
     name = _ALIASES.get(name, name)
     arg = m.group(2)

@@ -9,6 +9,7 @@ Literals: numbers, 'text' or "text", true, false, null. Functions are listed in 
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from typing import Any
 
 import polars as pl
 
-from ..errors import ConfigError
+from ..errors import ConfigError, shown
 
 _TOKEN = re.compile(r"""\s*(?:
     (?P<num>\d+\.\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?|\d+(?:[eE][+-]?\d+)?)
@@ -269,13 +270,25 @@ def _apply(op: str, a: pl.Expr, b: pl.Expr) -> pl.Expr:
     return {"+": a.add, "-": a.sub, "*": a.mul, "/": a.truediv, "%": a.mod}[op](b)
 
 
+EXPR_MAX = 10_000  # characters of one expression
+NESTING_MAX = 64  # levels of parentheses
+
+
 def compile_expr(text: str, where: str, schema: dict[str, pl.DataType]) -> tuple[pl.Expr, pl.DataType]:
     """(expression, result type) for ``text`` over fields ``schema``. Type errors surface here,
     once, by running the expression on an empty frame of that schema."""
     if not isinstance(text, str) or not text.strip():
         raise ConfigError(f"{where}: needs an expression, got {text!r}")
+    if len(text) > EXPR_MAX:
+        raise ConfigError(f"{where}: an expression of {len(text):,} characters is longer than {EXPR_MAX:,}")
+    depth = max(itertools.accumulate(1 if c == "(" else -1 if c == ")" else 0 for c in text), default=0)
+    if depth > NESTING_MAX:  # the parser recurses per level: refused before Python's stack is
+        raise ConfigError(f"{where}: expression nests parentheses {depth} deep (at most {NESTING_MAX})")
     p = _Parser(text, where, set(schema) - {NOW})
-    expr = _e(p.parse())
+    try:
+        expr = _e(p.parse())
+    except RecursionError:  # deep without parentheses (a long chain of unary operators)
+        raise ConfigError(f"{where}: expression {shown(text)} nests too deep") from None
     try:
         dtype = pl.DataFrame(schema={**schema, NOW: NOW_TYPE}).select(expr.alias("out"))["out"].dtype
     except (pl.exceptions.PolarsError, TypeError, ValueError) as e:

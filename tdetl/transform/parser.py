@@ -123,6 +123,8 @@ def _load_parse(parse: Any, where: str) -> tuple[tuple[Field, ...], str, list[tu
         if bad:
             raise ConfigError(f"{where}: parse.{name}: unknown key {sorted(bad)[0]!r} (expected as, alias)")
         t = rule.get("as")
+        if rule.get("alias") is not None and not isinstance(rule["alias"], str):
+            raise ConfigError(f"{where}: parse.{name}.alias must be a field name, not {shown(rule['alias'])}")
         out.append(Field(name, str(rule.get("alias") or name),
                          parse_type(t, f"{where}: field {name!r}") if t else None))
     aliases = [f.alias for f in out]
@@ -159,6 +161,11 @@ def _load_model(m: Any, i: int, where: str) -> Model:
             raise ConfigError(f"{where}: model[{i}].{key} must be a list of field names")
     if not m.get("columns"):
         raise ConfigError(f"{where}: model[{i}] needs 'columns' (the first is the timestamp)")
+    using = m.get("using")
+    if using is not None and not (isinstance(using, str) and using and len(using.encode()) <= NAME_MAX
+                                  and not re.search(ILLEGAL_NAME, using)):
+        raise ConfigError(f"{where}: model[{i}].using must be a super table name (no '.', '`' or control"
+                          f" characters, at most {NAME_MAX} bytes), not {shown(using)}")
     return Model(name, m.get("using"), tuple(m.get("tags", [])), tuple(m["columns"]),
                  load_mapping(m.get("mapping"), f"{where}: model[{i}]"))
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import polars as pl
 
-from ..errors import ConfigError
+from ..errors import ConfigError, shown
 from ..polars_types import polars_type, td_type
 from ..quality import Rejects
 from ..types import TDType, parse_type
@@ -22,6 +22,7 @@ from .expr import NOW, NOW_TYPE, compile_expr
 
 _GROUP = re.compile(r"\(\?P?<([A-Za-z_]\w*)>")
 _PLACEHOLDER = re.compile(r"\$\{([^{}]*)\}")
+SPLIT_MAX = 1024  # fields one split step may make
 STEP_KINDS = ("regex", "split", "convert", "filter")
 MAPPING_KINDS = ("mapping", "constant", "generator", "join", "format", "sum", "expr")
 
@@ -116,8 +117,9 @@ def load_steps(raw: Any, where: str) -> tuple[Step, ...]:
             sep, count = item.get("separator"), item.get("count")
             if not isinstance(sep, str) or not sep:
                 raise ConfigError(f"{at}: 'separator' must be a non-empty string")
-            if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-                raise ConfigError(f"{at}: 'count' must be how many fields {source}_1..n to make (an integer >= 1)")
+            if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= SPLIT_MAX:
+                raise ConfigError(f"{at}: 'count' must be how many fields {source}_1..n to make (an integer"
+                                  f" from 1 to {SPLIT_MAX}), not {shown(count)}")
         elif kind == "convert":
             if not isinstance(item.get("map"), dict) or not item["map"]:
                 raise ConfigError(f"{at}: 'map' must be an object of value -> new value")
@@ -152,6 +154,9 @@ def load_mapping(raw: Any, where: str) -> tuple[Mapping, ...]:
             raise ConfigError(f"{at} ({kind}) needs a list of field names")
         if kind in ("mapping", "format", "expr") and (not isinstance(arg, str) or not arg):
             raise ConfigError(f"{at} ({kind}) needs a non-empty string")
+        if kind == "format" and "${" in _PLACEHOLDER.sub("", arg):
+            raise ConfigError(f"{at} (format): {shown(arg)} opens a ${{...}} placeholder it does not close"
+                              " (write $ alone for a literal dollar)")
         if kind == "generator" and arg != "now":
             raise ConfigError(f"{at}: generator {arg!r} is not known (only \"now\")")
         if kind == "constant" and not (arg is None or isinstance(arg, (str, int, float, bool))):
