@@ -34,6 +34,8 @@ class Column:
 
     @classmethod
     def from_json(cls, d: dict[str, Any], where: str) -> Column:
+        if not isinstance(d.get("name"), str) or not d["name"]:
+            raise ConfigError(f"{where}: a column entry without a name: {str(d)[:200]}")
         return cls(d["name"], parse_type(d["type"], f"{where} column {d['name']!r}"), bool(d.get("primary_key")))
 
 
@@ -132,8 +134,17 @@ class SuperTable:
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> SuperTable:
         where = f"super table {d['name']!r}"
-        return cls(d.get("database"), d["name"], _columns_from_json(d["columns"], where),
-                   _columns_from_json(d["tags"], where), d.get("precision", "ms"))
+        if not isinstance(d["name"], str) or not isinstance(d.get("database"), (str, type(None))) \
+                or d.get("precision", "ms") not in PRECISIONS:
+            raise ConfigError(f"{where}: name, database or precision of the wrong kind")
+        columns = _columns_from_json(d["columns"], where)
+        if not columns or columns[0].type.name != "TIMESTAMP":
+            raise ConfigError(f"{where}: its first column must be a TIMESTAMP")
+        return cls(d.get("database"), d["name"], columns, _columns_from_json(d["tags"], where),
+                   d.get("precision", "ms"))
+
+
+PRECISIONS = ("ms", "us", "ns")
 
 
 @dataclass
@@ -188,6 +199,9 @@ class Catalog:
     def table_from_json(self, d: dict[str, Any]) -> TableSpec:
         """A manifest table entry back to a TableSpec (child tables take their super table's schema)."""
         db, stable = d.get("database"), d.get("stable")
+        if not isinstance(db, (str, type(None))) or not isinstance(stable, (str, type(None))) \
+                or d.get("precision", "ms") not in PRECISIONS:
+            raise ConfigError(f"table entry {str(d)[:200]}: database, stable or precision of the wrong kind")
         if stable is None:
             cols = _columns_from_json(d["columns"], f"table {d['name']!r}")
             return TableSpec(d["name"], cols, db, None, (), (), d.get("precision", "ms"))
@@ -195,7 +209,15 @@ class Catalog:
         if st is None:
             raise ConfigError(f"table {d['name']!r} names unknown super table {stable!r}")
         tags = d.get("tags") or {}
+        if not isinstance(d["name"], str) or not isinstance(tags, dict):
+            raise ConfigError(f"table entry {str(d)[:200]}: 'name' must be text and 'tags' an object")
         values = tuple(scalar_from_json(t.type, tags.get(t.name)) for t in st.tags)
+        for t, v in zip(st.tags, values):
+            try:
+                pa.scalar(v, t.type.arrow(st.precision))
+            except (pa.ArrowException, TypeError, ValueError, OverflowError):
+                raise ConfigError(f"table {d['name']!r}: tag {t.name!r} value {str(v)[:200]!r} is not a {t.type}"
+                                  ) from None
         return TableSpec(d["name"], st.columns, db, stable, st.tags, values, st.precision)
 
 

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import duckdb
 import polars as pl
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import tdetl
-from tdetl.errors import BackupError
+from tdetl.errors import BackupError, TdetlError
 from tdetl.samples import PARSER, meters
 
 from .conftest import run_cli
@@ -247,3 +251,58 @@ def test_a_write_cut_short_leaves_no_temp_file_that_blocks_the_rerun(tmp_path: P
     (backup / ".journal.jsonl.tmp-99999").write_text("{")
     tdetl.run(f"csv:{tmp_path}/m0.csv", f"local:{backup}", parser=parser)
     assert _restored(tmp_path, backup).equals(_expected(2_000))
+
+
+_MANIFEST_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.text(max_size=20)
+    | st.sampled_from(["/etc/passwd", "../x.arrow", "data/../../x", "d0", "meters"]),
+    lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=6), kids, max_size=3), max_leaves=8)
+
+
+@pytest.fixture(scope="module")
+def small_backup(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("bk")
+    parser = _source(tmp, 3_000)
+    tdetl.run(f"csv:{tmp}/m0.csv", f"local:{tmp / 'bk'}?file_rows=1000", parser=parser, batch_rows=1000)
+    return tmp / "bk"
+
+
+def _manifest_paths(node: object, at: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    out = [at] if at else []
+    if isinstance(node, dict):
+        for k, v in node.items():
+            out += _manifest_paths(v, (*at, k))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            out += _manifest_paths(v, (*at, i))
+    return out
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_property_an_edited_manifest_restores_exactly_or_is_refused(small_backup: Path, tmp_path: Path,
+                                                                     data: st.DataObject) -> None:
+    """Any edit of any value in manifest.json: the restore lands every row exactly, or stops with one
+    line before anything is written; never other rows, never a crash."""
+    original = json.loads((small_backup / "manifest.json").read_text())
+    paths = [p for p in _manifest_paths(original) if p[0] in ("files", "stables", "tables", "databases")]
+    doc = json.loads(json.dumps(original))
+    path = data.draw(st.sampled_from(paths))
+    node = doc
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = data.draw(_MANIFEST_VALUES)
+    copy = tmp_path / f"bk-{uuid.uuid4().hex[:8]}"
+    shutil.copytree(small_backup, copy)
+    (copy / "manifest.json").write_text(json.dumps(doc))
+    out = copy.with_suffix(".duckdb")
+    try:
+        tdetl.run(f"local:{copy}", f"duckdb:{out}")
+    except TdetlError as e:
+        assert "\n" not in str(e)
+        if out.exists():
+            assert duckdb.connect(str(out)).sql("SELECT table_name FROM information_schema.tables").fetchall() == []
+        return
+    got = pl.from_arrow(duckdb.connect(str(out)).sql("SELECT * FROM meters").to_arrow_table()).sort("tbname", "ts")
+    assert got.select("tbname", "ts", "current", "voltage", "phase").equals(
+        _expected(3_000).select("tbname", "ts", "current", "voltage", "phase"))

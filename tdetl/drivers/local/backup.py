@@ -20,8 +20,8 @@ import pyarrow.compute as pc
 
 from ... import __version__
 from ...durable import FILE_MODE, make_dirs
-from ...errors import BackupError
-from ...model import Catalog, Database, SuperTable
+from ...errors import BackupError, TdetlError, shown
+from ...model import PRECISIONS, Catalog, Database, SuperTable
 
 FORMAT = "tdetl-backup"
 VERSION = 1
@@ -193,14 +193,19 @@ def catalog_from_json(doc: dict[str, Any], where: str) -> Catalog:
     cat = Catalog()
     try:
         for d in doc.get("databases", []):
+            if not isinstance(d["name"], str) or d.get("precision", "ms") not in PRECISIONS \
+                    or not isinstance(d.get("options", {}), dict):
+                raise BackupError(f"{where}: database entry {str(d)[:200]} has a field of the wrong kind")
             cat.databases[d["name"]] = Database(d["name"], d.get("precision", "ms"), d.get("options", {}))
         for s in doc.get("stables", []):
             cat.add_stable(SuperTable.from_json(s))
         for t in doc.get("tables", []):
             spec = cat.table_from_json(t)
             cat.tables[(spec.database, spec.name)] = spec
-    except (KeyError, TypeError) as e:
+    except KeyError as e:
         raise BackupError(f"{where}: malformed entry (missing {e})") from None
+    except (TypeError, AttributeError, ValueError, pa.ArrowException, TdetlError) as e:
+        raise BackupError(f"{where}: malformed entry ({shown(str(e), quote=False)})") from None
     return cat
 
 
@@ -261,6 +266,11 @@ def check_entry(root: Path, entry: Any, where: str) -> None:
     real = (root / rel).resolve()
     if not real.is_relative_to((root / DATA).resolve()):
         raise BackupError(f"{where}: path {rel[:200]!r} leads outside the backup directory (to {str(real)[:200]})")
+    run = entry.get("run", 1)
+    if not isinstance(run, int) or isinstance(run, bool) or run < 1 or not isinstance(entry.get("group"), str) \
+            or not isinstance(entry.get("database"), (str, type(None))) \
+            or not isinstance(entry.get("stable"), (str, type(None))):
+        raise BackupError(f"{where} ({rel[:200]}): run, group, database or stable of the wrong kind")
     rows, ranges = entry.get("rows"), entry.get("tables")
     if not isinstance(rows, int) or isinstance(rows, bool) or rows < 0 or not isinstance(ranges, list) \
             or not isinstance(entry.get("bytes"), int) or not isinstance(entry.get("sha256"), str):

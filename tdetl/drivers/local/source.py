@@ -127,6 +127,9 @@ class LocalSource(Source):
                 raise BackupError(f"{self.root / path}: table {name!r} is not in the manifest")
             if not self._wanted(name, spec.stable):
                 continue
+            if not set(table.schema.names) <= set(spec.schema.names):  # fit() adds and casts, it must not drop
+                raise BackupError(f"{self.root / path}: the file holds columns {str(table.schema.names)[:200]},"
+                                  f" the manifest says table {name!r} has {str(spec.schema.names)[:200]}")
             for batch in table.slice(offset, count).to_batches():  # zero-copy slices
                 if batch.num_rows:
                     yield TableBatch(spec, batch if batch.schema.equals(spec.schema) else fit(batch, spec),
