@@ -22,6 +22,7 @@ from tdetl.errors import BackupError, TdetlError
 from tdetl.samples import PARSER, meters
 
 from .conftest import run_cli
+from .json_paths import json_paths
 
 
 def _source(tmp: Path, rows: int, files: int = 1) -> str:
@@ -267,17 +268,6 @@ def small_backup(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp / "bk"
 
 
-def _manifest_paths(node: object, at: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
-    out = [at] if at else []
-    if isinstance(node, dict):
-        for k, v in node.items():
-            out += _manifest_paths(v, (*at, k))
-    elif isinstance(node, list):
-        for i, v in enumerate(node):
-            out += _manifest_paths(v, (*at, i))
-    return out
-
-
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_property_an_edited_manifest_restores_exactly_or_is_refused(small_backup: Path, tmp_path: Path,
@@ -285,7 +275,7 @@ def test_property_an_edited_manifest_restores_exactly_or_is_refused(small_backup
     """Any edit of any value in manifest.json: the restore lands every row exactly, or stops with one
     line before anything is written; never other rows, never a crash."""
     original = json.loads((small_backup / "manifest.json").read_text())
-    paths = [p for p in _manifest_paths(original) if p[0] in ("files", "stables", "tables", "databases")]
+    paths = [p for p in json_paths(original) if p[0] in ("files", "stables", "tables", "databases")]
     doc = json.loads(json.dumps(original))
     path = data.draw(st.sampled_from(paths))
     node = doc

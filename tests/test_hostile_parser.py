@@ -16,6 +16,8 @@ from hypothesis import strategies as st
 import tdetl
 from tdetl.errors import ConfigError, TdetlError
 
+from .json_paths import json_paths
+
 GOOD: dict[str, Any] = {
     "parse": {"ts": {"as": "TIMESTAMP(ms)"}, "current": {"as": "FLOAT"}, "voltage": {"as": "INT"},
               "location": {"as": "VARCHAR(24)"}},
@@ -72,18 +74,7 @@ def test_a_config_that_cannot_mean_what_it_says_is_refused(tmp_path: Path, case:
     assert not list(tmp_path.glob("out*.duckdb")) or all(p.stat().st_size == 0 for p in tmp_path.glob("out*.duckdb"))
 
 
-def _paths(node: Any, at: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    out = [at] if at else []
-    if isinstance(node, dict):
-        for k, v in node.items():
-            out += _paths(v, (*at, k))
-    elif isinstance(node, list):
-        for i, v in enumerate(node):
-            out += _paths(v, (*at, i))
-    return out
-
-
-PATHS = _paths(GOOD)
+PATHS = json_paths(GOOD)
 JSON = st.recursive(st.none() | st.booleans() | st.integers(-10**12, 10**12) | st.floats(allow_nan=False)
                     | st.text(max_size=30) | st.sampled_from(["${", "${voltage}", "((", "INT", "VARCHAR(99999)",
                                                               "location", "ts", ""]),
