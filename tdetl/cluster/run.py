@@ -295,6 +295,7 @@ def _follow(ray: Any, recipe: Recipe, cut: list[Share], positions: dict[str, Any
         assert s.result is not None
         tables.update(s.result["tables"])
         summary.partitions_skipped += s.result["partitions_skipped"]
+        summary.rows_pending = max(summary.rows_pending, s.result.get("pending", 0))  # workers may share a cache
         summary.skipped.extend(s.result["skipped"][: max(0, 5 - len(summary.skipped))])
         for k, v in s.result["outcomes"].items():
             summary.outcomes[k] = summary.outcomes.get(k, 0) + v

@@ -47,4 +47,4 @@ def run_share(recipe: Recipe, share: str, attempt: str, parts: list[str], resume
     except Exception as e:  # a bug or a library's own error: one line, not retried
         return {"error": f"{type(e).__name__}: {' '.join(str(e).split())}"}
     return {"counters": s.counters(), "tables": s.table_names, "outcomes": s.outcomes, "skipped": s.skipped,
-            "partitions_skipped": s.partitions_skipped}
+            "partitions_skipped": s.partitions_skipped, "pending": s.rows_pending}
