@@ -41,7 +41,7 @@ def main() -> int:
             opts.state = job["state"]
         summary = run_pipeline(src, sink, opts)
         print(f"tdetl: {src.dsn.masked()} -> {sink.dsn.masked()}: {summary.line()}", file=sys.stderr, flush=True)
-        return 0
+        return 0 if summary.complete else 3  # rows wait in the write cache: restarted, the task replays them
     except TdetlError as e:
         print(f"tdetl: error: {e}", file=sys.stderr, flush=True)
         return 1
@@ -61,7 +61,7 @@ def _on_cluster(job: dict[str, Any]) -> int:
     summary = run_on_cluster(recipe, job["cluster"], False, job["state"], job["status"])
     print(f"tdetl: {as_dsn(d['from']).masked()} -> {as_dsn(d['to']).masked()}: {summary.line()}", file=sys.stderr,
           flush=True)
-    return 0
+    return 0 if summary.complete else 3
 
 
 if __name__ == "__main__":
