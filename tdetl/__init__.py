@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from .version import __version__
 
 _EXPORTS = {
     "inspect": "api", "run": "api", "subscribe": "api", "verify": "api", "Dsn": "dsn", "parse_dsn": "dsn",

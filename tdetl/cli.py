@@ -8,14 +8,14 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from . import __version__
 from .api import inspect, make_options, verify
 from .drivers import as_dsn, describe_drivers, open_sink, open_source
+from .drivers.taos.spool import describe_cache
 from .errors import ConfigError, TdetlError
 from .pipeline import run as run_pipeline
 from .progress import Summary
 from .quality import describe as describe_situations
-from .spool import describe_cache
+from .version import __version__
 
 
 def _parser() -> argparse.ArgumentParser:

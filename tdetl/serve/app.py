@@ -17,9 +17,9 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from .. import __version__
 from ..drivers import SINKS, SOURCES, driver_class
 from ..errors import TdetlError
+from ..version import __version__
 from .metrics import registry
 from .store import Store
 from .supervisor import Supervisor

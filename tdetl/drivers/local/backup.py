@@ -18,10 +18,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ... import __version__
 from ...durable import FILE_MODE, make_dirs
 from ...errors import BackupError, TdetlError, shown
 from ...model import PRECISIONS, Catalog, Database, SuperTable
+from ...version import __version__
 
 FORMAT = "tdetl-backup"
 VERSION = 1

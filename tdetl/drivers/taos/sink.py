@@ -32,7 +32,6 @@ from ...model import Catalog, Column, SuperTable, TableBatch, TableSpec
 from ...options import Options
 from ...params import Param, Spec
 from ...sink import Sink
-from ...spool import Spool, default_dir, target_key
 from ...taos import ddl
 from ...taos.catalog import describe, rows, table_names
 from ...taos.conn import Connection
@@ -42,6 +41,7 @@ from ...taos.stmt import MAX_ROWS as STMT_MAX_ROWS
 from ...taos.stmt import StmtWriter
 from ...types import TDType
 from . import checks
+from .spool import Spool, default_dir, target_key
 
 log = logging.getLogger("tdetl.taos")
 

@@ -17,11 +17,11 @@ from typing import Any
 
 import pyarrow as pa
 
-from .dsn import Dsn
-from .durable import make_dirs, sync_path
-from .errors import DsnError, SinkError
-from .model import Column, TableBatch, TableSpec
-from .types import scalar_from_json, scalar_to_json
+from ...dsn import Dsn
+from ...durable import make_dirs, sync_path
+from ...errors import DsnError, SinkError
+from ...model import Column, TableBatch, TableSpec
+from ...types import scalar_from_json, scalar_to_json
 
 _META = b"tdetl.spec"
 
