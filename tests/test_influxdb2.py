@@ -18,7 +18,7 @@ from tdetl.drivers.influxdb.flux import annotated_pieces
 from tdetl.errors import DsnError, SourceError
 
 from .conftest import Background, run_cli
-from .influx2_server import Influx2Server, U, annotated
+from .fakes.influx2_server import Influx2Server, U, annotated
 
 T0 = 1_700_000_000 * 10**9  # 2023-11-14T22:13:20Z
 BEGIN = "2023-11-14T22:13:00Z"

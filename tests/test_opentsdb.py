@@ -17,7 +17,7 @@ import tdetl
 from tdetl.errors import DsnError, SourceError
 
 from .conftest import Background, run_cli
-from .opentsdb_server import OpenTSDBServer
+from .fakes.opentsdb_server import OpenTSDBServer
 
 T0 = 1_700_000_000_000  # ms, 2023-11-14T22:13:20Z
 BEGIN = "2023-11-14T22:13:00Z"

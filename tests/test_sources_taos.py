@@ -8,8 +8,8 @@ from pathlib import Path
 
 import tdetl
 
-from .influx2_server import Influx2Server
-from .opentsdb_server import OpenTSDBServer
+from .fakes.influx2_server import Influx2Server
+from .fakes.opentsdb_server import OpenTSDBServer
 from .services import Influxd, OpcUaServers, free_port
 from .taos_helpers import pytestmark  # noqa: F401 - marks and skips
 from .taos_helpers import read_back as _read_back

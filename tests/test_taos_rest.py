@@ -1,5 +1,5 @@
 """The REST transport and the taos source/target over it, against the in-test REST endpoint
-(tests/rest_server.py): what our client sends (auth, paths, SQL under max-sql-length) and that
+(tests/fakes/rest_server.py): what our client sends (auth, paths, SQL under max-sql-length) and that
 data read from one database and written to another arrives equal, for 3.x and 2.x replies."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from tdetl.errors import TaosError
 from tdetl.taos.connect import open_connection
 
 from .conftest import run_cli
-from .rest_server import Db, Emulator, RestServer, Table
+from .fakes.rest_server import Db, Emulator, RestServer, Table
 
 METERS = ([("ts", "TIMESTAMP", 8), ("current", "FLOAT", 4), ("voltage", "INT", 4), ("phase", "FLOAT", 4)],
           [("groupid", "INT", 4), ("location", "VARCHAR", 24)])

@@ -13,8 +13,8 @@ from tdetl.model import Column
 from tdetl.taos.conn import refuse_blob
 from tdetl.taos.ws import WsConnection
 
+from .fakes.ws_replay import Replay
 from .test_rawblock import _load, _plain, _value
-from .ws_replay import Replay
 
 
 def test_client_speaks_the_recorded_exchange(golden: Path) -> None:
