@@ -11,17 +11,19 @@ from typing import TYPE_CHECKING, Any
 from .version import __version__
 
 _EXPORTS = {
-    "inspect": "api", "run": "api", "subscribe": "api", "verify": "api", "Dsn": "dsn", "parse_dsn": "dsn",
+    "inspect": "api", "run": "api", "start": "api", "subscribe": "api", "verify": "api", "Dsn": "dsn",
+    "parse_dsn": "dsn", "RunRequest": "request",
     "TdetlError": "errors",
     "Catalog": "model", "TableBatch": "model", "TableSpec": "model", "Summary": "progress",
 }
 
 if TYPE_CHECKING:
-    from .api import inspect, run, subscribe, verify
+    from .api import inspect, run, start, subscribe, verify
     from .dsn import Dsn, parse_dsn
     from .errors import TdetlError
     from .model import Catalog, TableBatch, TableSpec
     from .progress import Summary
+    from .request import RunRequest
 
 
 def __getattr__(name: str) -> Any:
@@ -33,5 +35,5 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-__all__ = ["Catalog", "Dsn", "Summary", "TableBatch", "TableSpec", "TdetlError", "__version__", "inspect",
-           "parse_dsn", "run", "subscribe", "verify"]
+__all__ = ["Catalog", "Dsn", "RunRequest", "Summary", "TableBatch", "TableSpec", "TdetlError", "__version__",
+           "inspect", "parse_dsn", "run", "start", "subscribe", "verify"]

@@ -12,6 +12,7 @@ from .options import OnArg, make_options
 from .params import instant_ns
 from .pipeline import run as run_pipeline
 from .progress import Summary
+from .request import RunRequest
 
 if TYPE_CHECKING:
     from .drivers.tmq.subscription import Subscription
@@ -27,19 +28,22 @@ def run(source: str | Dsn, target: str | Dsn, *, parser: str | ParserConfig | No
     archive:<file>; ``on`` maps situations to choices (``{"ts-null": "drop"}``, as ``--on``).
     ``state`` is ``--state``: a file keeping the checkpoint, so a rerun resumes an interrupted run.
     ``cluster`` (``ray://head:10001``, a Ray address, or ``local``) spreads the partitions over a
-    Ray cluster (the ``ray`` extra). Returns the run's :class:`Summary`; raises
-    :class:`TdetlError` on failure."""
-    if cluster:
-        from .cluster import Recipe, run_on_cluster
+    Ray cluster (the ``ray`` extra). Returns the run's :class:`Summary` (``complete`` is False
+    when rows wait in the write cache); raises :class:`TdetlError` on failure."""
+    return start(RunRequest(source, target, parser, tuple(transforms), jobs, on_error, on, batch_rows, state, cluster,
+                            progress))
 
-        recipe = Recipe(source, target, parser, tuple(transforms), jobs, on_error, on, batch_rows)
-        return run_on_cluster(recipe, cluster, progress, state)
-    opts = make_options(parser, transforms, jobs, on_error, progress, batch_rows, on)
-    opts.state = state
-    opts.target = as_dsn(target).without_password()
-    src = open_source(as_dsn(source), opts)
+
+def start(request: RunRequest) -> Summary:
+    """Start a run: the one way in for the CLI, the API and ``tdetl serve``; a cluster or this process."""
+    if request.cluster:
+        from .cluster import run_on_cluster
+
+        return run_on_cluster(request)
+    opts = request.options()
+    src = open_source(as_dsn(request.source), opts)
     try:
-        sink = open_sink(as_dsn(target), opts)
+        sink = open_sink(as_dsn(request.target), opts)
     except BaseException:
         src.close()
         raise

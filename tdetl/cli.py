@@ -8,13 +8,13 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from .api import inspect, make_options, verify
-from .drivers import as_dsn, describe_drivers, open_sink, open_source
+from .api import inspect, start, verify
+from .drivers import as_dsn, describe_drivers
 from .drivers.taos.spool import describe_cache
 from .errors import ConfigError, TdetlError
-from .pipeline import run as run_pipeline
 from .progress import Summary
 from .quality import describe as describe_situations
+from .request import RunRequest
 from .version import __version__
 
 
@@ -108,25 +108,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(json.dumps(report, indent=1, default=str) if args.json else
                   render(report, as_dsn(args.source).masked(), as_dsn(args.target).masked()))
             return 1 if report["differences"] else 0
-        if args.cluster:
-            from .cluster import Recipe, run_on_cluster
-
-            recipe = Recipe(args.source, args.target, args.parser, tuple(args.transform), args.jobs, args.on_error,
-                            args.on, args.batch_rows)
-            summary = run_on_cluster(recipe, args.cluster, None if args.quiet == 0 else False, args.state)
-            if args.quiet < 2:
-                print(f"tdetl: {as_dsn(args.source).masked()} -> {as_dsn(args.target).masked()}: {summary.line()}",
-                      file=sys.stderr)
-            return _status(summary)
-        opts = make_options(args.parser, args.transform, args.jobs, args.on_error,
-                            progress=None if args.quiet == 0 else False, batch_rows=args.batch_rows, on=args.on)
-        opts.target = as_dsn(args.target).without_password()
-        opts.state = args.state
-        src = open_source(as_dsn(args.source), opts)
-        sink = open_sink(as_dsn(args.target), opts)
-        summary = run_pipeline(src, sink, opts)
+        request = RunRequest(args.source, args.target, args.parser, tuple(args.transform), args.jobs, args.on_error,
+                             args.on, args.batch_rows, args.state, args.cluster, None if args.quiet == 0 else False)
+        summary = start(request)
         if args.quiet < 2:
-            print(f"tdetl: {src.dsn.masked()} -> {sink.dsn.masked()}: {summary.line()}", file=sys.stderr)
+            print(f"tdetl: {as_dsn(args.source).masked()} -> {as_dsn(args.target).masked()}: {summary.line()}",
+                  file=sys.stderr)
             for ex in summary.skipped:
                 print(f"tdetl: skipped: {ex}", file=sys.stderr)
         return _status(summary)

@@ -100,10 +100,9 @@ def test_drivers_do_not_import_each_other() -> None:
 
 # Deferred on purpose, for the fixed cost of a run: Polars and the parser load only when a parser or
 # transform is given, pyarrow.compute (describe) only for ``tdetl inspect``.
-DEFERRED = {"tdetl.api": ["tdetl.cluster", "tdetl.compare", "tdetl.describe"],
-            "tdetl.cli": ["tdetl.cluster", "tdetl.compare", "tdetl.describe", "tdetl.serve.app"],
-            "tdetl.options": ["tdetl.transform.parser", "tdetl.transform.rename"],  # Polars, only with a parser
-            "tdetl.serve.worker": ["tdetl.cluster"]}
+DEFERRED = {"tdetl.api": ["tdetl.cluster", "tdetl.compare", "tdetl.describe"],  # api.start: the one way to a cluster
+            "tdetl.cli": ["tdetl.compare", "tdetl.describe", "tdetl.serve.app"],
+            "tdetl.options": ["tdetl.transform.parser", "tdetl.transform.rename"]}  # Polars, only with a parser
 
 
 def test_no_imports_inside_functions_in_the_core_and_transforms() -> None:

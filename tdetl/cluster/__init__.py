@@ -4,7 +4,6 @@ ordinary pipeline on their share. Ray is imported only when a run asks for a clu
 
 from __future__ import annotations
 
-from .recipe import Recipe
 from .run import run_on_cluster
 
-__all__ = ["Recipe", "run_on_cluster"]
+__all__ = ["run_on_cluster"]

@@ -27,11 +27,11 @@ from ..errors import ClusterError
 from ..options import Options
 from ..pipeline import still_to_do
 from ..progress import COUNTERS, Progress, Summary
+from ..request import RunRequest
 from ..sink import Sink
 from ..source import Source
 from ..state import StateFile
 from .checkpoints import Checkpoints
-from .recipe import Recipe
 from .task import run_share
 
 log = logging.getLogger("tdetl")
@@ -164,15 +164,17 @@ class Share:
         return {k: now.get(k, 0) + self.carried.get(k, 0) for k in COUNTERS}
 
 
-def run_on_cluster(recipe: Recipe, address: str, progress: bool | None = False, state: str | None = None,
-                   status: str | None = None) -> Summary:
+def run_on_cluster(request: RunRequest) -> Summary:
+    """The run on ``request.cluster``: this process prepares the target and keeps the checkpoint,
+    workers run the shares."""
+    assert request.cluster is not None
+    address, progress, state, status = request.cluster, request.progress, request.state, request.status
     summary = Summary()
-    opts = recipe.options(progress)
-    opts.target = as_dsn(recipe.target).without_password()
-    src = open_source(as_dsn(recipe.source), opts)
+    opts = request.options()
+    src = open_source(as_dsn(request.source), opts)
     started = False
     try:
-        sink = open_sink(as_dsn(recipe.target), opts)
+        sink = open_sink(as_dsn(request.target), opts)
         refuse(sink, address)
         started = connect(address)  # before the target is touched: a cluster out of reach leaves nothing made
         import ray
@@ -192,7 +194,7 @@ def run_on_cluster(recipe: Recipe, address: str, progress: bool | None = False, 
         log.info("%d parts in %d tasks on a cluster of %d CPUs", len(todo), len(cut), cpus)
         shown = Progress(summary, progress, status=status)
         try:
-            _follow(ray, recipe, cut, positions, summary, shown, saved, sink, sink.tables_before_run())
+            _follow(ray, request.for_worker(), cut, positions, summary, shown, saved, sink, sink.tables_before_run())
         except BaseException:
             if _gathers(sink):
                 sink.abort()
@@ -239,7 +241,7 @@ def _prepare(src: Source, sink: Sink, opts: Options, state: str | None,
     return still_to_do(src.partitions(), begun, summary), saved, dict(begun)
 
 
-def _follow(ray: Any, recipe: Recipe, cut: list[Share], positions: dict[str, Any], summary: Summary,
+def _follow(ray: Any, recipe: RunRequest, cut: list[Share], positions: dict[str, Any], summary: Summary,
             shown: Progress, saved: StateFile | None, sink: Sink, existed: frozenset[str] | None) -> None:
     """Until every share is back: checkpoints kept (and in --state), progress, retries, the first
     failure raised after the others are cancelled."""

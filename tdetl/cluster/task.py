@@ -7,10 +7,10 @@ from typing import Any
 from ..drivers import as_dsn, open_sink, open_source
 from ..errors import TdetlError
 from ..pipeline import run as run_pipeline
-from .recipe import Recipe
+from ..request import RunRequest
 
 
-def run_share(recipe: Recipe, share: str, attempt: str, parts: list[str], resume: dict[str, Any],
+def run_share(recipe: RunRequest, share: str, attempt: str, parts: list[str], resume: dict[str, Any],
               book: Any, existed: frozenset[str] | None) -> dict[str, Any]:
     """The share's counters, or ``{"error": line}`` for a failure a retry would repeat (bad input,
     a refusing server). Each checkpoint goes to ``book``; a consumer's reaches it before the broker
@@ -24,7 +24,6 @@ def run_share(recipe: Recipe, share: str, attempt: str, parts: list[str], resume
     opts.resume = dict(resume)
     opts.share = attempt
     opts.existed = existed
-    opts.target = as_dsn(recipe.target).without_password()
     waits = [False]
 
     def durable(at: dict[str, Any], summary: Any) -> None:

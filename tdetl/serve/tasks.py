@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..api import make_options
 from ..drivers import as_dsn, driver_class
 from ..errors import ConfigError, DsnError, TdetlError
+from ..request import RunRequest
 from .cron import Cron
 
 FIELDS = {"name", "from", "to", "parser", "transforms", "jobs", "on", "on_error", "labels", "restart",
@@ -47,7 +47,8 @@ def validate(body: Any) -> dict[str, Any]:
     if not isinstance(max_restarts, int) or max_restarts < 0:
         raise ConfigError("task: 'max_restarts' must be a whole number >= 0")
     try:
-        opts = make_options(parser_text, transforms, jobs, body.get("on_error", "error"), on=on)
+        opts = RunRequest(body["from"], body["to"], parser_text, tuple(transforms), jobs, body.get("on_error", "error"),
+                          on).options()  # validated as the run will be
         for key, role in (("from", "source"), ("to", "target")):
             dsn = as_dsn(body[key])
             cls = driver_class(dsn.driver, role)
