@@ -67,6 +67,12 @@ SITUATIONS = {s.key: s for s in (
               " batches on disk and replay them in order once it is back"),
 )}
 
+# decided by the target (it reads the database's keep, the tables' declared types, whether it answers):
+# a choice for one of these is refused for a target that does not declare it (Sink.situations)
+TARGET_SITUATIONS = frozenset({"ts-out-of-keep", "field-not-in-stable", "table-missing", "tag-invalid",
+                               "unreachable"})
+TARGET_SETTINGS = frozenset({"retry-for", "cache-dir", "cache-max-bytes"})
+
 # outcome words in the summary: what happened to the records
 _DONE = {"error": "failed", "truncate": "truncated", "truncate-and-archive": "truncated+archived",
          "archive": "archived", "drop": "dropped", "replace": "replaced", "skip": "skipped", "blank": "blanked",

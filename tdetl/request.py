@@ -8,8 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .drivers import as_dsn
+from .drivers import as_dsn, driver_class
+from .errors import ConfigError
 from .options import Options, make_options
+from .quality import TARGET_SETTINGS, TARGET_SITUATIONS
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,23 @@ class RunRequest:
         opts.status = self.status
         opts.state = self.state
         opts.cluster = self.cluster is not None  # the same partitions on the driver and every worker
+        self._refuse_unheard(opts)
         return opts
+
+    def _refuse_unheard(self, opts: Options) -> None:
+        """An --on choice for a situation only the target decides, given for a target that does not
+        decide it (table-missing for a DuckDB file), would silently do nothing: refused."""
+        dsn = as_dsn(self.target)
+        kind = driver_class(dsn.driver, "target")
+        if kind is None:
+            return  # opening the target names the unknown driver
+        heard = kind.situations
+        for key in [*opts.on.chosen, *opts.on.settings]:
+            unheard = (key in TARGET_SITUATIONS and key not in heard) or \
+                (key in TARGET_SETTINGS and "unreachable" not in heard)
+            if unheard:
+                raise ConfigError(f"--on {key}: the {dsn.driver} target does not decide {key} (only taos:// targets"
+                                  " do), so the choice would do nothing")
 
     def for_worker(self) -> RunRequest:
         """What a cluster worker is handed: no progress line, status or state file of its own."""

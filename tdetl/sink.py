@@ -19,6 +19,7 @@ class Sink(ABC):
     requires: ClassVar[dict[str, str]] = {}  # modules it imports when it runs -> the extra installing each
     spec: ClassVar[Spec] = Spec()  # its DSN parameters, declared once (tdetl/params.py)
     durable_flush: ClassVar[bool] = True  # False: data is durable only at close (one transaction, temp files)
+    situations: ClassVar[frozenset[str]] = frozenset()  # the target-side --on situations it decides (quality)
 
     def __init__(self, dsn: Dsn, options: Options) -> None:
         self.config = self.spec.parse(dsn, dsn.driver)

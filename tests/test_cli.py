@@ -9,6 +9,10 @@ import sys
 from pathlib import Path
 
 import duckdb
+import pytest
+
+import tdetl
+from tdetl.errors import ConfigError
 
 from .conftest import ROOT, SAMPLES, run_cli
 
@@ -94,3 +98,16 @@ def test_a_missing_extra_is_named_before_anything_is_written(tmp_path: Path) -> 
     assert res.returncode == 1 and res.stderr.count("\n") == 1, res.stderr
     assert "pip install 'tdetl[kafka]'" in res.stderr and "kafka is missing" in res.stderr
     assert not (tmp_path / "bk").exists()
+
+
+def test_a_choice_the_target_does_not_decide_is_refused(tmp_path: Path) -> None:
+    """table-missing for a DuckDB file, unreachable=cache for a backup: they would silently do nothing."""
+    src = tmp_path / "m.csv"
+    src.write_text("ts,v\n1700000000000,1\n")
+    for on, target in ((["table-missing=error"], f"duckdb:{tmp_path / 'x.duckdb'}"),
+                       (["unreachable=cache"], f"local:{tmp_path / 'bk'}"),
+                       (["cache-max-bytes=1000"], f"csv:{tmp_path / 'out.csv'}")):
+        key = on[0].split("=")[0]
+        with pytest.raises(ConfigError, match=f"--on {key}: the .* target does not decide {key}"):
+            tdetl.run(f"csv:{src}", target, on=on)
+    assert not (tmp_path / "bk").exists() and not (tmp_path / "x.duckdb").exists()

@@ -31,6 +31,7 @@ from ...errors import DataError, DsnError, SinkError, TaosError, Unreachable
 from ...model import Catalog, Column, SuperTable, TableBatch, TableSpec
 from ...options import Options
 from ...params import Param, Spec
+from ...quality import TARGET_SITUATIONS
 from ...sink import Sink
 from ...taos import ddl
 from ...taos.catalog import describe, rows, table_names
@@ -55,6 +56,7 @@ def _is_size_error(e: TaosError) -> bool:
 
 class TaosSink(Sink):
     requires: ClassVar[dict[str, str]] = {"websockets": "taos"}  # module -> the extra that installs it
+    situations: ClassVar[frozenset[str]] = TARGET_SITUATIONS
     protocols = (None, "ws", "wss", "http", "https")
     spec = Spec(
         Param("assert", "flag", False, "create the database if missing, with the source database's options"),
