@@ -6,8 +6,8 @@ import pyarrow as pa
 import pytest
 
 from tdetl.model import Column, TableBatch, TableSpec
-from tdetl.samples import meters
 from tdetl.types import parse_type
+from tests.samples import meters
 
 ROWS = 1_000_000
 

@@ -28,8 +28,8 @@ import pytest
 
 import tdetl
 from tdetl.dsn import parse_dsn
-from tdetl.samples import PARSER, meters
 from tdetl.taos.connect import open_connection
+from tests.samples import PARSER, meters
 
 SERVER = (os.environ.get("TDETL_TEST_TAOS") or "").rstrip("/")
 pytestmark = pytest.mark.skipif(not SERVER, reason="no TDengine server: set TDETL_TEST_TAOS")

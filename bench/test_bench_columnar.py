@@ -17,7 +17,7 @@ import pytest
 import tdetl
 from tdetl.api import make_options
 from tdetl.drivers import open_source
-from tdetl.samples import PARSER
+from tests.samples import PARSER
 
 from .conftest import ROWS
 

@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 
 import tdetl
-from tdetl.samples import PARSER
+from tests.samples import PARSER
 
 from .conftest import ROWS
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 import tdetl
-from tdetl.samples import PARSER, meters
+from tests.samples import PARSER, meters
 from tests.services import Mosquitto, Tansu, mosquitto, tansu  # noqa: F401 - broker fixtures
 
 N = 100_000

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tdetl.samples import PARSER, meters
+from tests.samples import PARSER, meters
 from tests.test_serve import Service
 
 ROWS = 1_000

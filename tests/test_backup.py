@@ -19,10 +19,10 @@ from hypothesis import strategies as st
 
 import tdetl
 from tdetl.errors import BackupError, TdetlError
-from tdetl.samples import PARSER, meters
 
 from .conftest import run_cli
 from .json_paths import json_paths
+from .samples import PARSER, meters
 
 
 def _source(tmp: Path, rows: int, files: int = 1) -> str:

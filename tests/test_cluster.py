@@ -21,9 +21,9 @@ import pytest
 
 import tdetl
 from tdetl.errors import ClusterError
-from tdetl.samples import PARSER, meters
 
 from .conftest import Background, run_cli
+from .samples import PARSER, meters
 from .services import free_port, missing
 from .taos_helpers import SERVERS, pytestmark, scalar, sql  # noqa: F401 - pytestmark marks and skips
 

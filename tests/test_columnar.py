@@ -18,9 +18,9 @@ import tdetl
 from tdetl.api import make_options
 from tdetl.drivers import open_source
 from tdetl.errors import ConfigError, DsnError
-from tdetl.samples import PARSER, meters
 
 from .conftest import run_cli
+from .samples import PARSER, meters
 from .taos_helpers import SERVERS, scratch_db, sql, taospy_rows
 
 MODEL = {"model": {"name": "{tbname}", "using": "meters", "tags": ["groupid", "location"],

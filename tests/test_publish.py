@@ -19,8 +19,8 @@ import pytest
 
 import tdetl
 from tdetl.errors import ConfigError
-from tdetl.samples import PARSER, meters
 
+from .samples import PARSER, meters
 from .services import Mosquitto, Tansu, _start_mosquitto, free_port, stop
 from .taos_helpers import SERVERS, sql, taospy_rows
 from .test_kafka import _topic

@@ -18,8 +18,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from tdetl.samples import PARSER, meters
-
+from .samples import PARSER, meters
 from .services import Mosquitto, free_port, wait_port
 from .taos_helpers import SERVERS, Bundle, scalar, taospy_rows
 

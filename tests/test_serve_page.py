@@ -13,9 +13,8 @@ from typing import Any
 
 import pytest
 
-from tdetl.samples import PARSER, meters
-
 from .conftest import ROOT
+from .samples import PARSER, meters
 from .services import missing
 from .test_serve import Service
 

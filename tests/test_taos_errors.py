@@ -26,7 +26,7 @@ def _cli(*args: str) -> subprocess.Popen[str]:
 
 
 def _load(server: str, db: str, tmp_path: Path, tables: int = 20, rows: int = 20 * 50) -> None:
-    from tdetl.samples import PARSER, meters
+    from .samples import PARSER, meters
 
     meters(rows, tables=tables).write_csv(tmp_path / "m.csv")
     tdetl.run(f"csv:{tmp_path / 'm.csv'}", f"{server}/{db}?assert", parser=json.dumps(PARSER))
@@ -97,7 +97,7 @@ def test_server_stopping_mid_run_is_one_line_and_a_rerun_completes(bundle: Bundl
     bundle.start()
     tdetl.run(f"{source}/{one}", f"{SERVERS[0]}/{two}")
     assert len(_rows(two)) == 30 * 50
-    from tdetl.samples import meters
+    from .samples import meters
 
     want = meters(30 * 50, tables=30).select("tbname", "voltage").sort("tbname", "voltage").rows()
     assert sorted((r[0], r[5]) for r in _rows(two)) == want

@@ -118,7 +118,7 @@ def test_blob_tables_are_written_through_sql(server: str, db: str, tmp_path: Pat
 
 
 def test_backup_restored_into_taos_equals_the_source(server: str, db: str, tmp_path: Path) -> None:
-    from tdetl.samples import PARSER, meters
+    from .samples import PARSER, meters
 
     meters(20 * 5000, tables=20).write_csv(tmp_path / "m.csv")
     tdetl.run(f"csv:{tmp_path / 'm.csv'}", f"local:{tmp_path / 'bk'}", parser=json.dumps(PARSER))
@@ -137,7 +137,7 @@ def test_backup_restored_into_taos_equals_the_source(server: str, db: str, tmp_p
 # -- TDengine as a source ------------------------------------------------------------------------
 
 def _load_meters(server: str, db: str, tmp_path: Path, rows: int = 20 * 500, tables: int = 20) -> Any:
-    from tdetl.samples import PARSER, meters
+    from .samples import PARSER, meters
 
     data = meters(rows, tables=tables)
     data.write_csv(tmp_path / "m.csv")
@@ -270,7 +270,7 @@ def test_realtime_lag_is_how_far_the_windows_read_trail_the_clock(server: str, d
 
 
 def test_force_stmt_writes_equal_rows(server: str, db: str, tmp_path: Path) -> None:
-    from tdetl.samples import PARSER, meters
+    from .samples import PARSER, meters
 
     meters(2000, tables=4).write_csv(tmp_path / "m.csv")
     tdetl.run(f"csv:{tmp_path / 'm.csv'}", f"{server}/{db}?assert&force-stmt&batch-size=300",

@@ -20,7 +20,7 @@ PAIRS = [(a, b) for a in SERVERS for b in SERVERS if a != b] or [(s, s) for s in
 
 
 def _meters(server: str, db: str, tmp_path: Path, tables: int = 3, rows: int = 30) -> None:
-    from tdetl.samples import PARSER, meters
+    from .samples import PARSER, meters
 
     meters(rows, tables=tables).write_csv(tmp_path / "m.csv")
     tdetl.run(f"csv:{tmp_path / 'm.csv'}", f"{server}/{db}?assert", parser=json.dumps(PARSER))

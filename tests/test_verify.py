@@ -12,9 +12,9 @@ import pytest
 
 import tdetl
 from tdetl.errors import ConfigError
-from tdetl.samples import PARSER, meters
 
 from .conftest import run_cli
+from .samples import PARSER, meters
 
 
 @pytest.fixture
