@@ -69,8 +69,8 @@ def invalid_tags(batch: TableBatch, rejects: Rejects, where: str) -> TableBatch 
         rejects.handle("tag-invalid", "null", [reason], [], count=batch.num_rows, in_sink=True)
         values = tuple(None if t.name in bad else v for t, v in zip(spec.tags, spec.tag_values))
         return TableBatch(spec.replace(tag_values=values), batch.data, batch.partition, batch.position)
-    everything = pa.array([True] * batch.num_rows)
-    records = _records(spec, batch.data, everything) if choice == "archive" else []
+    records = _records(spec, batch.data, pa.nulls(batch.num_rows, pa.bool_()).fill_null(True)) \
+        if choice == "archive" else []
     rejects.handle("tag-invalid", choice, [reason] * (len(records) or 1), records, count=batch.num_rows,
                    in_sink=True)
     return None
