@@ -66,21 +66,11 @@ def run(source: Source, sink: Sink, options: Options) -> Summary:
     direct = source.direct_to(sink)
     if direct is not None:
         return _run_direct(direct, source, sink, summary, progress)
-    sink.rejects = source.rejects  # one ledger per run: the sink's situations count with the source's
-    catalog = source.catalog()
-    state = sink.resume_state(source.dsn, source.appends) or {}
-    saved = _state_file(source, sink, options)
-    if saved is not None and not state:  # a target that keeps its own (a backup's journal) wins
-        state = saved.load()
-    if options.resume is not None:  # a cluster task: the driver keeps the checkpoint
-        state = dict(options.resume)
     try:
-        sink.prepare(catalog)
+        todo, state, saved = set_up(source, sink, options, summary, source.run_partitions)
     except BaseException:
-        sink.abort()  # a target that made something (a lock, a directory) before failing takes it back
         source.close()
         raise
-    todo = still_to_do(source.run_partitions(), state, summary)
     if summary.partitions_skipped or state:
         log.info("resuming: %d of %d parts already done", summary.partitions_skipped,
                  summary.partitions_skipped + len(todo))
@@ -203,6 +193,28 @@ def run(source: Source, sink: Sink, options: Options) -> Summary:
     summary.elapsed = time.perf_counter() - summary.started
     progress.write_status(force=True)
     return summary
+
+
+def set_up(source: Source, sink: Sink, options: Options, summary: Summary,
+           partitions: Callable[[], list[str]]) -> tuple[list[str], dict[str, Any], StateFile | None]:
+    """What every run does before data moves, in this process or as a cluster's driver: one ledger
+    for both ends, the checkpoint to resume from (the target's own, else --state, else a cluster
+    task's), the target prepared. Returns the partitions still to do, the checkpoint and the
+    --state file."""
+    sink.rejects = source.rejects  # one ledger per run: the sink's situations count with the source's
+    catalog = source.catalog()
+    state = sink.resume_state(source.dsn, source.appends) or {}
+    saved = _state_file(source, sink, options)
+    if saved is not None and not state:  # a target that keeps its own (a backup's journal) wins
+        state = saved.load()
+    if options.resume is not None:  # a cluster task: the driver keeps the checkpoint
+        state = dict(options.resume)
+    try:
+        sink.prepare(catalog)
+    except BaseException:
+        sink.abort()  # a target that made something (a lock, a directory) before failing takes it back
+        raise
+    return still_to_do(partitions(), state, summary), state, saved
 
 
 def still_to_do(partitions: list[str], state: dict[str, Any], summary: Summary) -> list[str]:

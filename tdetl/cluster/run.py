@@ -25,7 +25,7 @@ from typing import Any
 from ..drivers import as_dsn, open_sink, open_source
 from ..errors import ClusterError
 from ..options import Options
-from ..pipeline import still_to_do
+from ..pipeline import set_up
 from ..progress import COUNTERS, Progress, Summary
 from ..request import RunRequest
 from ..sink import Sink
@@ -168,7 +168,7 @@ def run_on_cluster(request: RunRequest) -> Summary:
     """The run on ``request.cluster``: this process prepares the target and keeps the checkpoint,
     workers run the shares."""
     assert request.cluster is not None
-    address, progress, state, status = request.cluster, request.progress, request.state, request.status
+    address, progress, status = request.cluster, request.progress, request.status
     summary = Summary()
     opts = request.options()
     src = open_source(as_dsn(request.source), opts)
@@ -180,7 +180,7 @@ def run_on_cluster(request: RunRequest) -> Summary:
         import ray
 
         check_shared(ray, address, src, sink)
-        todo, saved, positions = _prepare(src, sink, opts, state, summary)
+        todo, saved, positions = _prepare(src, sink, opts, summary)
     except BaseException:
         if started:
             _shutdown()
@@ -226,19 +226,14 @@ def _gathers(sink: Sink) -> bool:
     return sink.local_root() is not None
 
 
-def _prepare(src: Source, sink: Sink, opts: Options, state: str | None,
+def _prepare(src: Source, sink: Sink, opts: Options,
              summary: Summary) -> tuple[list[str], StateFile | None, dict[str, Any]]:
-    """The target made ready once (databases, tables), before many workers write to it."""
-    catalog = src.catalog()
-    begun = sink.resume_state(src.dsn, src.appends) or {}
-    saved = None
-    if state:
-        saved = StateFile(Path(state).expanduser(), src.dsn.without_password(), sink.dsn.without_password())
-        begun = begun or saved.load()
-    sink.prepare(catalog)
+    """The target made ready once (databases, tables), before many workers write to it: the set-up
+    of every run, then this process writes nothing more unless it gathers the shares' files."""
+    todo, begun, saved = set_up(src, sink, opts, summary, src.partitions)
     if not _gathers(sink):
         sink.close()  # nothing more for this process to write
-    return still_to_do(src.partitions(), begun, summary), saved, dict(begun)
+    return todo, saved, dict(begun)
 
 
 def _follow(ray: Any, recipe: RunRequest, cut: list[Share], positions: dict[str, Any], summary: Summary,
