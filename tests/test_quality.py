@@ -324,7 +324,8 @@ def test_cached_rows_are_not_reported_written_and_any_run_into_the_target_replay
     db = f"tdetl_cache_{uuid.uuid4().hex[:8]}"
     state_dir = tmp_path / "state"
     run_env = dict(os.environ, PYTHONUNBUFFERED="1", TDETL_STATE_DIR=str(state_dir))
-    src = f"kafka://{tansu.bootstrap}?session_timeout=2s&group=g{uuid.uuid4().hex[:6]}&topics={topic}&timeout=15000"
+    # the first run waits out the server's stop (it can take many seconds) before it goes idle; the rerun does not
+    src = f"kafka://{tansu.bootstrap}?session_timeout=2s&group=g{uuid.uuid4().hex[:6]}&topics={topic}&timeout=45000"
     args = [sys.executable, "-m", "tdetl", "run", "-f", src, "-t",
             f"{target}/{db}?assert&buffer-bytes=2000&interval=20ms", "-p", json.dumps(PARSER),
             "--on", "unreachable=cache", "-q"]
@@ -340,7 +341,8 @@ def test_cached_rows_are_not_reported_written_and_any_run_into_the_target_replay
                            text=True, env=run_env, timeout=60)
     assert shown.returncode == 0 and "300 rows in" in shown.stdout, shown.stdout + shown.stderr
     bundle.start()
-    again = subprocess.run([sys.executable, "-m", "tdetl", "run", "-f", src, "-t", f"{target}/{db}?assert",
+    again = subprocess.run([sys.executable, "-m", "tdetl", "run", "-f", src.replace("timeout=45000", "timeout=5000"),
+                            "-t", f"{target}/{db}?assert",
                             "-p", json.dumps(PARSER)], capture_output=True, text=True, env=run_env, timeout=180)
     assert again.returncode == 0, again.stderr
     assert _outcome(again.stderr, "unreachable replayed") == 300, again.stderr
