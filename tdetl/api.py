@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .drivers import as_dsn, open_sink, open_source
+from .drivers import as_dsn, open_source
 from .dsn import Dsn
 from .errors import ConfigError, DsnError, ErrorPolicy
 from .options import OnArg, make_options
 from .params import instant_ns
-from .pipeline import run as run_pipeline
 from .progress import Summary
 from .request import RunRequest
 
@@ -40,14 +39,7 @@ def start(request: RunRequest) -> Summary:
         from .cluster import run_on_cluster
 
         return run_on_cluster(request)
-    opts = request.options()
-    src = open_source(as_dsn(request.source), opts)
-    try:
-        sink = open_sink(as_dsn(request.target), opts)
-    except BaseException:
-        src.close()
-        raise
-    return run_pipeline(src, sink, opts)
+    return request.run_here()
 
 
 def inspect(source: str | Dsn, *, parser: str | ParserConfig | None = None) -> dict[str, Any]:
@@ -66,12 +58,12 @@ def subscribe(source: str | Dsn, *, auto_commit: bool = False) -> Subscription:
     """A TMQ subscription (``tmq://`` or ``tmq+ws://``) as an iterator of ``(TableSpec,
     pyarrow.RecordBatch)``; offsets are committed by ``commit()`` (or, with ``auto_commit``, when
     the next message is fetched). Use it as a context manager. Ends after the DSN's ``timeout``."""
-    src = open_source(as_dsn(source), make_options())
-    opener = getattr(src, "subscription", None)
-    if opener is None:
-        src.close()
-        raise DsnError(f"{src.dsn.masked()}: subscribe takes a tmq:// or tmq+ws:// DSN")
-    return opener(auto_commit)  # type: ignore[no-any-return]
+    dsn = as_dsn(source)
+    if dsn.driver != "tmq":
+        raise DsnError(f"{dsn.masked()}: subscribe takes a tmq:// or tmq+ws:// DSN")
+    from .drivers.tmq.subscription import Subscription  # pyarrow and the TMQ driver: only for this call
+
+    return Subscription(open_source(dsn, make_options()), auto_commit)  # type: ignore[arg-type]
 
 
 def verify(a: str | Dsn, b: str | Dsn, *, start: str | None = None, end: str | None = None) -> dict[str, Any]:

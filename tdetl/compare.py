@@ -101,7 +101,7 @@ def _in_range(data: pa.RecordBatch, start: int | None, end: int | None) -> pa.Re
 
 
 def _from_source(dsn: Dsn) -> Iterator[tuple[str, dict[str, Any], pa.RecordBatch | None]]:
-    src = open_source(dsn, Options(progress=False))
+    src = open_source(dsn, Options())
     try:
         cat = src.catalog()
         for spec in cat.tables.values():  # tables known but empty are compared too

@@ -8,36 +8,28 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .model import Catalog
-from .source import Source
+from .source import Source, TableStats, count_into
 
 
 def describe(source: Source) -> dict[str, Any]:
     """Per-table rows and min/max timestamp. Sources that know these without reading data
     (a backup's manifest) say so through ``describe()``; others are read once, batch by batch."""
-    stats: dict[tuple[str | None, str], dict[str, Any]] = {}
-    manifest = getattr(source, "manifest", None)
-    if manifest is not None and hasattr(source, "describe"):
-        cat: Catalog = source.describe()
-        for f in manifest["files"]:
-            spans = f.get("table_ts") or [[f["min_ts"], f["max_ts"]]] * len(f["tables"])  # older: per file
-            for (name, _, count), (lo, hi) in zip(f["tables"], spans):
-                s = stats.setdefault((f.get("database"), name), {"rows": 0, "min_ts": None, "max_ts": None})
-                s["rows"] += count
-                s["min_ts"] = _lo(s["min_ts"], lo)
-                s["max_ts"] = _hi(s["max_ts"], hi)
+    known = source.inventory()
+    stats: TableStats = {}
+    if known is not None:
+        cat, stats = known.catalog, known.stats
     else:
         cat = source.catalog()
         cat = Catalog(dict(cat.databases), dict(cat.stables), dict(cat.tables))
         for part in source.partitions():
             for b in source.read(part):
                 cat.add_table(b.spec)
-                s = stats.setdefault((b.spec.database, b.spec.name), {"rows": 0, "min_ts": None, "max_ts": None})
-                s["rows"] += b.num_rows
+                lo = hi = None
                 ts = b.data.column(0)
                 if b.num_rows and pa.types.is_timestamp(ts.type):
                     mm = pc.min_max(ts.cast(pa.int64()))
-                    s["min_ts"] = _lo(s["min_ts"], mm["min"].as_py())
-                    s["max_ts"] = _hi(s["max_ts"], mm["max"].as_py())
+                    lo, hi = mm["min"].as_py(), mm["max"].as_py()
+                count_into(stats, (b.spec.database, b.spec.name), b.num_rows, lo, hi)
     tables = []
     for key, spec in cat.tables.items():
         st = stats.get(key, {"rows": 0, "min_ts": None, "max_ts": None})
@@ -50,18 +42,9 @@ def describe(source: Source) -> dict[str, Any]:
         "tables": tables,
         "rows": sum(t["rows"] for t in tables),
     }
-    runs = getattr(source, "runs", None)  # a backup extended run by run (a subscription's)
-    if runs is not None:
-        info["runs"] = runs
+    if known is not None and known.runs is not None:
+        info["runs"] = known.runs
     return info
-
-
-def _lo(a: Any, b: Any) -> Any:
-    return b if a is None else a if b is None else min(a, b)
-
-
-def _hi(a: Any, b: Any) -> Any:
-    return b if a is None else a if b is None else max(a, b)
 
 
 def _iso(v: int | None, precision: str) -> str | None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .control import RunControl, Share
 from .errors import ConfigError
 from .model import TableBatch
 from .options import Options, Transform
@@ -59,15 +60,20 @@ def split(batch: TableBatch, max_rows: int, max_bytes: int) -> Iterable[TableBat
     return out
 
 
-def run(source: Source, sink: Sink, options: Options) -> Summary:
+def run(source: Source, sink: Sink, options: Options, control: RunControl | None = None) -> Summary:
+    """Everything ``source`` gives into ``sink`` (opened with one ledger: tdetl.drivers.open_ends)."""
+    control = control or RunControl()
+    if sink.rejects is not source.rejects:
+        raise ValueError("source and sink must share one ledger (open them with tdetl.drivers.open_ends)")
+    share = control.share
     summary = Summary()
-    progress = Progress(summary, options.progress, counts=source.rejects.counts, status=options.status,
+    progress = Progress(summary, control.progress, counts=source.rejects.counts, status=control.status,
                         lag=source.lag)
     direct = source.direct_to(sink)
     if direct is not None:
-        return _run_direct(direct, source, sink, summary, progress)
+        return _run_direct(direct, source, sink, summary, progress, _partitions(source, share))
     try:
-        todo, state, saved = set_up(source, sink, options, summary, source.run_partitions)
+        todo, state, saved = set_up(source, sink, control, summary, lambda: _partitions(source, share))
     except BaseException:
         source.close()
         raise
@@ -75,7 +81,7 @@ def run(source: Source, sink: Sink, options: Options) -> Summary:
         log.info("resuming: %d of %d parts already done", summary.partitions_skipped,
                  summary.partitions_skipped + len(todo))
     checkpoint: dict[str, Any] = dict(state)
-    q: queue.Queue[Any] = queue.Queue(maxsize=max(1, options.queue_size))
+    q: queue.Queue[Any] = queue.Queue(maxsize=max(1, control.queue_size))
     stop = threading.Event()
     lock = threading.Lock()
     pending = list(todo)
@@ -85,8 +91,8 @@ def run(source: Source, sink: Sink, options: Options) -> Summary:
         sink.flush(at)
         if saved is not None:
             saved.save(at)
-        if options.on_durable is not None:
-            options.on_durable(at, summary)
+        if share is not None:
+            share.on_durable(at, summary)
         source.acknowledge(at)
 
     def put(item: Any) -> bool:
@@ -109,7 +115,7 @@ def run(source: Source, sink: Sink, options: Options) -> Summary:
                     with lock:
                         summary.rows_read += raw.num_rows
                     for b in _transformed(raw, options.transforms):
-                        for piece in split(b, options.batch_rows, options.batch_bytes):
+                        for piece in split(b, options.batch_rows, control.batch_bytes):
                             if not put(piece):
                                 return
                 if not put(_End(part)):
@@ -118,7 +124,7 @@ def run(source: Source, sink: Sink, options: Options) -> Summary:
             put(_Failed(e))
 
     workers = [threading.Thread(target=reader, name=f"tdetl-read-{i}", daemon=True)
-               for i in range(max(1, min(options.jobs or source.default_jobs, len(todo))))] if todo else []
+               for i in range(max(1, min(options.jobs or source.capabilities.default_jobs, len(todo))))] if todo else []
     for w in workers:
         w.start()
     alive = len(workers)
@@ -162,8 +168,8 @@ def run(source: Source, sink: Sink, options: Options) -> Summary:
             raise RuntimeError("a reader stopped without finishing its partition")
         sink.flush(dict(checkpoint))
         sink.close()
-        if options.on_durable is not None:
-            options.on_durable(dict(checkpoint), summary)
+        if share is not None:
+            share.on_durable(dict(checkpoint), summary)
         source.acknowledge(dict(checkpoint))
         if saved is not None:
             saved.finish()
@@ -195,20 +201,21 @@ def run(source: Source, sink: Sink, options: Options) -> Summary:
     return summary
 
 
-def set_up(source: Source, sink: Sink, options: Options, summary: Summary,
+def set_up(source: Source, sink: Sink, control: RunControl, summary: Summary,
            partitions: Callable[[], list[str]]) -> tuple[list[str], dict[str, Any], StateFile | None]:
-    """What every run does before data moves, in this process or as a cluster's driver: one ledger
-    for both ends, the checkpoint to resume from (the target's own, else --state, else a cluster
-    task's), the target prepared. Returns the partitions still to do, the checkpoint and the
-    --state file."""
-    sink.rejects = source.rejects  # one ledger per run: the sink's situations count with the source's
+    """What every run does before data moves, in this process or as a cluster's driver: the
+    checkpoint to resume from (the target's own, else --state, else a cluster task's), the target
+    prepared. Returns the partitions still to do, the checkpoint and the --state file."""
+    share = control.share
+    if share is not None:
+        sink.shared = share.target  # before resume_state: a backup's share keeps a part journal of its own
     catalog = source.catalog()
-    state = sink.resume_state(source.dsn, source.appends) or {}
-    saved = _state_file(source, sink, options)
+    state = sink.resume_state(source.dsn, source.capabilities.appends) or {}
+    saved = _state_file(source, sink, control)
     if saved is not None and not state:  # a target that keeps its own (a backup's journal) wins
         state = saved.load()
-    if options.resume is not None:  # a cluster task: the driver keeps the checkpoint
-        state = dict(options.resume)
+    if share is not None:  # a cluster task: the driver keeps the checkpoint
+        state = dict(share.resume)
     try:
         sink.prepare(catalog)
     except BaseException:
@@ -224,10 +231,17 @@ def still_to_do(partitions: list[str], state: dict[str, Any], summary: Summary) 
     return todo
 
 
-def _run_direct(direct: Callable[[Summary, Progress], None], source: Source, sink: Sink, summary: Summary,
-                progress: Progress) -> Summary:
+def _partitions(source: Source, share: Share | None) -> list[str]:
+    """The partitions this run reads: all, or those of a cluster task (cut as for a cluster)."""
+    if share is None:
+        return source.partitions()
+    return [p for p in source.spread_partitions() if p in share.partitions]
+
+
+def _run_direct(direct: Callable[[Summary, Progress, list[str]], None], source: Source, sink: Sink,
+                summary: Summary, progress: Progress, partitions: list[str]) -> Summary:
     try:
-        direct(summary, progress)
+        direct(summary, progress, partitions)
         sink.close()
     except BaseException:
         try:
@@ -242,13 +256,13 @@ def _run_direct(direct: Callable[[Summary, Progress], None], source: Source, sin
     return summary
 
 
-def _state_file(source: Source, sink: Sink, options: Options) -> StateFile | None:
-    if not options.state:
+def _state_file(source: Source, sink: Sink, control: RunControl) -> StateFile | None:
+    if not control.state:
         return None
-    if not sink.durable_flush:
-        raise ConfigError(f"--state {options.state}: the {sink.dsn.driver} target makes its data durable only at the"
+    if not sink.capabilities.durable_flush:
+        raise ConfigError(f"--state {control.state}: the {sink.dsn.driver} target makes its data durable only at the"
                           " end of a run, so there is no checkpoint to resume from")
-    return StateFile(Path(options.state).expanduser(), source.dsn.without_password(), sink.dsn.without_password())
+    return StateFile(Path(control.state).expanduser(), source.dsn.without_password(), sink.dsn.without_password())
 
 
 def _transformed(batch: TableBatch, transforms: list[Transform]) -> Iterable[TableBatch]:

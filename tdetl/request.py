@@ -1,16 +1,20 @@
 """A run request: what one run was asked, as it was given. The CLI, the Python API and ``tdetl serve``
-build one and start it through :func:`tdetl.api.start`, which alone chooses between the local
-pipeline and a cluster; a cluster's workers rebuild their options from the same request (compiled
-parsers and transforms hold Polars objects that are built where they run, not shipped)."""
+build one and start it through :func:`tdetl.api.start`, which alone chooses between this process
+(:meth:`RunRequest.run_here`) and a cluster; a cluster's workers run the same request here with their
+:class:`~tdetl.control.Share` (compiled parsers and transforms hold Polars objects that are built
+where they run, not shipped)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .drivers import as_dsn, driver_class
-from .errors import ConfigError
+from .control import RunControl, Share
+from .drivers import as_dsn, driver_class, open_ends
+from .errors import ConfigError, DsnError
 from .options import Options, make_options
+from .pipeline import run as run_pipeline
+from .progress import Summary
 from .quality import TARGET_SETTINGS, TARGET_SITUATIONS
 
 
@@ -30,15 +34,41 @@ class RunRequest:
     status: str | None = None  # tdetl serve: the file the run's counters are rewritten to every second
 
     def options(self) -> Options:
-        """The options drivers and the pipeline read, validated (parser, transforms, --on)."""
-        opts = make_options(self.parser, self.transforms, self.jobs, self.on_error, self.progress, self.batch_rows,
-                            self.on)
+        """What the drivers read, validated (parser, transforms, --on against the target)."""
+        opts = make_options(self.parser, self.transforms, self.jobs, self.on_error, self.batch_rows, self.on)
         opts.target = as_dsn(self.target).without_password()
-        opts.status = self.status
-        opts.state = self.state
-        opts.cluster = self.cluster is not None  # the same partitions on the driver and every worker
         self._refuse_unheard(opts)
         return opts
+
+    def control(self, share: Share | None = None) -> RunControl:
+        """What only the pipeline reads."""
+        return RunControl(progress=self.progress, status=self.status, state=self.state, share=share)
+
+    def validate(self) -> Options:
+        """Everything that can be checked without connecting: the options, both DSNs against their
+        drivers' specs, a parser only for a source that reads one (``tdetl serve`` checks a task so)."""
+        opts = self.options()
+        for dsn_text, role in ((self.source, "source"), (self.target, "target")):
+            dsn = as_dsn(dsn_text)
+            cls = driver_class(dsn.driver, role)
+            if cls is None:
+                raise DsnError(f"{dsn.masked()}: unknown {role} driver {dsn.driver!r}")
+            cls.spec.parse(dsn, dsn.driver)
+            if role == "source" and opts.parser is not None and not cls.capabilities.parser:
+                raise ConfigError(f"{dsn.masked()}: the {dsn.driver} source does not use a parser")
+        return opts
+
+    def resumable(self) -> bool:
+        """Whether a checkpoint file can resume this run: its target's flush is durable (a cluster
+        takes only such targets)."""
+        kind = driver_class(as_dsn(self.target).driver, "target")
+        return self.cluster is not None or (kind is not None and kind.capabilities.durable_flush)
+
+    def run_here(self, share: Share | None = None) -> Summary:
+        """The run in this process (or, with ``share``, one cluster task's part of it)."""
+        opts = self.options()
+        src, sink = open_ends(self.source, self.target, opts)
+        return run_pipeline(src, sink, opts, self.control(share))
 
     def _refuse_unheard(self, opts: Options) -> None:
         """An --on choice for a situation only the target decides, given for a target that does not
@@ -47,7 +77,7 @@ class RunRequest:
         kind = driver_class(dsn.driver, "target")
         if kind is None:
             return  # opening the target names the unknown driver
-        heard = kind.situations
+        heard = kind.capabilities.situations
         for key in [*opts.on.chosen, *opts.on.settings]:
             unheard = (key in TARGET_SITUATIONS and key not in heard) or \
                 (key in TARGET_SETTINGS and "unreachable" not in heard)

@@ -1,31 +1,50 @@
 """The sink contract: ``prepare(catalog)``, ``write`` (may buffer), ``flush`` (durable after it
-returns, together with the source checkpoint it is given), ``close`` (commit) or ``abort``."""
+returns, together with the source checkpoint it is given), ``close`` (commit) or ``abort``. A sink
+declares what it can do in ``capabilities``; one that takes raw TMQ messages also implements
+:class:`RawTarget`."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+from .capabilities import SinkCapabilities
 from .dsn import Dsn
 from .model import Catalog, TableBatch
 from .options import Options
 from .params import Spec
 from .quality import Rejects
 
+if TYPE_CHECKING:
+    from .taos.conn import Connection
+
+
+@dataclass(frozen=True)
+class SharedTarget:
+    """This sink is one of several writing the same target at once (a cluster run's shares):
+    ``name`` is unique in the run (a backup writes its part journal under it); ``existed`` holds the
+    super tables the target had before the run, when known (the others are being made alongside)."""
+
+    name: str
+    existed: frozenset[str] | None = None
+
 
 class Sink(ABC):
     protocols: ClassVar[tuple[str | None, ...]] = (None,)
     requires: ClassVar[dict[str, str]] = {}  # modules it imports when it runs -> the extra installing each
     spec: ClassVar[Spec] = Spec()  # its DSN parameters, declared once (tdetl/params.py)
-    durable_flush: ClassVar[bool] = True  # False: data is durable only at close (one transaction, temp files)
-    situations: ClassVar[frozenset[str]] = frozenset()  # the target-side --on situations it decides (quality)
+    capabilities: ClassVar[SinkCapabilities] = SinkCapabilities()  # each driver declares its own
 
-    def __init__(self, dsn: Dsn, options: Options) -> None:
+    def __init__(self, dsn: Dsn, options: Options, rejects: Rejects | None = None) -> None:
         self.config = self.spec.parse(dsn, dsn.driver)
         self.dsn = dsn
         self.options = options
-        self.rejects = Rejects(options.on_error, options.on)  # the pipeline shares its source's ledger
+        # one ledger per run, handed to both ends (tdetl.drivers.open_ends): the sink's situations count
+        # with the source's
+        self.rejects = rejects if rejects is not None else Rejects(options.on_error, options.on)
+        self.shared: SharedTarget | None = None  # set before resume_state when others write alongside
 
     def resume_state(self, source_dsn: Dsn, appends: bool = False) -> dict[str, Any] | None:
         """The checkpoint an interrupted earlier run left (partition -> position), if any. With
@@ -58,8 +77,8 @@ class Sink(ABC):
         return 0, 0
 
     def local_root(self) -> Path | None:
-        """The directory this sink writes on the machine it runs on: a cluster run checks that
-        every node writes the same one (a shared filesystem) before it starts."""
+        """The directory this sink writes on the machine it runs on (``capabilities.local_files``):
+        a cluster run checks that every node writes the same one (a shared filesystem)."""
         return None
 
     def tables_before_run(self) -> frozenset[str] | None:
@@ -68,9 +87,26 @@ class Sink(ABC):
         return None
 
     def share_checkpoint(self, share: str) -> dict[str, Any] | None:
-        """What a cluster share's attempt (``Options.share``) made durable, for a sink that records
+        """What a cluster share's attempt (``SharedTarget.name``) made durable, for a sink that records
         it with the data (a backup's part journal); None: the driver's record stands."""
         return None
 
     def abort(self) -> None:  # noqa: B027 - optional hook
         """Discard what is not committed (temp files, open transactions)."""
+
+
+class RawTarget(Protocol):
+    """A sink with ``capabilities.raw``: a source that can (TMQ with meta) writes the server's own
+    messages through connections it opens here, after ``prepare``."""
+
+    def takes_raw(self, precision: str) -> bool:
+        """Whether messages of a database of ``precision`` can go in unchanged (no renames)."""
+
+    def raw_connection(self) -> Connection:
+        """A new connection to the target, its database in use (one per writing thread)."""
+
+    def raw_writers(self) -> int:
+        """How many threads write at once."""
+
+    def raw_database(self) -> str:
+        """The target database (after ``prepare``)."""

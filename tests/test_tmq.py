@@ -20,7 +20,7 @@ import jsonschema
 import pytest
 
 import tdetl
-from tdetl.drivers.tmq.source import parse_offsets
+from tdetl.drivers.tmq.group import parse_offsets
 from tdetl.errors import DsnError
 
 from .taos_helpers import SERVERS, connect, pytestmark, sql, taospy_rows  # noqa: F401
@@ -251,7 +251,7 @@ def test_the_default_group_follows_source_and_target_not_run_parameters() -> Non
     def group(source: str, target: str) -> str:
         opts = make_options()
         opts.target = target
-        return open_source(source, opts).group  # type: ignore[attr-defined,no-any-return]
+        return open_source(source, opts).group.name  # type: ignore[attr-defined,no-any-return]
     a = group("tmq://root:secret@h:6030/db?timeout=never", "taos://h2:6030/db2?assert")
     assert a == group("tmq://root:other@h:6030/db?timeout=3s", "taos://h2:6030/db2")
     assert a != group("tmq://root:secret@h:6030/db", "local:/backup") and a.startswith("tdetl-")

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..drivers import as_dsn, open_sink, open_source
+from ..control import RunControl
+from ..drivers import open_ends
 from ..errors import ClusterError
-from ..options import Options
 from ..pipeline import set_up
 from ..progress import COUNTERS, Progress, Summary
 from ..request import RunRequest
@@ -44,7 +44,7 @@ SHARES_PER_CPU = 2
 def refuse(sink: Sink, address: str) -> None:
     """Targets that cannot take writers on many machines."""
     where = f"--cluster {address}"
-    if not sink.durable_flush:
+    if not sink.capabilities.durable_flush:
         raise ClusterError(f"{where}: the {sink.dsn.driver} target {sink.dsn.masked()} takes one writer and makes"
                            f" its data durable only at the end of the run; run it without --cluster")
 
@@ -81,8 +81,8 @@ def connect(address: str) -> bool:
 def check_shared(ray: Any, address: str, src: Source, sink: Sink) -> None:
     """Every node that runs shares sees the source's files (same sizes) and writes into the same
     directory as this process (a file it writes here is there)."""
-    files = src.local_files()
-    root = sink.local_root()
+    files = src.local_files() if src.capabilities.local_files else []
+    root = sink.local_root() if sink.capabilities.local_files else None
     if not files and root is None:
         return
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -146,7 +146,9 @@ def shares(source: Source, todo: list[str], cpus: int) -> list[list[str]]:
 
 
 @dataclass
-class Share:
+class ShareRun:
+    """A share as the driver follows it: its attempts, their counters, its result."""
+
     name: str
     parts: list[str]
     run: str  # this run's tag: attempts of reruns never share a name
@@ -170,17 +172,15 @@ def run_on_cluster(request: RunRequest) -> Summary:
     assert request.cluster is not None
     address, progress, status = request.cluster, request.progress, request.status
     summary = Summary()
-    opts = request.options()
-    src = open_source(as_dsn(request.source), opts)
+    src, sink = open_ends(request.source, request.target, request.options())
     started = False
     try:
-        sink = open_sink(as_dsn(request.target), opts)
         refuse(sink, address)
         started = connect(address)  # before the target is touched: a cluster out of reach leaves nothing made
         import ray
 
         check_shared(ray, address, src, sink)
-        todo, saved, positions = _prepare(src, sink, opts, summary)
+        todo, saved, positions = _prepare(src, sink, request.control(), summary)
     except BaseException:
         if started:
             _shutdown()
@@ -190,11 +190,12 @@ def run_on_cluster(request: RunRequest) -> Summary:
     try:
         cpus = int(ray.cluster_resources().get("CPU", 1))
         tag = uuid.uuid4().hex[:8]
-        cut = [Share(f"share-{i}", parts, tag) for i, parts in enumerate(shares(src, todo, cpus))]
+        cut = [ShareRun(f"share-{i}", parts, tag) for i, parts in enumerate(shares(src, todo, cpus))]
         log.info("%d parts in %d tasks on a cluster of %d CPUs", len(todo), len(cut), cpus)
         shown = Progress(summary, progress, status=status)
+        waits = src.capabilities.consumer or not (sink.capabilities.upserts or _gathers(sink))
         try:
-            _follow(ray, request.for_worker(), cut, positions, summary, shown, saved, sink, sink.tables_before_run())
+            _follow(ray, request.for_worker(), cut, positions, summary, shown, saved, sink, waits)
         except BaseException:
             if _gathers(sink):
                 sink.abort()
@@ -223,30 +224,32 @@ def _shutdown() -> None:
 def _gathers(sink: Sink) -> bool:
     """A sink that writes local files stays open in the driver: at the end it gathers what the
     shares wrote (a backup's part journals into its manifest)."""
-    return sink.local_root() is not None
+    return sink.capabilities.local_files
 
 
-def _prepare(src: Source, sink: Sink, opts: Options,
+def _prepare(src: Source, sink: Sink, control: RunControl,
              summary: Summary) -> tuple[list[str], StateFile | None, dict[str, Any]]:
     """The target made ready once (databases, tables), before many workers write to it: the set-up
     of every run, then this process writes nothing more unless it gathers the shares' files."""
-    todo, begun, saved = set_up(src, sink, opts, summary, src.partitions)
+    todo, begun, saved = set_up(src, sink, control, summary, src.spread_partitions)
     if not _gathers(sink):
         sink.close()  # nothing more for this process to write
     return todo, saved, dict(begun)
 
 
-def _follow(ray: Any, recipe: RunRequest, cut: list[Share], positions: dict[str, Any], summary: Summary,
-            shown: Progress, saved: StateFile | None, sink: Sink, existed: frozenset[str] | None) -> None:
+def _follow(ray: Any, request: RunRequest, cut: list[ShareRun], positions: dict[str, Any], summary: Summary,
+            shown: Progress, saved: StateFile | None, sink: Sink, waits: bool) -> None:
     """Until every share is back: checkpoints kept (and in --state), progress, retries, the first
     failure raised after the others are cancelled."""
     book = ray.remote(num_cpus=0)(Checkpoints).remote(positions)
     remote = ray.remote(run_share).options(max_retries=0, num_cpus=1)
-    running: dict[Any, Share] = {}
+    running: dict[Any, ShareRun] = {}
+    existed = sink.tables_before_run()
 
-    def submit(share: Share, at: dict[str, Any]) -> None:
+    def submit(share: ShareRun, at: dict[str, Any]) -> None:
         resume = {p: at[p] for p in share.parts if p in at}
-        running[remote.remote(recipe, share.name, share.attempt_name, share.parts, resume, book, existed)] = share
+        running[remote.remote(request, share.name, share.attempt_name, share.parts, resume, book, existed,
+                              waits)] = share
 
     def fail(message: str) -> None:
         for ref in running:

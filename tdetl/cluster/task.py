@@ -4,43 +4,29 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..drivers import as_dsn, open_sink, open_source
+from ..control import Share
 from ..errors import TdetlError
-from ..pipeline import run as run_pipeline
 from ..request import RunRequest
+from ..sink import SharedTarget
 
 
-def run_share(recipe: RunRequest, share: str, attempt: str, parts: list[str], resume: dict[str, Any],
-              book: Any, existed: frozenset[str] | None) -> dict[str, Any]:
+def run_share(request: RunRequest, share: str, attempt: str, parts: list[str], resume: dict[str, Any],
+              book: Any, existed: frozenset[str] | None, waits: bool) -> dict[str, Any]:
     """The share's counters, or ``{"error": line}`` for a failure a retry would repeat (bad input,
-    a refusing server). Each checkpoint goes to ``book``; a consumer's reaches it before the broker
-    is told the data is durable (a restarted share must not start before what was committed). Other
-    shares do not wait: a restart from an older checkpoint only writes rows again that a TDengine
-    target keeps once, and a backup restarts from its own part journal."""
+    a refusing server). Each checkpoint goes to ``book``; with ``waits`` (a consumer, whose broker
+    is told the data is durable next; an appending target) it reaches the book first, so a
+    restarted share does not start before what was committed. Others do not wait: a restart from an
+    older checkpoint only writes rows again that the target keeps once, and a backup restarts from
+    its own part journal."""
     import ray
-
-    opts = recipe.options()
-    opts.partitions = list(parts)
-    opts.resume = dict(resume)
-    opts.share = attempt
-    opts.existed = existed
-    waits = [False]
 
     def durable(at: dict[str, Any], summary: Any) -> None:
         saved = book.save.remote(share, {p: at[p] for p in parts if p in at}, summary.counters())
-        if waits[0]:
+        if waits:
             ray.get(saved)
 
-    opts.on_durable = durable
     try:
-        src = open_source(as_dsn(recipe.source), opts)
-        waits[0] = src.consumes
-        try:
-            sink = open_sink(as_dsn(recipe.target), opts)
-        except BaseException:
-            src.close()
-            raise
-        s = run_pipeline(src, sink, opts)
+        s = request.run_here(Share(frozenset(parts), dict(resume), durable, SharedTarget(attempt, existed)))
     except TdetlError as e:
         return {"error": str(e)}
     except Exception as e:  # a bug or a library's own error: one line, not retried

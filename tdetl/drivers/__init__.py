@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from ..dsn import Dsn, parse_dsn
 from ..errors import DsnError
+from ..quality import Rejects
 
 if TYPE_CHECKING:
     from ..options import Options
@@ -62,14 +63,29 @@ def as_dsn(dsn: str | Dsn) -> Dsn:
     return dsn if isinstance(dsn, Dsn) else parse_dsn(dsn)
 
 
-def open_source(dsn: str | Dsn, options: Options) -> Source:
+def open_source(dsn: str | Dsn, options: Options, rejects: Rejects | None = None) -> Source:
     d = as_dsn(dsn)
-    return _load(SOURCES, d, "source")(d, options)
+    return _load(SOURCES, d, "source")(d, options, rejects)  # type: ignore[no-any-return]
 
 
-def open_sink(dsn: str | Dsn, options: Options) -> Sink:
+def open_sink(dsn: str | Dsn, options: Options, rejects: Rejects | None = None) -> Sink:
     d = as_dsn(dsn)
-    return _load(SINKS, d, "target")(d, options)
+    return _load(SINKS, d, "target")(d, options, rejects)  # type: ignore[no-any-return]
+
+
+def open_ends(source: str | Dsn, target: str | Dsn, options: Options) -> tuple[Source, Sink]:
+    """Both ends of a run, with one ledger of what their records met handed to both (the source's
+    defaults for the situations: a TDengine source carries schema changes along); the source is
+    closed again when the target cannot be opened."""
+    s, t = as_dsn(source), as_dsn(target)
+    cls = _load(SOURCES, s, "source")
+    ledger = Rejects(options.on_error, options.on, cls.quality_defaults)
+    src = cls(s, options, ledger)
+    try:
+        return src, open_sink(t, options, ledger)
+    except BaseException:
+        src.close()
+        raise
 
 
 def driver_class(name: str, role: str) -> type | None:
@@ -114,6 +130,7 @@ def describe_drivers(name: str | None = None) -> str:
         if cls is None:
             continue
         out.append(f"{name} as a {role} ({', '.join(p or name for p in cls.protocols)}):")
+        out.append(f"  {cls.capabilities.described()}")
         rows = [(p.name + "".join(f", {a}" for a in p.aliases), p.form, _default(p.default),
                  p.help + (" (secret)" if p.secret else "")) for p in cls.spec]
         if not rows:

@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..drivers import as_dsn, driver_class
-from ..errors import ConfigError, DsnError, TdetlError
+from ..drivers import as_dsn
+from ..errors import ConfigError, TdetlError
 from ..request import RunRequest
 from .cron import Cron
 
@@ -46,17 +46,9 @@ def validate(body: Any) -> dict[str, Any]:
     max_restarts = body.get("max_restarts", 10)
     if not isinstance(max_restarts, int) or max_restarts < 0:
         raise ConfigError("task: 'max_restarts' must be a whole number >= 0")
-    try:
-        opts = RunRequest(body["from"], body["to"], parser_text, tuple(transforms), jobs, body.get("on_error", "error"),
-                          on).options()  # validated as the run will be
-        for key, role in (("from", "source"), ("to", "target")):
-            dsn = as_dsn(body[key])
-            cls = driver_class(dsn.driver, role)
-            if cls is None:
-                raise DsnError(f"{dsn.masked()}: unknown {role} driver {dsn.driver!r}")
-            cls.spec.parse(dsn, dsn.driver)
-            if role == "source" and opts.parser is not None and not cls.uses_parser:
-                raise ConfigError(f"{dsn.masked()}: the {dsn.driver} source does not use a parser")
+    try:  # validated as the run will be
+        RunRequest(body["from"], body["to"], parser_text, tuple(transforms), jobs, body.get("on_error", "error"),
+                   on).validate()
     except TdetlError as e:
         raise type(e)(f"task: {e}") from None
     schedule = body.get("schedule") or None

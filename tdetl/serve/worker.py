@@ -8,9 +8,10 @@ import ctypes
 import json
 import signal
 import sys
+from dataclasses import replace
 
 from ..api import start
-from ..drivers import as_dsn, driver_class
+from ..drivers import as_dsn
 from ..errors import TdetlError
 from ..request import RunRequest
 
@@ -28,17 +29,14 @@ def main() -> int:
     job = json.loads(sys.stdin.read())
     d = job["definition"]
     try:
-        target = as_dsn(d["to"])
-        kind = driver_class(target.driver, "target")
-        # a restarted task resumes from its checkpoint, where the target's flush is durable (a cluster
-        # takes only such targets)
-        state = job["state"] if job.get("cluster") or (kind is not None and kind.durable_flush) else None
         request = RunRequest(d["from"], d["to"], d.get("parser"), tuple(d.get("transforms") or ()), d.get("jobs"),
-                             d.get("on_error", "error"), d.get("on") or None, None, state, job.get("cluster"),
+                             d.get("on_error", "error"), d.get("on") or None, None, None, job.get("cluster"),
                              False, job["status"])
+        if request.resumable():  # a restarted task resumes from its checkpoint
+            request = replace(request, state=job["state"])
         summary = start(request)
-        print(f"tdetl: {as_dsn(d['from']).masked()} -> {target.masked()}: {summary.line()}", file=sys.stderr,
-              flush=True)
+        print(f"tdetl: {as_dsn(d['from']).masked()} -> {as_dsn(d['to']).masked()}: {summary.line()}",
+              file=sys.stderr, flush=True)
         return 0 if summary.complete else 3  # rows wait in the write cache: restarted, the task replays them
     except TdetlError as e:
         print(f"tdetl: error: {e}", file=sys.stderr, flush=True)

@@ -5,17 +5,15 @@ taos-ws-py does not offer raw-block writes, so this speaks the protocol itself."
 
 from __future__ import annotations
 
-import itertools
-import json
 import struct
 from collections.abc import Iterator, Sequence
-from contextlib import ExitStack
 from typing import Any
 
 from ..errors import TaosError
 from ..model import Column
 from .conn import Connection, Result, refuse_blob
 from .fields import PRECISIONS, columns_from_lists, pack_fields
+from .ws_channel import WsChannel
 
 ACTION_WRITE_RAW = 3
 ACTION_WRITE_RAW_BLOCK = 4
@@ -28,64 +26,22 @@ _FETCH_HEAD = struct.Struct("<QQHQQII")  # flag, action, version, timing, req_id
 class WsConnection(Connection):
     def __init__(self, url: str, user: str = "root", password: str = "taosdata", db: str | None = None,
                  timeout: float = 30.0, where: str = "") -> None:
-        from websockets.exceptions import WebSocketException
-        from websockets.sync.client import connect
-
-        self.where = where or url
-        self._ids = itertools.count(1)
-        self._stack = ExitStack()
+        self.channel = WsChannel(url, timeout, where)
+        self.where = self.channel.where
         try:
-            self.ws = self._stack.enter_context(connect(url, max_size=None, compression=None, open_timeout=timeout,
-                                                        close_timeout=5, proxy=None))
-        except (OSError, WebSocketException, TimeoutError) as e:
-            raise TaosError(0x000B, f"Unable to establish connection: {e}", self.where) from None
-        self.timeout = timeout
-        try:
-            self.server_version = self._call("version", {})["version"]
+            self.server_version = self.channel.call("version", {})["version"]
             args: dict[str, Any] = {"user": user, "password": password}
             if db:
                 args["db"] = db
-            self._call("conn", args)
+            self.channel.call("conn", args)
         except BaseException:
-            self._stack.close()
+            self.channel.close()
             raise
-
-    # -- framing --------------------------------------------------------------------------------
-
-    def _send(self, message: str | bytes) -> None:
-        try:
-            self.ws.send(message)
-        except Exception as e:  # connection closed or broken
-            raise TaosError(0x000B, f"WebSocket connection lost: {e}", self.where) from None
-
-    def _recv(self) -> str | bytes:
-        try:
-            return self.ws.recv(timeout=self.timeout)
-        except TimeoutError:
-            raise TaosError(0x000B, f"no answer from taosAdapter in {self.timeout} s", self.where) from None
-        except Exception as e:  # connection closed or broken
-            raise TaosError(0x000B, f"WebSocket connection lost: {e}", self.where) from None
-
-    def _text_reply(self, req_id: int, action: str) -> dict[str, Any]:
-        msg = self._recv()
-        if isinstance(msg, bytes):
-            raise TaosError(0xFFFF, f"expected a text reply to {action}, got {len(msg)} binary bytes", self.where)
-        reply = json.loads(msg)
-        if reply.get("code", 0) != 0:
-            raise TaosError(reply["code"], reply.get("message", ""), self.where)
-        if reply.get("req_id") not in (req_id, None):
-            raise TaosError(0xFFFF, f"reply to req_id {reply.get('req_id')} while waiting for {req_id}", self.where)
-        return reply
-
-    def _call(self, action: str, args: dict[str, Any]) -> dict[str, Any]:
-        req_id = next(self._ids)
-        self._send(json.dumps({"action": action, "args": {"req_id": req_id, **args}}))
-        return self._text_reply(req_id, action)
 
     # -- Connection -----------------------------------------------------------------------------
 
     def query(self, sql: str) -> Result:
-        reply = self._call("query", {"sql": sql})
+        reply = self.channel.call("query", {"sql": sql})
         if reply.get("is_update", True) or not reply.get("fields_count"):
             return Result(is_update=True, affected_rows=reply.get("affected_rows", 0))
         fields = columns_from_lists(reply["fields_names"], reply["fields_types"], reply["fields_lengths"],
@@ -94,13 +50,13 @@ class WsConnection(Connection):
                       self._fetch(reply["id"]))
 
     def _fetch(self, result_id: int) -> Iterator[bytes]:
+        ch = self.channel
         while True:
-            req_id = next(self._ids)
-            self._send(_REQ.pack(req_id, result_id, ACTION_FETCH_RAW_BLOCK) + struct.pack("<H", 1))
-            msg = self._recv()
+            req_id = ch.next_id()
+            ch.send(_REQ.pack(req_id, result_id, ACTION_FETCH_RAW_BLOCK) + struct.pack("<H", 1))
+            msg = ch.recv()
             if isinstance(msg, str):  # an error comes back as JSON
-                reply = json.loads(msg)
-                raise TaosError(reply.get("code", 0xFFFF), reply.get("message", msg), self.where)
+                raise ch.error_frame(msg)
             yield from self._parse_fetch(msg, req_id)
             if msg[_FETCH_HEAD.size + _message_len(msg) + 8] == 1:
                 return
@@ -122,23 +78,23 @@ class WsConnection(Connection):
 
     def write_block(self, table: str, block: bytes | memoryview, fields: Sequence[Column] | None) -> None:
         refuse_blob(block, fields, self.where)
-        req_id = next(self._ids)
+        req_id = self.channel.next_id()
         action = ACTION_WRITE_RAW_BLOCK if fields is None else ACTION_WRITE_RAW_BLOCK_WITH_FIELDS
         name = table.encode()
         rows = int.from_bytes(bytes(block[8:12]), "little")
         head = _REQ.pack(req_id, req_id, action) + struct.pack("<iH", rows, len(name)) + name
         tail = pack_fields(fields) if fields is not None else b""
-        self._send(b"".join((head, block, tail)))
-        self._text_reply(req_id, "write_raw_block")
+        self.channel.send(b"".join((head, block, tail)))
+        self.channel.text_reply(req_id, "write_raw_block")
 
     def write_raw(self, raw_type: int, data: bytes | memoryview) -> None:
-        req_id = next(self._ids)
+        req_id = self.channel.next_id()
         head = _REQ.pack(req_id, req_id, ACTION_WRITE_RAW) + struct.pack("<IH", len(data), raw_type)
-        self._send(b"".join((head, data)))
-        self._text_reply(req_id, "write_raw")
+        self.channel.send(b"".join((head, data)))
+        self.channel.text_reply(req_id, "write_raw")
 
     def close(self) -> None:
-        self._stack.close()
+        self.channel.close()
 
 
 def _message_len(msg: bytes) -> int:

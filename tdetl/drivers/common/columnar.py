@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from abc import abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -21,35 +21,30 @@ import pyarrow as pa
 
 from ...dsn import Dsn
 from ...errors import ConfigError, DsnError
-from ...model import Catalog, Column, TableBatch
+from ...model import Column, TableBatch
 from ...options import Options
 from ...params import DATABASE, Param, Spec
-from ...source import Source
+from ...quality import Rejects
 from ...transform.casts import ROW, Field, FrameCaster
 from ...transform.parser import Model, TableBuilder
 from ...types import TDType, type_from_arrow
-from .files import expand_files
+from .file_source import FileSource
 
 META = b"tdetl.table"  # the export layout: {"stable", "columns", "tags", "precision"}
 TBNAME = "tbname"
 
 
-class ColumnarSource(Source):
+class ColumnarSource(FileSource):
     suffixes: ClassVar[tuple[str, ...]] = ()
-    kind: ClassVar[str] = ""
     spec = Spec(Param("table", "text", None, "table name without a parser or tdetl's layout (default: the file"
                                               " name)"), DATABASE)
-    uses_parser = True
 
-    def __init__(self, dsn: Dsn, options: Options) -> None:
-        super().__init__(dsn, options)
-        parser = options.parser
-        if parser is not None and (parser.form != "fields" or parser.json_fields):
-            raise ConfigError(f"--parser: {self.kind} takes the parse/model form (the payload.json and field.json"
-                              " forms are for messages)")
-        self.database = self.config["database"]
-        self.files = expand_files(dsn.path, lambda p: p.suffix.lower() in self.suffixes, self.kind, dsn.masked())
+    def __init__(self, dsn: Dsn, options: Options, rejects: Rejects | None = None) -> None:
         self._readers: dict[str, tuple[FrameCaster, TableBuilder]] = {}
+        super().__init__(dsn, options, rejects)
+
+    def wanted(self, path: Path) -> bool:
+        return path.suffix.lower() in self.suffixes
 
     # -- files --------------------------------------------------------------------------------------
 
@@ -123,18 +118,8 @@ class ColumnarSource(Source):
 
     # -- the contract -------------------------------------------------------------------------------
 
-    def catalog(self) -> Catalog:
-        cat = Catalog()
-        for path in self.files:
-            for st in self._reader(path)[1].stables():
-                cat.add_stable(st)
-        return cat
-
-    def partitions(self) -> list[str]:
-        return [str(p) for p in self.files]
-
-    def local_files(self) -> list[Path]:
-        return list(self.files)
+    def builders(self) -> Iterable[TableBuilder]:
+        return (self._reader(path)[1] for path in self.files)
 
     def read(self, partition: str, start: Any = None) -> Iterator[TableBatch]:
         path = Path(partition)

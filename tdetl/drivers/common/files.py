@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+from ...capabilities import SinkCapabilities
 from ...errors import DsnError
 from ...sink import Sink
 
@@ -40,7 +41,7 @@ def safe_name(name: str) -> str:
 
 
 class FileExport(Sink):
-    durable_flush = False  # files are renamed into place at close
+    capabilities = SinkCapabilities(durable_flush=False)  # files are renamed into place at close
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self._temps: dict[Path, Path] = {}

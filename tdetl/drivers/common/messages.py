@@ -14,6 +14,7 @@ from typing import Any
 from ...dsn import Dsn
 from ...model import Catalog, TableBatch
 from ...options import Options
+from ...quality import Rejects
 from ...source import Source
 from ...transform.messages import MessageParser, Messages
 from .acks import Pending
@@ -21,11 +22,9 @@ from .acks import Pending
 
 class MessageSource(Source):
     default_table = "messages"
-    uses_parser = True
-    consumes = True
 
-    def __init__(self, dsn: Dsn, options: Options) -> None:
-        super().__init__(dsn, options)
+    def __init__(self, dsn: Dsn, options: Options, rejects: Rejects | None = None) -> None:
+        super().__init__(dsn, options, rejects)
         self.batch_size = self.config["batch_size"]
         self.batch_timeout = self.config["batch_timeout"]
         self.parser = MessageParser(options.parser, self.config["database"], dsn.masked(), self.default_table)

@@ -22,6 +22,7 @@ from ...errors import ConfigError, DsnError
 from ...model import TableBatch, wide
 from ...options import Options
 from ...params import Param
+from ...quality import Rejects
 from ...sink import Sink
 
 _FIELD = re.compile(r"\{([^{}]+)\}")
@@ -115,8 +116,8 @@ class Publisher(Sink):
     """What the MQTT and Kafka targets share: the broker named, rendering, and the end of a run
     (close flushes, which waits for every acknowledgement, then disconnects; abort forgets)."""
 
-    def __init__(self, dsn: Dsn, options: Options) -> None:
-        super().__init__(dsn, options)
+    def __init__(self, dsn: Dsn, options: Options, rejects: Rejects | None = None) -> None:
+        super().__init__(dsn, options, rejects)
         cfg = self.config
         self.where = dsn.masked()
         if not dsn.host:

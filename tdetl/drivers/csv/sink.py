@@ -12,11 +12,13 @@ from typing import IO
 import polars as pl
 import pyarrow as pa
 
+from ...capabilities import SinkCapabilities
 from ...dsn import Dsn
 from ...errors import SinkError
 from ...model import Catalog, TableBatch, wide
 from ...options import Options
 from ...params import Param, Spec
+from ...quality import Rejects
 from ..common.files import FileExport, safe_name
 
 
@@ -30,11 +32,12 @@ def to_text_frame(batch: pa.RecordBatch) -> pl.DataFrame:
 
 
 class CsvSink(FileExport):
+    capabilities = SinkCapabilities(durable_flush=False)  # files are renamed into place at close
     spec = Spec(Param("header", "flag", True, "write a header line"),
                 Param("delimiter", "text", ",", "field separator"))
 
-    def __init__(self, dsn: Dsn, options: Options) -> None:
-        super().__init__(dsn, options)
+    def __init__(self, dsn: Dsn, options: Options, rejects: Rejects | None = None) -> None:
+        super().__init__(dsn, options, rejects)
         self.path = dsn.path
         self.per_table = dsn.raw_path.endswith("/") or self.path.is_dir()
         self.header = self.config["header"]

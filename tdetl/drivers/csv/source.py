@@ -9,28 +9,30 @@ rows of the file already delivered.
 from __future__ import annotations
 
 import gzip
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
+from ...capabilities import SourceCapabilities
 from ...dsn import Dsn
 from ...errors import ConfigError, DsnError, shown
-from ...model import Catalog
 from ...options import Options
 from ...params import DATABASE, Param, Spec
-from ...source import Source
+from ...quality import Rejects
 from ...transform.casts import ROW, FrameCaster, infer_fields
 from ...transform.parser import TableBuilder, single_table_model
 from ...types import TDType
-from ..common.files import expand_files
+from ..common.file_source import FileSource
 from .lines import Checked, check
 
 _NUMBER_LIKE = r"^\s*[-+]?(\d+\.?\d*([eE][-+]?\d+)?|\.\d+|\d{4}-\d\d-\d\d.*|true|false)\s*$"
 
 
-class CsvSource(Source):
+class CsvSource(FileSource):
+    capabilities = SourceCapabilities(parser=True, partitions="files", local_files=True)
+    kind = "CSV"
     spec = Spec(
         Param("header", "choice", "auto", "is the first line a header (auto: detect)",
               choices=("auto", "true", "false")),
@@ -40,10 +42,9 @@ class CsvSource(Source):
         Param("comment", "text", None, "lines starting with this character are skipped"),
         Param("table", "text", None, "table name without a parser (default: the file name)"),
         DATABASE)
-    uses_parser = True
 
-    def __init__(self, dsn: Dsn, options: Options) -> None:
-        super().__init__(dsn, options)
+    def __init__(self, dsn: Dsn, options: Options, rejects: Rejects | None = None) -> None:
+        super().__init__(dsn, options, rejects)
         cfg = self.config
         self.header_mode = cfg["header"]
         self.delimiter = cfg["delimiter"] or ","
@@ -52,15 +53,7 @@ class CsvSource(Source):
             raise DsnError(f"{dsn.masked()}: delimiter and quote must be single-byte characters")
         self.skip = cfg["skip"]
         self.comment = cfg["comment"] or None
-        self.database = cfg["database"]
-        self.files = expand_files(dsn.path, lambda p: ".csv" in p.name.lower(), "CSV", dsn.masked())
         parser = options.parser
-        if parser is not None and parser.form != "fields":
-            raise ConfigError("--parser: the payload.json form is for MQTT messages; CSV needs"
-                              " the parse/model form")
-        if parser is not None and parser.json_fields:
-            raise ConfigError(f"--parser: parse.{parser.json_fields[0][0]}: decoding JSON inside a field is for"
-                              " Kafka and MQTT messages, not CSV")
         self.fields = tuple(parser.fields) if parser else ()
         self.models = tuple(parser.models) if parser else ()
         self.steps = parser.steps if parser else ()
@@ -68,6 +61,9 @@ class CsvSource(Source):
         self._caster: FrameCaster | None = None
         self._headers: dict[Path, bool] = {}
         self._checks: dict[Path, Checked] = {}
+
+    def wanted(self, path: Path) -> bool:
+        return ".csv" in path.name.lower()
 
     # -- header and schema ------------------------------------------------------------------------
 
@@ -163,19 +159,10 @@ class CsvSource(Source):
 
     # -- contract ---------------------------------------------------------------------------------
 
-    def catalog(self) -> Catalog:
-        self._prepare()
+    def builders(self) -> Iterable[TableBuilder]:
+        self._prepare()  # one for all files, planned from the first
         assert self._builder is not None
-        cat = Catalog()
-        for st in self._builder.stables():
-            cat.add_stable(st)
-        return cat
-
-    def partitions(self) -> list[str]:
-        return [str(p) for p in self.files]
-
-    def local_files(self) -> list[Path]:
-        return list(self.files)
+        return (self._builder,)
 
     def read(self, partition: str, start: Any = None) -> Iterator[Any]:
         self._prepare()

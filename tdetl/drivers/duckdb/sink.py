@@ -13,11 +13,13 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from ...capabilities import SinkCapabilities
 from ...dsn import Dsn
 from ...errors import SinkError
 from ...model import Catalog, TableBatch, wide
 from ...options import Options
 from ...params import Param, Spec
+from ...quality import Rejects
 from ...sink import Sink
 
 
@@ -41,13 +43,13 @@ def _exec(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = N
 
 
 class DuckDBSink(Sink):
-    durable_flush = False  # one transaction, committed at close
+    capabilities = SinkCapabilities(durable_flush=False)  # one transaction, committed at close
     spec = Spec(Param("if_exists", "choice", "replace", "for tables the file already has",
                       choices=("replace", "append", "fail")),
                 Param("buffer_rows", "int", 1 << 20, "rows buffered before an INSERT", minimum=1))
 
-    def __init__(self, dsn: Dsn, options: Options) -> None:
-        super().__init__(dsn, options)
+    def __init__(self, dsn: Dsn, options: Options, rejects: Rejects | None = None) -> None:
+        super().__init__(dsn, options, rejects)
         self.path = dsn.path
         self.if_exists = self.config["if_exists"]
         self.buffer_rows = self.config["buffer_rows"]

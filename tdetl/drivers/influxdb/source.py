@@ -18,11 +18,13 @@ from typing import Any, ClassVar, Protocol
 
 import polars as pl
 
+from ...capabilities import SourceCapabilities
 from ...dsn import Dsn
 from ...errors import DsnError, SourceError
 from ...model import Catalog, Column, SuperTable, TableBatch
 from ...options import Options
 from ...params import DATABASE, TIME_RANGE, Param, Spec
+from ...quality import Rejects
 from ...source import Source, ending_at
 from ...types import TDType
 from ..common.series import TimeRange, child_name, series_batch, series_key, stable_name
@@ -43,6 +45,7 @@ class Reader(Protocol):
 
 
 class InfluxDBSource(Source):
+    capabilities = SourceCapabilities(partitions="windows")  # measurements; on a cluster spans of them
     requires: ClassVar[dict[str, str]] = {"influxdb_client": "influxdb"}  # module -> the extra that installs it
     protocols = ("http", "https")
     spec = Spec(
@@ -60,8 +63,8 @@ class InfluxDBSource(Source):
         Param("request_timeout", "duration", 60.0, "2.x: HTTP request timeout"),
         DATABASE)
 
-    def __init__(self, dsn: Dsn, options: Options) -> None:
-        super().__init__(dsn, options)
+    def __init__(self, dsn: Dsn, options: Options, rejects: Rejects | None = None) -> None:
+        super().__init__(dsn, options, rejects)
         where = self.where = dsn.masked()
         cfg = self.config
         version = cfg["version"] or ""
@@ -128,7 +131,10 @@ class InfluxDBSource(Source):
         return cat
 
     def partitions(self) -> list[str]:
-        return self.range.partitions(self._measurements(), self.options.cluster)
+        return self.range.partitions(self._measurements(), False)
+
+    def spread_partitions(self) -> list[str]:
+        return self.range.partitions(self._measurements(), True)
 
     def read(self, partition: str, start: Any = None) -> Iterator[TableBatch]:
         m, span = self.range.span_of(partition)

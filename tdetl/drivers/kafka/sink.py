@@ -8,17 +8,20 @@ from __future__ import annotations
 import logging
 from typing import Any, ClassVar
 
+from ...capabilities import SinkCapabilities
 from ...dsn import Dsn
 from ...errors import SinkError
 from ...model import Catalog, TableBatch
 from ...options import Options
 from ...params import Param, Spec
+from ...quality import Rejects
 from ..common.publish import PUBLISH, Publisher
 
 log = logging.getLogger("tdetl.kafka")
 
 
 class KafkaSink(Publisher):
+    capabilities = SinkCapabilities()  # each message once more after a crash: at-least-once
     requires: ClassVar[dict[str, str]] = {"kafka": "kafka"}  # module -> the extra that installs it
     spec = Spec(
         *PUBLISH,
@@ -31,8 +34,8 @@ class KafkaSink(Publisher):
         Param("request_timeout", "duration", 30.0, "how long a send may wait for the broker"),
     )
 
-    def __init__(self, dsn: Dsn, options: Options) -> None:
-        super().__init__(dsn, options)
+    def __init__(self, dsn: Dsn, options: Options, rejects: Rejects | None = None) -> None:
+        super().__init__(dsn, options, rejects)
         self._producer: Any = None
         self._futures: list[Any] = []
 

@@ -15,12 +15,14 @@ import time
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
+from ...capabilities import SourceCapabilities
 from ...dsn import Dsn
 from ...errors import DsnError, SourceError
 from ...model import TableBatch
 from ...options import Options
 from ...params import DATABASE, TLS, Param, Spec, batching
 from ...progress import Lag
+from ...quality import Rejects
 from ...transform.messages import Messages
 from ..common.messages import MessageSource
 
@@ -55,6 +57,7 @@ def parse_fallback(text: str, where: str) -> tuple[str, int | None]:
 
 
 class KafkaSource(MessageSource):
+    capabilities = SourceCapabilities(parser=True, partitions="consumers", consumer=True)
     requires: ClassVar[dict[str, str]] = {"kafka": "kafka"}  # module -> the extra that installs it
     spec = Spec(
         Param("topics", "list", help="topics to subscribe to"),
@@ -71,8 +74,8 @@ class KafkaSource(MessageSource):
         *batching(10_000, 1.0, "messages"), DATABASE)
     default_table = "kafka_data"
 
-    def __init__(self, dsn: Dsn, options: Options) -> None:
-        super().__init__(dsn, options)
+    def __init__(self, dsn: Dsn, options: Options, rejects: Rejects | None = None) -> None:
+        super().__init__(dsn, options, rejects)
         where = dsn.masked()
         self.where = where
         self.servers = f"{dsn.host or 'localhost'}:{dsn.port or 9092}"

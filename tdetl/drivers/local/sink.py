@@ -27,12 +27,14 @@ from typing import Any
 
 import pyarrow as pa
 
+from ...capabilities import SinkCapabilities
 from ...dsn import Dsn
 from ...durable import sync_path
 from ...errors import BackupError
 from ...model import Catalog, TableBatch, fit
 from ...options import Options
 from ...params import Param, Spec
+from ...quality import Rejects
 from ...sink import Sink
 from ...source import DONE
 from ..common.files import safe_name
@@ -40,13 +42,14 @@ from . import backup as fmt
 
 
 class LocalSink(Sink):
+    capabilities = SinkCapabilities(local_files=True)  # a resumed run rewrites from its own journal
     spec = Spec(Param("compression", "choice", "zstd", "Arrow IPC compression", choices=fmt.CODECS),
                 Param("level", "int", None, "compression level (zstd default 3)", minimum=-7),
                 Param("file_rows", "int", 4_000_000, "rows per data file", minimum=1),
                 Param("file_bytes", "int", 512 << 20, "bytes per data file", minimum=1024))
 
-    def __init__(self, dsn: Dsn, options: Options) -> None:
-        super().__init__(dsn, options)
+    def __init__(self, dsn: Dsn, options: Options, rejects: Rejects | None = None) -> None:
+        super().__init__(dsn, options, rejects)
         self.root = dsn.path
         cfg = self.config
         self.codec = cfg["compression"]
@@ -71,7 +74,6 @@ class LocalSink(Sink):
         self._positions: dict[str, Any] = {}
         self._held: dict[str, list[TableBatch]] = {}  # partition -> batches after its last position
         self._held_rows: dict[str, int] = {}
-        self.share = options.share  # set: this process writes one share of a cluster run
         self._merged: set[str] = set()  # part journals already in self.files
         self._lock: int | None = None  # the directory's lock, held by the run that is not a share
         self._made_root = False
@@ -80,12 +82,17 @@ class LocalSink(Sink):
         return self.root
 
     @property
+    def part(self) -> str | None:
+        """Set when others write this backup alongside (a cluster's shares): the part journal's name."""
+        return self.shared.name if self.shared is not None else None
+
+    @property
     def journal(self) -> Path:
-        return self.root / fmt.JOURNAL if self.share is None else self.root / fmt.PARTS / f"{self.share}.jsonl"
+        return self.root / fmt.JOURNAL if self.part is None else self.root / fmt.PARTS / f"{self.part}.jsonl"
 
     def resume_state(self, source_dsn: Dsn, appends: bool = False) -> dict[str, Any] | None:
         self.source = source_dsn.without_password()
-        if self.share is not None:
+        if self.part is not None:
             self._join()
             return None  # the driver hands the share its checkpoint
         if self._lock is None:
@@ -142,7 +149,7 @@ class LocalSink(Sink):
     def _join(self) -> None:
         """A share's worker: the backup is the one its driver began (head, run number, settings)."""
         if not (self.root / fmt.JOURNAL).exists():
-            raise BackupError(f"{self.root} holds no unfinished backup for share {self.share} to write into:"
+            raise BackupError(f"{self.root} holds no unfinished backup for share {self.part} to write into:"
                               " is it on a filesystem this node shares with the driver?")
         manifest = self.root / fmt.MANIFEST
         if manifest.exists():
@@ -203,9 +210,9 @@ class LocalSink(Sink):
                 p.unlink()
 
     def prepare(self, catalog: Catalog) -> None:
-        if self.share is not None:
+        if self.part is not None:
             self.catalog.merge(catalog)
-            head = {"part": self.share, "started": time.time()}
+            head = {"part": self.part, "started": time.time()}
             fmt.write_atomic(self.journal, (json.dumps(head) + "\n").encode())
             return
         if self._resumed:
@@ -296,7 +303,7 @@ class LocalSink(Sink):
                 parts = {t: [b if b.schema.equals(spec.schema) else fit(b, spec) for b in bs]
                          for t, bs in parts.items()}
             seq = len(self.files) + len(new_files)
-            name = f"{seq:06d}" if self.share is None else f"{self.share}-{seq:06d}"
+            name = f"{seq:06d}" if self.part is None else f"{self.part}-{seq:06d}"
             rel = f"{fmt.DATA}/{safe_name(key[0] or '_')}/{safe_name(key[1])}/{name}.arrow"
             enc = fmt.encode_file(rel, key, spec.stable, list(parts.items()), spec.precision, self.ipc)
             fmt.write_atomic(self.root / rel, enc.buffer)
@@ -327,7 +334,7 @@ class LocalSink(Sink):
     def close(self) -> None:
         if self._held:
             self.flush()
-        if self.share is not None:
+        if self.part is not None:
             return  # the driver writes the manifest once every share is back
         taken = len(self._merged)
         doc, _ = self._take_parts()

@@ -11,24 +11,27 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ...capabilities import SourceCapabilities
 from ...dsn import Dsn
 from ...errors import BackupError
 from ...model import Catalog, TableBatch, fit
 from ...options import Options
 from ...params import Param, Spec, instant_ns
-from ...source import SCHEMA_TRAVELS, Source
+from ...quality import Rejects
+from ...source import SCHEMA_TRAVELS, Inventory, Source, TableStats, count_into
 from . import backup as fmt
 
 
 class LocalSource(Source):
+    capabilities = SourceCapabilities(partitions="files", local_files=True)
     quality_defaults = SCHEMA_TRAVELS
     spec = Spec(Param("stables", "list", help="restore only these super tables"),
                 Param("tables", "list", help="restore only these tables: t1,stable.t2 or @file"),
                 Param("until", "text", None, "restore the runs up to this one: a run number or an RFC 3339 time"
                       " (runs completed by then)"))
 
-    def __init__(self, dsn: Dsn, options: Options) -> None:
-        super().__init__(dsn, options)
+    def __init__(self, dsn: Dsn, options: Options, rejects: Rejects | None = None) -> None:
+        super().__init__(dsn, options, rejects)
         self.root: Path = dsn.path
         self.manifest = fmt.read_manifest(self.root)
         self.runs = fmt.runs_of(self.manifest)
@@ -92,9 +95,14 @@ class LocalSource(Source):
                 part.stables[key] = st
         return part
 
-    def describe(self) -> Catalog:
-        """The catalog without reading data files (for ``inspect``)."""
-        return self._catalog
+    def inventory(self) -> Inventory:
+        """From the manifest alone: ``inspect`` reads no data file."""
+        stats: TableStats = {}
+        for f in self.manifest["files"]:
+            spans = f.get("table_ts") or [[f["min_ts"], f["max_ts"]]] * len(f["tables"])  # older: per file
+            for (name, _, count), (lo, hi) in zip(f["tables"], spans):
+                count_into(stats, (f.get("database"), name), count, lo, hi)
+        return Inventory(self._catalog, stats, self.runs)
 
     def partitions(self) -> list[str]:
         """A file each; a backup of several runs goes by group (super table), its files in run

@@ -14,11 +14,13 @@ import threading
 import time
 from typing import Any, ClassVar
 
+from ...capabilities import SinkCapabilities
 from ...dsn import Dsn
 from ...errors import SinkError
 from ...model import Catalog, TableBatch
 from ...options import Options
 from ...params import Param, Spec
+from ...quality import Rejects
 from ..common.publish import PUBLISH, Publisher
 
 log = logging.getLogger("tdetl.mqtt")
@@ -28,6 +30,7 @@ MQTT_ERR_QUEUE_SIZE = 15  # paho.mqtt.client.MQTT_ERR_QUEUE_SIZE (paho is import
 
 
 class MqttSink(Publisher):
+    capabilities = SinkCapabilities()  # each message once more after a crash: at-least-once
     requires: ClassVar[dict[str, str]] = {"paho": "mqtt"}  # module -> the extra that installs it
     spec = Spec(
         *PUBLISH,
@@ -40,8 +43,8 @@ class MqttSink(Publisher):
         Param("max_inflight", "int", 1000, "messages sent and not yet acknowledged", minimum=1),
     )
 
-    def __init__(self, dsn: Dsn, options: Options) -> None:
-        super().__init__(dsn, options)
+    def __init__(self, dsn: Dsn, options: Options, rejects: Rejects | None = None) -> None:
+        super().__init__(dsn, options, rejects)
         self.qos = int(self.config["qos"])
         self._client: Any = None
         self._sent: set[int] = set()  # message ids of this flush

@@ -18,11 +18,13 @@ import time
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
+from ...capabilities import SourceCapabilities
 from ...dsn import Dsn
 from ...errors import DsnError, SourceError
 from ...model import TableBatch
 from ...options import Options
 from ...params import DATABASE, IDLE, TLS, Param, Spec, batching
+from ...quality import Rejects
 from ...transform.messages import Messages
 from ..common.batching import Inbox
 from ..common.messages import MessageSource
@@ -48,6 +50,7 @@ def parse_topics(text: str, where: str) -> list[tuple[str, int]]:
 
 
 class MqttSource(MessageSource):
+    capabilities = SourceCapabilities(parser=True, partitions="consumers", consumer=True)
     requires: ClassVar[dict[str, str]] = {"paho": "mqtt"}  # module -> the extra that installs it
     spec = Spec(
         Param("topics", "list", help="<topic>[::<qos 0|1|2>] (+/# wildcards)"),
@@ -60,8 +63,8 @@ class MqttSource(MessageSource):
         *batching(10_000, 1.0, "messages"), IDLE, DATABASE)
     default_table = "mqtt_data"
 
-    def __init__(self, dsn: Dsn, options: Options) -> None:
-        super().__init__(dsn, options)
+    def __init__(self, dsn: Dsn, options: Options, rejects: Rejects | None = None) -> None:
+        super().__init__(dsn, options, rejects)
         where = dsn.masked()
         self.where = where
         cfg = self.config

@@ -25,12 +25,14 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ...capabilities import SourceCapabilities
 from ...dsn import Dsn
 from ...errors import DsnError, SourceError
 from ...model import Catalog, Column, TableBatch, TableSpec, conform
 from ...options import Options
 from ...params import DATABASE, IDLE, Param, Spec, batching
 from ...polars_types import sized
+from ...quality import Rejects
 from ...source import Source
 from ...types import TDType
 from ..common.batching import Inbox
@@ -55,7 +57,7 @@ def _us(t: dt.datetime | None) -> int | None:
 class OpcUaSource(Source):
     requires: ClassVar[dict[str, str]] = {"asyncua": "opcua"}  # module -> the extra that installs it
     protocols = (None, "ua", "da")
-    consumes = True  # sessions sharing the points, each reading until stopped
+    capabilities = SourceCapabilities(partitions="sessions", consumer=True)  # each reading until stopped
     spec = Spec(
         Param("ua.nodes", "text", None, "points: <nodeid>::<code>[,...] (with opc_table_config)"),
         Param("opc_table_config", "file", None, 'JSON {"stable_prefix", "column_configs": [{"column_name":'
@@ -79,11 +81,11 @@ class OpcUaSource(Source):
         Param("keep", "int", None, "days of raw data kept", minimum=1),
         IDLE, DATABASE)
 
-    def __init__(self, dsn: Dsn, options: Options) -> None:
+    def __init__(self, dsn: Dsn, options: Options, rejects: Rejects | None = None) -> None:
         where = self.where = dsn.masked()
         if (dsn.driver == "opc") != (dsn.protocol == "ua") or dsn.protocol == "da":
             raise DsnError(f"{where}: only OPC UA is read (opc+ua:// or opcua://); OPC DA needs Windows")
-        super().__init__(dsn, options)
+        super().__init__(dsn, options, rejects)
         cfg = self.config
         self.interval = cfg["interval"]
         if self.interval <= 0:

@@ -18,11 +18,13 @@ from typing import Any
 
 import polars as pl
 
+from ...capabilities import SourceCapabilities
 from ...dsn import Dsn
 from ...errors import SourceError
 from ...model import Catalog, Column, SuperTable, TableBatch
 from ...options import Options
 from ...params import DATABASE, TIME_RANGE, Param, Spec
+from ...quality import Rejects
 from ...source import Source, ending_at
 from ...types import TDType
 from ..common.http import open_json_api
@@ -33,12 +35,13 @@ FIELDS = [("value", TDType("DOUBLE"))]
 
 
 class OpenTSDBSource(Source):
+    capabilities = SourceCapabilities(partitions="windows")  # metrics; on a cluster spans of them
     protocols = ("http", "https")
     spec = Spec(Param("metrics", "list", help="metrics to read (default all, from /api/suggest)"), *TIME_RANGE,
                 Param("request_timeout", "duration", 60.0, "HTTP request timeout"), DATABASE)
 
-    def __init__(self, dsn: Dsn, options: Options) -> None:
-        super().__init__(dsn, options)
+    def __init__(self, dsn: Dsn, options: Options, rejects: Rejects | None = None) -> None:
+        super().__init__(dsn, options, rejects)
         self.where = dsn.masked()
         cfg = self.config
         self.metrics = list(cfg["metrics"])
@@ -64,7 +67,10 @@ class OpenTSDBSource(Source):
             raise SourceError(f"{self.where}: OpenTSDB answered {what or path} with bad JSON: {e}") from None
 
     def partitions(self) -> list[str]:
-        return self.range.partitions(self._metrics(), self.options.cluster)
+        return self.range.partitions(self._metrics(), False)
+
+    def spread_partitions(self) -> list[str]:
+        return self.range.partitions(self._metrics(), True)
 
     def _metrics(self) -> list[str]:
         if not self.metrics:

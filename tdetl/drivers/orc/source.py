@@ -8,10 +8,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.orc as orc
 
+from ...capabilities import SourceCapabilities
 from ..common.columnar import ColumnarSource
 
 
 class OrcSource(ColumnarSource):
+    capabilities = SourceCapabilities(parser=True, partitions="files", local_files=True)
     suffixes = (".orc",)
     kind = "ORC"
 

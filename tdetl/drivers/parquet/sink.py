@@ -9,11 +9,13 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from ...capabilities import SinkCapabilities
 from ...dsn import Dsn
 from ...errors import SinkError
 from ...model import Catalog, TableBatch, TableSpec, wide
 from ...options import Options
 from ...params import Param, Spec
+from ...quality import Rejects
 from ..common.columnar import META
 from ..common.files import FileExport, safe_name
 
@@ -27,11 +29,12 @@ def _layout(spec: TableSpec) -> bytes:
 
 
 class ParquetSink(FileExport):
+    capabilities = SinkCapabilities(durable_flush=False)  # files are renamed into place at close
     spec = Spec(Param("compression", "choice", "zstd", "Parquet compression",
                       choices=("zstd", "snappy", "lz4", "gzip", "none")))
 
-    def __init__(self, dsn: Dsn, options: Options) -> None:
-        super().__init__(dsn, options)
+    def __init__(self, dsn: Dsn, options: Options, rejects: Rejects | None = None) -> None:
+        super().__init__(dsn, options, rejects)
         self.root = dsn.path
         self.compression = self.config["compression"]
         self._writers: dict[Any, pq.ParquetWriter] = {}

@@ -8,10 +8,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ...capabilities import SourceCapabilities
 from ..common.columnar import ColumnarSource
 
 
 class ParquetSource(ColumnarSource):
+    capabilities = SourceCapabilities(parser=True, partitions="files", local_files=True)
     suffixes = (".parquet", ".pq")
     kind = "Parquet"
 

@@ -26,12 +26,13 @@ from typing import Any, ClassVar
 import pyarrow as pa
 
 from ... import rawblock
+from ...capabilities import SinkCapabilities
 from ...dsn import Dsn
 from ...errors import DataError, DsnError, SinkError, TaosError, Unreachable
 from ...model import Catalog, Column, SuperTable, TableBatch, TableSpec
 from ...options import Options
 from ...params import Param, Spec
-from ...quality import TARGET_SITUATIONS
+from ...quality import TARGET_SITUATIONS, Rejects
 from ...sink import Sink
 from ...taos import ddl
 from ...taos.catalog import describe, rows, table_names
@@ -56,7 +57,7 @@ def _is_size_error(e: TaosError) -> bool:
 
 class TaosSink(Sink):
     requires: ClassVar[dict[str, str]] = {"websockets": "taos"}  # module -> the extra that installs it
-    situations: ClassVar[frozenset[str]] = TARGET_SITUATIONS
+    capabilities = SinkCapabilities(upserts=True, raw=True, situations=TARGET_SITUATIONS)
     protocols = (None, "ws", "wss", "http", "https")
     spec = Spec(
         Param("assert", "flag", False, "create the database if missing, with the source database's options"),
@@ -73,8 +74,8 @@ class TaosSink(Sink):
         Param("writers", "int", 4, "connections writing raw blocks at once", minimum=1),
         *TAOS_CONNECTION)
 
-    def __init__(self, dsn: Dsn, options: Options) -> None:
-        super().__init__(dsn, options)
+    def __init__(self, dsn: Dsn, options: Options, rejects: Rejects | None = None) -> None:
+        super().__init__(dsn, options, rejects)
         obj = dsn.object.strip("/")
         if not obj:
             raise DsnError(f"{dsn.masked()}: name the target database, e.g. taos://host:6030/<db>")
@@ -165,6 +166,12 @@ class TaosSink(Sink):
     def raw_connection(self) -> Connection:
         """A connection of its own to the target database, for one TMQ consumer's raw writes."""
         return open_connection(self.dsn, self.db)
+
+    def raw_writers(self) -> int:
+        return max(1, int(self.config.get("writers") or 4))
+
+    def raw_database(self) -> str:
+        return self.db
 
     def _database_precision(self, conn: Connection | None = None) -> str | None:
         conn = conn or self.conn
@@ -380,7 +387,8 @@ class TaosSink(Sink):
             assert self.conn is not None
             cols, tags = describe(self.conn, self.db, name)
             st = self.stables[name] = SuperTable(self.db, name, cols, tags, self.precision)
-            if self.options.existed is None or name in self.options.existed:
+            existed = self.shared.existed if self.shared is not None else None
+            if existed is None or name in existed:
                 self.server_defined.add(name)  # not one a cluster run's other worker made
         return st
 
@@ -410,7 +418,7 @@ class TaosSink(Sink):
         return frozenset(self.existing[0])
 
     def _reconcile(self, want: SuperTable) -> None:
-        """A cluster run's worker (``Options.share``): other workers create and widen the same super
+        """A cluster run's worker (``self.shared``): other workers create and widen the same super
         tables at the same time. Make it, then widen what the server has that is narrower than
         ``want`` (looking again when another worker changed it meanwhile); this worker's view is
         then the server's."""
@@ -450,7 +458,7 @@ class TaosSink(Sink):
                     grown[s.stable] = base.extended(s) if keeps_widths else base.merged(s)
         for name, st in grown.items():
             old = self.stables.get(name)
-            if self.options.share is not None and (old is None or ddl.alter_widths(name, old, st)):
+            if self.shared is not None and (old is None or ddl.alter_widths(name, old, st)):
                 self._reconcile(st)
                 continue
             if old is None:

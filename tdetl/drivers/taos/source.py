@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ...capabilities import SourceCapabilities
 from ...dsn import Dsn
 from ...errors import ConfigError, DsnError, SourceError, TaosError
 from ...grouping import split_by_table
@@ -25,6 +26,7 @@ from ...model import Catalog, TableBatch, TableSpec, conform
 from ...options import Options
 from ...params import Param, Spec
 from ...progress import Lag
+from ...quality import Rejects
 from ...source import SCHEMA_TRAVELS, Source, ending_at
 from ...taos import catalog as taos_catalog
 from ...taos.conn import Connection
@@ -50,7 +52,8 @@ class TaosSource(Source):
     requires: ClassVar[dict[str, str]] = {"websockets": "taos"}  # module -> the extra that installs it
     protocols = (None, "ws", "wss", "http", "https")
     quality_defaults = SCHEMA_TRAVELS
-    default_jobs = 4  # tables read at once: the server answers one query while the client decodes another
+    # tables read at once: the server answers one query while the client decodes another
+    capabilities = SourceCapabilities(partitions="tables", default_jobs=4)
     spec = Spec(
         Param("stables", "list", help="only these super tables"),
         Param("tables", "list", help="only these tables: {stable}.{table} or {table}, or @file"),
@@ -64,8 +67,8 @@ class TaosSource(Source):
         Param("select-from-stable", "flag", False, "read child tables through their super table, 500 per query"),
         *TAOS_CONNECTION)
 
-    def __init__(self, dsn: Dsn, options: Options) -> None:
-        super().__init__(dsn, options)
+    def __init__(self, dsn: Dsn, options: Options, rejects: Rejects | None = None) -> None:
+        super().__init__(dsn, options, rejects)
         where = dsn.masked()
         self.db, _, self.sub = dsn.object.strip("/").partition(".")
         if not self.db:
@@ -120,9 +123,6 @@ class TaosSource(Source):
         if self._catalog is None:
             self._catalog = self._read_catalog()
         return self._catalog
-
-    def describe(self) -> Catalog:
-        return self.catalog()
 
     def _read_catalog(self) -> Catalog:
         conn, where = self._conn(), self.dsn.masked()

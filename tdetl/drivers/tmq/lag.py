@@ -14,7 +14,7 @@ import threading
 import time
 
 from ...progress import Lag
-from ...taos.tmq import Consumer
+from ...taos.consumer import Consumer
 
 log = logging.getLogger(__name__)
 

@@ -22,17 +22,14 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from ...errors import TaosError
 from ...progress import Progress, Summary
 from ...taos import tmq_raw
 from ...taos.conn import Connection
-from ...taos.tmq import Consumer, Message
-from .repair import altered_children
-
-if TYPE_CHECKING:
-    from .source import TmqSource
+from ...taos.consumer import Consumer, Message
+from .group import Group
+from .repair import Detached, altered_children
 
 log = logging.getLogger("tdetl.tmq")
 
@@ -82,9 +79,10 @@ class _Writer(threading.Thread):
 
 
 class Replication:
-    def __init__(self, source: TmqSource, opener: Callable[[], Connection], writers: int, target: str,
-                 summary: Summary) -> None:
-        self.source, self.opener, self.writers, self.target = source, opener, max(1, writers), target
+    def __init__(self, group: Group, write_raw: Callable[[Connection, Message], None], detached: Detached | None,
+                 opener: Callable[[], Connection], writers: int, target: str, summary: Summary) -> None:
+        self.group, self.write_raw, self.detached = group, write_raw, detached
+        self.opener, self.writers, self.target = opener, max(1, writers), target
         self.summary = summary
         self.tables: set[str] = set()
         self.errors: list[BaseException] = []
@@ -102,11 +100,11 @@ class Replication:
     def write(self, conn: Connection, consumer: Consumer, msg: Message) -> None:
         rows, size, names = 0, len(msg.raw), set()
         if msg.raw_type in tmq_raw.DATA_TYPES:
-            blocks = tmq_raw.parse(msg.raw, self.source.where)
+            blocks = tmq_raw.parse(msg.raw, self.group.where)
             rows, names = sum(b.rows for b in blocks), {b.table for b in blocks}
         try:
             if msg.raw_type in tmq_raw.DATA_TYPES:
-                self.source.write_raw(conn, msg)
+                self.write_raw(conn, msg)
             else:
                 self._write_meta(conn, msg)
         except TaosError as e:
@@ -124,11 +122,17 @@ class Replication:
                 self.summary.bytes_written += size
                 self.tables.update(names)
 
+    def copied(self, rows: int) -> None:
+        """Rows copied by query (tables a database topic stopped delivering: repair.py)."""
+        with self._lock:
+            self.summary.rows_read += rows
+            self.summary.rows_written += rows
+
     def _write_meta(self, conn: Connection, msg: Message) -> None:
         with self._meta_lock:
             for attempt in range(CONFLICT_RETRIES):
                 try:
-                    self.source.write_raw(conn, msg)
+                    self.write_raw(conn, msg)
                     return
                 except TaosError as e:
                     if e.code & 0xFFFF != CONFLICT or attempt == CONFLICT_RETRIES - 1:
@@ -150,12 +154,12 @@ class Replication:
     # -- consuming ------------------------------------------------------------------------------
 
     def consume(self, partition: str) -> None:
-        src = self.source
+        group = self.group
         consumer = None
         writers: list[_Writer] = []
         meta_conn: Connection | None = None
         try:
-            consumer = src.open_consumer(partition)  # subscribing takes a second or two: while the target is prepared
+            consumer = group.open(partition)  # subscribing takes a second or two: while the target is prepared
             while not self.ready.wait(0.1):
                 if self.failed.is_set():
                     return
@@ -168,19 +172,19 @@ class Replication:
                 self._inflight[partition] = 0
             route: dict[int, _Writer] = {}
             snapshot = False  # snapshot data may be in flight
-            wait = min(src.poll_wait, src.idle) if src.idle is not None else src.poll_wait
+            wait = group.poll_wait
             last_data = last_commit = time.monotonic()
-            while not (src.stopped or self.failed.is_set()):
+            while not (group.stopped or self.failed.is_set()):
                 now = time.monotonic()
                 if now - last_commit >= COMMIT_EVERY:
                     self._commit(partition, consumer)
                     last_commit = now
                 msg = consumer.poll(wait)
-                src.note_lag(partition, consumer, msg is None)
+                group.note_lag(partition, consumer, msg is None)
                 now = time.monotonic()
                 if msg is None:
-                    if src.idle is not None and now - last_data >= src.idle:
-                        if src.may_end():
+                    if group.idle is not None and now - last_data >= group.idle:
+                        if group.may_end():
                             break
                         last_data = now
                     continue
@@ -189,8 +193,8 @@ class Replication:
                 with self._lock:
                     self._polled[partition].append(msg)
                 if msg.raw_type not in tmq_raw.DATA_TYPES:
-                    if src.detached is not None:
-                        src.detached.add(altered_children(consumer.json_meta(msg) or {}))
+                    if self.detached is not None:
+                        self.detached.add(altered_children(consumer.json_meta(msg) or {}))
                     self._drain(partition)
                     self.write(meta_conn, consumer, msg)
                     continue
@@ -225,7 +229,7 @@ class Replication:
                     left = list(self._polled.pop(partition, ()))
                 for m in left:
                     consumer.release(m)
-                src.close_consumer(partition)
+                group.close(partition)
 
     def _commit(self, partition: str, consumer: Consumer) -> None:
         """Commit the written prefix of what this consumer polled."""

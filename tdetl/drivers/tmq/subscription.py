@@ -35,9 +35,7 @@ class Subscription:
         if self._yielded is None:
             return
         self.source.acknowledge({PARTITION: self._yielded})
-        consumer = self.source._consumers.get(PARTITION)
-        if consumer is not None:
-            self.source._commit_ready(PARTITION, consumer)
+        self.source.commit(PARTITION)
 
     def close(self) -> None:
         self.source.close()
