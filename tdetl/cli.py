@@ -67,7 +67,12 @@ def _parser() -> argparse.ArgumentParser:
     sv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     sv.add_argument("--port", type=int, default=6050, help="port (default 6050)")
     sv.add_argument("--data-dir", default="~/.local/share/tdetl", help="task definitions, state and logs")
-    sv.add_argument("--token", default=None, help="bearer token every call must carry (required off loopback)")
+    sv.add_argument("--token-file", metavar="FILE", help="read the token every call must carry from FILE (or set"
+                    " $TDETL_SERVE_TOKEN; default: made on first start, kept 0600 as <data-dir>/token)")
+    sv.add_argument("--token", default=None, help="the token itself (visible in ps: prefer --token-file)")
+    sv.add_argument("--files", metavar="DIR", action="append", default=[],
+                    help="a directory tasks may read and write files in (repeatable; default <data-dir>/files;"
+                         " relative paths in tasks resolve against the first)")
     sv.add_argument("--cluster", metavar="ADDRESS", help="run each task's partitions on a Ray cluster (as run does)")
     sv.add_argument("-v", "--verbose", action="count", default=0)
 
@@ -145,23 +150,42 @@ def _status(summary: Summary) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     import ipaddress
+    import os
+    import socket
     from pathlib import Path
 
     try:
         import uvicorn
 
         from .serve.app import create_app
+        from .serve.guard import TOKEN_ENV, token_for
     except ImportError as e:
         raise ConfigError(f"tdetl serve needs the serve extra (pip install 'tdetl[serve]'):"
                           f" {e.name} is missing") from None
+    data = Path(args.data_dir).expanduser()
     try:
         loopback = args.host == "localhost" or ipaddress.ip_address(args.host).is_loopback
     except ValueError:
         loopback = False
-    if not loopback and not args.token:
-        raise ConfigError(f"--host {args.host}: binding beyond loopback needs --token")
-    app = create_app(Path(args.data_dir).expanduser(), args.token, args.cluster)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    if not loopback and not (args.token or args.token_file or os.environ.get(TOKEN_ENV)):
+        raise ConfigError(f"--host {args.host}: binding beyond loopback needs a token chosen by you"
+                          " (--token-file or $TDETL_SERVE_TOKEN)")
+    try:
+        token, told = token_for(data, args.token, args.token_file)
+    except OSError as e:
+        raise ConfigError(str(e)) from None
+    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((args.host, args.port))
+    except OSError as e:
+        sock.close()
+        raise ConfigError(f"--port {args.port}: cannot listen on {args.host}:{args.port}: {e.strerror}") from None
+    app = create_app(data, token, args.cluster, [Path(f) for f in args.files] or None, args.host)
+    shown_host = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"tdetl serve: listening on http://{shown_host}:{args.port} ({told})", file=sys.stderr, flush=True)
+    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
     return 0
 
 

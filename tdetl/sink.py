@@ -77,8 +77,9 @@ class Sink(ABC):
         return 0, 0
 
     def local_root(self) -> Path | None:
-        """The directory this sink writes on the machine it runs on (``capabilities.local_files``):
-        a cluster run checks that every node writes the same one (a shared filesystem)."""
+        """The file or directory this sink writes on the machine it runs on
+        (``capabilities.local_files``): a cluster run checks that every node writes the same one (a
+        shared filesystem); ``tdetl serve`` that it lies where tasks may write."""
         return None
 
     def tables_before_run(self) -> frozenset[str] | None:

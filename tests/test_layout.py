@@ -111,7 +111,7 @@ def test_drivers_do_not_import_each_other() -> None:
 # transform is given, pyarrow.compute (describe) only for ``tdetl inspect``.
 DEFERRED = {"tdetl.api": ["tdetl.cluster", "tdetl.compare", "tdetl.describe",  # api.start: the one way to a cluster
                           "tdetl.drivers.tmq.subscription"],
-            "tdetl.cli": ["tdetl.compare", "tdetl.describe", "tdetl.serve.app"],
+            "tdetl.cli": ["tdetl.compare", "tdetl.describe", "tdetl.serve.app", "tdetl.serve.guard"],
             "tdetl.options": ["tdetl.transform.parser", "tdetl.transform.rename"]}  # Polars, only with a parser
 
 

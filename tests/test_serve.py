@@ -31,13 +31,16 @@ class Service:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Service:
+        """Tasks may use files beside the data directory (the tests' tmp_path)."""
         args = [sys.executable, "-m", "tdetl", "serve", "--port", str(self.port), "--data-dir", str(self.data),
-                *self.extra]
+                "--files", str(self.data.parent), *self.extra]
         if self.token:
             args += ["--token", self.token]
         log = self.data.parent / f"serve-{self.port}.log"
         self.proc = subprocess.Popen(args, stdout=open(log, "ab"), stderr=subprocess.STDOUT)
         wait_port(self.port, self.proc, "tdetl serve", log, timeout=30)
+        if not self.token:  # made on first start
+            self.token = (self.data / "token").read_text().strip()
         return self
 
     def kill(self) -> None:
@@ -100,16 +103,16 @@ def test_csv_to_duckdb_task_runs_to_the_end(service: Service, tmp_path: Path) ->
 
 
 def test_bad_definitions_are_422_with_one_line(service: Service, tmp_path: Path) -> None:
-    cases = [({"from": "nope://x", "to": "local:/tmp/x"}, "unknown source driver 'nope'"),
-             ({"from": "csv:/tmp/x.csv?header=maybe", "to": "local:/tmp/x"}, "header='maybe' is not valid"),
-             ({"from": "csv:/tmp/x.csv", "to": "local:/tmp/x", "parser": "{not json"}, "not valid JSON"),
-             ({"from": "csv:/tmp/x.csv", "to": "local:/tmp/x", "colour": "red"}, "unknown field 'colour'"),
-             ({"from": "csv:/tmp/x.csv", "to": "local:/tmp/x", "on": {"ts-null": "later"}}, "'later' is not a choice"),
-             ({"to": "local:/tmp/x"}, "'from' must be a DSN")]
+    cases = [({"from": "nope://x", "to": "local:x"}, "unknown source driver 'nope'"),
+             ({"from": "csv:x.csv?header=maybe", "to": "local:x"}, "header='maybe' is not valid"),
+             ({"from": "csv:x.csv", "to": "local:x", "parser": "{not json"}, "not valid JSON"),
+             ({"from": "csv:x.csv", "to": "local:x", "colour": "red"}, "unknown field 'colour'"),
+             ({"from": "csv:x.csv", "to": "local:x", "on": {"ts-null": "later"}}, "'later' is not a choice"),
+             ({"to": "local:x"}, "'from' must be a DSN")]
     for body, why in cases:
         r = service.call("POST", "/api/tasks", json=body)
         assert r.status_code == 422 and why in r.json()["detail"] and "\n" not in r.json()["detail"], (body, r.text)
-    r = service.call("POST", "/api/tasks", json={"from": "taos://root:s3cret@127.0.0.1:9/db", "to": "local:/tmp/y",
+    r = service.call("POST", "/api/tasks", json={"from": "taos://root:s3cret@127.0.0.1:9/db", "to": "local:y",
                                                    "start": False})
     assert r.status_code == 201 and "s3cret" not in r.text and "***" in r.json()["definition"]["from"]
     assert "s3cret" not in service.call("GET", "/api/tasks").text
@@ -124,7 +127,7 @@ def test_a_token_guards_every_call(tmp_path: Path) -> None:
         s.stop()
     res = subprocess.run([sys.executable, "-m", "tdetl", "serve", "--host", "0.0.0.0", "--data-dir", str(tmp_path)],
                          capture_output=True, text=True, timeout=30)
-    assert res.returncode == 1 and "binding beyond loopback needs --token" in res.stderr
+    assert res.returncode == 1 and "binding beyond loopback needs a token chosen by you" in res.stderr
 
 
 @pytest.mark.taos

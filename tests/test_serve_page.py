@@ -53,6 +53,7 @@ def test_create_a_task_in_the_page_and_watch_it_finish(browser: Any, tmp_path: P
     try:
         browser.get(f"http://127.0.0.1:{s.port}/?token=pagetoken")
         _wait(browser, lambda b: "tasks" in b.find_element(By.ID, "health").text, "the page reaches the service")
+        assert "token" not in browser.current_url  # taken once into a cookie, out of the address bar
         browser.find_element(By.ID, "new").click()
         browser.find_element(By.ID, "f-to").send_keys(f"duckdb:{tmp_path / 'o.duckdb'}")
         browser.find_element(By.ID, "f-parser").send_keys(json.dumps(PARSER))
@@ -115,7 +116,7 @@ def test_counters_and_the_chart_move_while_messages_flow(browser: Any, mosquitto
         tid = r.json()["id"]
         s.wait_for(tid, lambda x: x["state"] == "running" and "elapsed" in x["counters"])
         t.start()
-        browser.get(f"http://127.0.0.1:{s.port}/")
+        browser.get(f"http://127.0.0.1:{s.port}/?token={s.token}")
         _wait(browser, lambda b: b.find_element(By.CSS_SELECTOR, "#tasks tr.task"), "the task list").click()
 
         def written(b: Any) -> int:

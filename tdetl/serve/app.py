@@ -1,25 +1,28 @@
 """The REST API of ``tdetl serve`` (FastAPI): tasks, their logs and counters, the drivers' parameter
-specs, health and Prometheus metrics. DSNs are shown masked; with a token every call needs
-``Authorization: Bearer <token>``."""
+specs, health and Prometheus metrics. DSNs are shown masked; every call needs the token
+(``Authorization: Bearer <token>``, or the page's cookie: guard.py), and a task may touch files only
+where the operator allowed (confine.py)."""
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from ..drivers import SINKS, SOURCES, driver_class
+from ..durable import make_dirs
 from ..errors import TdetlError
 from ..version import __version__
+from .confine import Confinement
+from .guard import Guard, json_body
 from .metrics import registry
 from .store import Store
 from .supervisor import Supervisor
@@ -28,9 +31,14 @@ from .tasks import shown, validate
 STATIC = Path(__file__).parent / "static"
 
 
-def create_app(data_dir: Path, token: str | None = None, cluster: str | None = None) -> FastAPI:
+def create_app(data_dir: Path, token: str, cluster: str | None = None, files: list[Path] | None = None,
+               bound: str = "127.0.0.1") -> FastAPI:
+    """The service over ``data_dir``; tasks may use files under ``files`` (default ``files/`` in it)."""
     store = Store(data_dir)
-    sup = Supervisor(store, data_dir, cluster)
+    confinement = Confinement(files or [data_dir / "files"])
+    for root in confinement.roots:
+        make_dirs(root)
+    sup = Supervisor(store, data_dir, cluster, confinement.home)
     metrics = registry(sup)
 
     @asynccontextmanager
@@ -39,16 +47,8 @@ def create_app(data_dir: Path, token: str | None = None, cluster: str | None = N
         yield
         sup.close()
 
-    def auth(request: Request) -> None:
-        if token is None:
-            return
-        given = request.headers.get("authorization", "")
-        if not given and "token" in request.query_params:  # a page load cannot send a header
-            given = f"Bearer {request.query_params['token']}"
-        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-            raise HTTPException(401, "missing or wrong bearer token")
-
-    app = FastAPI(title="tdetl serve", version=__version__, lifespan=lifespan, dependencies=[Depends(auth)])
+    app = FastAPI(title="tdetl serve", version=__version__, lifespan=lifespan)
+    app.middleware("http")(Guard(token, bound))
 
     @app.exception_handler(TdetlError)
     async def bad_task(request: Request, e: TdetlError) -> JSONResponse:
@@ -73,12 +73,9 @@ def create_app(data_dir: Path, token: str | None = None, cluster: str | None = N
 
     @app.post("/api/tasks", status_code=201)
     async def create(request: Request) -> dict[str, Any]:
-        try:
-            body = await request.json()
-        except ValueError:
-            raise HTTPException(422, "task: the body is not JSON") from None
+        body = await json_body(request)
         start = bool(body.pop("start", True)) if isinstance(body, dict) else True
-        definition = validate(body)
+        definition = validate(body, confinement)
         tid = store.add(definition["name"], definition, "running" if start else "stopped")
         sup.wake()
         return view(found(tid))
@@ -86,13 +83,10 @@ def create_app(data_dir: Path, token: str | None = None, cluster: str | None = N
     @app.post("/api/tasks/validate")
     async def check(request: Request) -> dict[str, Any]:
         """The form's inline validation: 200 when the definition would be accepted, else 422."""
-        try:
-            body = await request.json()
-        except ValueError:
-            raise HTTPException(422, "task: the body is not JSON") from None
+        body = await json_body(request)
         if isinstance(body, dict):
             body.pop("start", None)
-        return {"ok": True, "name": validate(body)["name"]}
+        return {"ok": True, "name": validate(body, confinement)["name"]}
 
     @app.get("/api/tasks/{tid}/history")
     def history(tid: str) -> dict[str, Any]:
@@ -112,9 +106,9 @@ def create_app(data_dir: Path, token: str | None = None, cluster: str | None = N
         t = found(tid)
         if t["state"] in ("running", "restarting", "stopping"):
             raise HTTPException(409, f"task {tid!r} is {t['state']}: stop it before changing it")
-        body = await request.json()
+        body = await json_body(request)
         merged = {**t["definition"], **body} if isinstance(body, dict) else body
-        definition = validate(merged)
+        definition = validate(merged, confinement)
         store.update(tid, definition=definition, name=definition["name"])
         return view(found(tid))
 

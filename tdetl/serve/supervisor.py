@@ -21,6 +21,7 @@ from typing import IO, Any
 
 from ..progress import COUNTERS
 from .cron import Cron
+from .guard import TOKEN_ENV
 from .store import Store
 
 log = logging.getLogger("tdetl.serve")
@@ -38,9 +39,10 @@ class Child:
 
 
 class Supervisor:
-    def __init__(self, store: Store, data_dir: Path, cluster: str | None = None) -> None:
+    def __init__(self, store: Store, data_dir: Path, cluster: str | None = None, workdir: Path | None = None) -> None:
         self.store, self.dir = store, data_dir
         self.cluster = cluster  # tasks spread their partitions over this Ray cluster
+        self.workdir = workdir  # where tasks run: their relative paths resolve there
         self.children: dict[str, Child] = {}
         self.retry_at: dict[str, float] = {}
         self.history: dict[str, deque[tuple[float, float]]] = {}  # (time, rows/s) per task
@@ -188,8 +190,10 @@ class Supervisor:
         d = self.task_dir(t["id"])
         logf = open(d / "log.txt", "ab")
         (d / "status.json").unlink(missing_ok=True)
+        env = {k: v for k, v in os.environ.items() if k != TOKEN_ENV}  # a task has no use for the service's token
         proc = subprocess.Popen([sys.executable, "-m", "tdetl.serve.worker"], stdin=subprocess.PIPE, stdout=logf,
-                                stderr=logf, env=dict(os.environ, PYTHONUNBUFFERED="1"), start_new_session=True)
+                                stderr=logf, env=dict(env, PYTHONUNBUFFERED="1"), start_new_session=True,
+                                cwd=self.workdir)
         assert proc.stdin is not None
         proc.stdin.write(json.dumps({"definition": t["definition"], "state": str(d / "state.json"),
                                      "status": str(d / "status.json"), "cluster": self.cluster}).encode())

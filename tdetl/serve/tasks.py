@@ -10,6 +10,7 @@ from typing import Any
 from ..drivers import as_dsn
 from ..errors import ConfigError, TdetlError
 from ..request import RunRequest
+from .confine import Confinement
 from .cron import Cron
 
 FIELDS = {"name", "from", "to", "parser", "transforms", "jobs", "on", "on_error", "labels", "restart",
@@ -17,8 +18,9 @@ FIELDS = {"name", "from", "to", "parser", "transforms", "jobs", "on", "on_error"
 RESTART = ("on-failure", "never")
 
 
-def validate(body: Any) -> dict[str, Any]:
-    """The normalised definition; ConfigError/DsnError naming the field otherwise."""
+def validate(body: Any, confinement: Confinement | None = None) -> dict[str, Any]:
+    """The normalised definition; ConfigError/DsnError naming the field otherwise. With
+    ``confinement``, every file the task would touch must lie where tasks may."""
     if not isinstance(body, dict):
         raise ConfigError("task: expected a JSON object with 'from' and 'to'")
     unknown = sorted(set(body) - FIELDS)
@@ -46,11 +48,15 @@ def validate(body: Any) -> dict[str, Any]:
     max_restarts = body.get("max_restarts", 10)
     if not isinstance(max_restarts, int) or max_restarts < 0:
         raise ConfigError("task: 'max_restarts' must be a whole number >= 0")
+    if confinement is not None:  # before validating reads any file the task names
+        confinement.check(body["from"], body["to"], parser_text)
     try:  # validated as the run will be
-        RunRequest(body["from"], body["to"], parser_text, tuple(transforms), jobs, body.get("on_error", "error"),
-                   on).validate()
+        opts = RunRequest(body["from"], body["to"], parser_text, tuple(transforms), jobs,
+                          body.get("on_error", "error"), on).validate()
     except TdetlError as e:
         raise type(e)(f"task: {e}") from None
+    if confinement is not None:
+        confinement.check_options(opts)
     schedule = body.get("schedule") or None
     if schedule is not None:
         if not isinstance(schedule, str):

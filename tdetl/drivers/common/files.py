@@ -41,10 +41,14 @@ def safe_name(name: str) -> str:
 
 
 class FileExport(Sink):
-    capabilities = SinkCapabilities(durable_flush=False)  # files are renamed into place at close
+    capabilities = SinkCapabilities(durable_flush=False, local_files=True)  # files renamed into place at close
+
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self._temps: dict[Path, Path] = {}
+
+    def local_root(self) -> Path:
+        return self.dsn.path
 
     def temp_for(self, final: Path) -> Path:
         tmp = self._temps.get(final)

@@ -32,7 +32,7 @@ def to_text_frame(batch: pa.RecordBatch) -> pl.DataFrame:
 
 
 class CsvSink(FileExport):
-    capabilities = SinkCapabilities(durable_flush=False)  # files are renamed into place at close
+    capabilities = SinkCapabilities(durable_flush=False, local_files=True)  # files renamed into place at close
     spec = Spec(Param("header", "flag", True, "write a header line"),
                 Param("delimiter", "text", ",", "field separator"))
 

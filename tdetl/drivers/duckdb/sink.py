@@ -8,6 +8,7 @@ those, while its ``TIMESTAMP_MS``/``TIMESTAMP_S`` are storage types that several
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -43,7 +44,7 @@ def _exec(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = N
 
 
 class DuckDBSink(Sink):
-    capabilities = SinkCapabilities(durable_flush=False)  # one transaction, committed at close
+    capabilities = SinkCapabilities(durable_flush=False, local_files=True)  # one transaction, committed at close
     spec = Spec(Param("if_exists", "choice", "replace", "for tables the file already has",
                       choices=("replace", "append", "fail")),
                 Param("buffer_rows", "int", 1 << 20, "rows buffered before an INSERT", minimum=1))
@@ -57,6 +58,9 @@ class DuckDBSink(Sink):
         self._ready: dict[str, set[str]] = {}  # table -> its columns
         self._buffer: dict[str, list[pa.RecordBatch]] = {}
         self._rows = 0
+
+    def local_root(self) -> Path:
+        return self.path
 
     def prepare(self, catalog: Catalog) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -29,7 +29,7 @@ def _layout(spec: TableSpec) -> bytes:
 
 
 class ParquetSink(FileExport):
-    capabilities = SinkCapabilities(durable_flush=False)  # files are renamed into place at close
+    capabilities = SinkCapabilities(durable_flush=False, local_files=True)  # files renamed into place at close
     spec = Spec(Param("compression", "choice", "zstd", "Parquet compression",
                       choices=("zstd", "snappy", "lz4", "gzip", "none")))
 

@@ -2,15 +2,14 @@
 // service as you type), and a task page with counters, a throughput chart (uPlot) and the log tail.
 "use strict";
 
-const token = new URLSearchParams(location.search).get("token");
-const headers = token ? {"Authorization": "Bearer " + token} : {};
+// the token arrives once as /?token=…; the service keeps it in a cookie (HttpOnly, SameSite=Strict)
 const $ = (id) => document.getElementById(id);
 let drivers = [];
 let current = null;  // the task shown on the task page
 let chart = null;
 
 async function api(method, path, body) {
-  const opts = {method, headers: {...headers}};
+  const opts = {method, headers: {}};
   if (body !== undefined) {
     opts.headers["Content-Type"] = "application/json";
     opts.body = JSON.stringify(body);

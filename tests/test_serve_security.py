@@ -1,0 +1,237 @@
+"""tdetl serve against a hostile web page and a careless task (issue 27): the attacks that worked
+(a cross-origin text/plain POST that overwrote a file and read /etc/passwd, a foreign Host header)
+are refused; a token is always needed; tasks touch files only where the operator allowed; bodies
+and bad JSON get 4xx."""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tdetl.dsn import parse_dsn
+from tdetl.errors import ConfigError
+
+from .samples import PARSER, meters
+from .services import free_port
+
+httpx = pytest.importorskip("httpx")
+pytest.importorskip("fastapi")
+
+from tdetl.serve.confine import Confinement  # noqa: E402
+
+from .test_serve import Service  # noqa: E402
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[Service]:
+    s = Service(tmp_path / "data").start()
+    yield s
+    s.stop()
+
+
+def _url(s: Service, path: str) -> str:
+    return f"http://127.0.0.1:{s.port}{path}"
+
+
+def test_the_cross_origin_text_plain_attack_is_refused(service: Service, tmp_path: Path) -> None:
+    victim = tmp_path / "r1.csv"
+    victim.write_text("precious\n")
+    meters(10).write_csv(tmp_path / "m.csv")
+    body = _json({"from": f"csv:{tmp_path / 'm.csv'}", "parser": PARSER, "to": f"csv:{victim}"})
+    auth = {"Authorization": f"Bearer {service.token}"}
+    # as the issue's curl did it, with and without the token a page could not know anyway
+    for headers in ({"Content-Type": "text/plain", "Origin": "http://evil.example"},
+                    {"Content-Type": "text/plain", "Origin": "http://evil.example", **auth},
+                    {"Content-Type": "application/json", "Origin": "http://evil.example", **auth},
+                    {"Content-Type": "text/plain", **auth},
+                    {"Content-Type": "application/json", "Sec-Fetch-Site": "cross-site", **auth}):
+        r = httpx.post(_url(service, "/api/tasks"), content=body, headers=headers, timeout=10)
+        assert r.status_code in (401, 403, 415), (headers, r.status_code, r.text)
+    assert victim.read_text() == "precious\n"
+    assert service.call("GET", "/api/tasks").json() == []
+    # a same-origin page (the service's own) may write
+    r = httpx.post(_url(service, "/api/tasks"), content=body, timeout=10,
+                   headers={"Content-Type": "application/json", "Origin": f"http://127.0.0.1:{service.port}", **auth})
+    assert r.status_code == 201, r.text
+
+
+def test_a_foreign_host_header_is_refused_dns_rebinding(service: Service) -> None:
+    auth = {"Authorization": f"Bearer {service.token}"}
+    r = httpx.get(_url(service, "/api/tasks"), headers={"Host": f"evil.example:{service.port}", **auth}, timeout=10)
+    assert r.status_code == 421 and "loopback names only" in r.json()["detail"]
+    for host in ("localhost", "127.0.0.1"):
+        r = httpx.get(_url(service, "/api/tasks"), headers={"Host": f"{host}:{service.port}", **auth}, timeout=10)
+        assert r.status_code == 200
+
+
+def test_a_token_is_made_on_first_start_and_kept_private(tmp_path: Path) -> None:
+    s = Service(tmp_path / "data").start()
+    try:
+        path = tmp_path / "data" / "token"
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600 and len(s.token or "") >= 32
+        assert httpx.get(_url(s, "/api/tasks"), timeout=10).status_code == 401
+        assert httpx.get(_url(s, "/metrics"), timeout=10).status_code == 401
+        assert s.call("GET", "/api/tasks").status_code == 200
+        assert httpx.get(_url(s, "/static/app.js"), timeout=10).status_code == 200  # the page's own code
+        log = (tmp_path / f"serve-{s.port}.log").read_text()
+        assert f"tdetl serve: listening on http://127.0.0.1:{s.port} (token in {path})" in log
+        assert s.token not in log
+        # the page: the token once in the address, then a cookie (HttpOnly, SameSite=Strict)
+        r = httpx.get(_url(s, f"/?token={s.token}"), timeout=10, follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == "/"
+        cookie = r.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "samesite=strict" in cookie
+        with httpx.Client(cookies=r.cookies) as c:
+            assert c.get(_url(s, "/api/tasks"), timeout=10).status_code == 200
+        assert httpx.get(_url(s, "/?token=wrong"), timeout=10).status_code == 401
+    finally:
+        s.stop()
+    again = Service(tmp_path / "data").start()  # the same token on the next start
+    try:
+        assert again.token == s.token
+    finally:
+        again.stop()
+
+
+def test_the_token_comes_from_a_file_or_the_environment_not_argv(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("file-token-123\n")
+    port = free_port()
+    log = tmp_path / "serve.log"
+    proc = subprocess.Popen([sys.executable, "-m", "tdetl", "serve", "--port", str(port), "--data-dir",
+                             str(tmp_path / "d1"), "--token-file", str(secret)], stdout=open(log, "ab"),
+                            stderr=subprocess.STDOUT)
+    try:
+        from .services import wait_port
+
+        wait_port(port, proc, "tdetl serve", log, timeout=30)
+        r = httpx.get(f"http://127.0.0.1:{port}/api/tasks", headers={"Authorization": "Bearer file-token-123"},
+                      timeout=10)
+        assert r.status_code == 200
+        assert "file-token-123" not in " ".join(proc.args)  # type: ignore[arg-type]
+        assert f"(token from {secret})" in log.read_text() and not (tmp_path / "d1" / "token").exists()
+    finally:
+        proc.terminate()
+        proc.wait(20)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "tdetl", "serve", "--port", str(port), "--data-dir",
+                             str(tmp_path / "d2")], stdout=open(log, "ab"), stderr=subprocess.STDOUT,
+                            env=dict(os.environ, TDETL_SERVE_TOKEN="env-token-456"))
+    try:
+        from .services import wait_port
+
+        wait_port(port, proc, "tdetl serve", log, timeout=30)
+        ok = httpx.get(f"http://127.0.0.1:{port}/api/tasks", headers={"Authorization": "Bearer env-token-456"},
+                       timeout=10)
+        assert ok.status_code == 200
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
+def test_a_port_in_use_is_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        res = subprocess.run([sys.executable, "-m", "tdetl", "serve", "--port", str(port), "--data-dir",
+                              str(tmp_path)], capture_output=True, text=True, timeout=30)
+    assert res.returncode == 1
+    assert res.stderr.strip().splitlines() == [f"tdetl: error: --port {port}: cannot listen on 127.0.0.1:{port}:"
+                                               " Address already in use"]
+
+
+def test_tasks_touch_files_only_where_allowed(service: Service, tmp_path: Path) -> None:
+    meters(10).write_csv(tmp_path / "m.csv")
+    outside = tmp_path.parent / f"outside-{os.getpid()}"
+    outside.mkdir(exist_ok=True)
+    (tmp_path / "link").symlink_to(outside)
+    parser = _json(PARSER)
+    cases = [
+        ({"from": "csv:/etc/passwd", "to": f"local:{tmp_path / 'b'}"}, "'from': '/etc/passwd' is outside"),
+        ({"from": f"csv:{tmp_path / 'm.csv'}", "parser": PARSER, "to": "local:/"}, "'to': '/' is outside"),
+        ({"from": f"csv:{tmp_path}/../*.csv", "parser": PARSER, "to": f"local:{tmp_path / 'b'}"}, "is outside"),
+        ({"from": f"csv:{tmp_path / 'm.csv'}", "parser": PARSER, "to": f"csv:{tmp_path / 'link' / 'x.csv'}"},
+         "link/x.csv' is outside"),
+        ({"from": f"csv:{tmp_path / 'm.csv'}", "parser": "@/etc/hostname", "to": f"local:{tmp_path / 'b'}"},
+         "'parser': '/etc/hostname' is outside"),
+        ({"from": f"csv:{tmp_path / 'm.csv'}", "parser": PARSER, "to": f"local:{tmp_path / 'b'}",
+          "on_error": "archive:/tmp/stolen.jsonl"}, "'on_error': '/tmp/stolen.jsonl' is outside"),
+        ({"from": f"csv:{tmp_path / 'm.csv'}", "parser": PARSER, "to": f"local:{tmp_path / 'b'}",
+          "on": {"archive": "../../x"}}, "'on' archive: '../../x' is outside"),
+        ({"from": "mqtt://127.0.0.1:1883?topics=a&client_id=c&ca=@/etc/ssl/private/k.pem", "parser": parser,
+          "to": f"local:{tmp_path / 'b'}"}, "parameter ca: '/etc/ssl/private/k.pem' is outside"),
+    ]
+    for body, why in cases:
+        r = service.call("POST", "/api/tasks", json=body)
+        assert r.status_code == 422 and why in r.json()["detail"], (body, r.text)
+        assert "\n" not in r.json()["detail"]
+    assert service.call("GET", "/api/tasks").json() == []
+    # relative paths resolve against the first --files directory, where the task runs
+    r = service.call("POST", "/api/tasks", json={"from": "csv:m.csv", "parser": PARSER, "to": "duckdb:rel.duckdb"})
+    assert r.status_code == 201, r.text
+    service.wait_for(r.json()["id"], lambda t: t["state"] == "finished")
+    assert (tmp_path / "rel.duckdb").exists()
+
+
+def test_bodies_are_bounded_and_bad_json_is_4xx(service: Service, tmp_path: Path) -> None:
+    auth = {"Authorization": f"Bearer {service.token}", "Content-Type": "application/json"}
+    big = b'{"name": "' + b"x" * (1 << 20) + b'"}'
+    assert httpx.post(_url(service, "/api/tasks"), content=big, headers=auth, timeout=30).status_code == 413
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it arrives
+        for _ in range(20):
+            yield b" " * (100 << 10)
+
+    r = httpx.post(_url(service, "/api/tasks"), content=chunks(), headers=auth, timeout=30)
+    assert r.status_code == 413
+    r = httpx.post(_url(service, "/api/tasks"), content=b'{"from": ', headers=auth, timeout=10)
+    assert r.status_code == 400 and "not JSON" in r.json()["detail"]
+    meters(10).write_csv(tmp_path / "m.csv")
+    task = {"from": f"csv:{tmp_path / 'm.csv'}", "parser": PARSER, "start": False, "to": f"duckdb:{tmp_path / 'o.db'}"}
+    tid = service.call("POST", "/api/tasks", json=task).json()["id"]
+    r = httpx.patch(_url(service, f"/api/tasks/{tid}"), content=b"name=x", timeout=10,
+                    headers={"Authorization": f"Bearer {service.token}", "Content-Type": "text/plain"})
+    assert r.status_code == 415
+    r = httpx.patch(_url(service, f"/api/tasks/{tid}"), content=b"{", headers=auth, timeout=10)
+    assert r.status_code == 400
+    r = httpx.patch(_url(service, f"/api/tasks/{tid}"), content=b"[1]", headers=auth, timeout=10)
+    assert r.status_code == 422
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(["..", ".", "a", "b", "link", "/", "~"]), min_size=1, max_size=8))
+def test_confinement_accepts_exactly_the_paths_inside(tmp_path_factory: Any, parts: list[str]) -> None:
+    base = tmp_path_factory.getbasetemp() / "confine"
+    root, other = base / "root", base / "other"
+    for d in (root / "a" / "b", other):
+        d.mkdir(parents=True, exist_ok=True)
+    if not (root / "link").exists():
+        (root / "link").symlink_to(other)
+    text = "/".join(parts)
+    raw = parse_dsn(f"csv:{text}").raw_path  # the path the driver reads (dsn.path): "" is refused by it
+    where = Path(os.path.realpath(root / Path(raw).expanduser()))
+    inside = where == Path(os.path.realpath(root)) or Path(os.path.realpath(root)) in where.parents
+    try:
+        Confinement([root]).check(f"csv:{text}", f"local:{root / 'a'}", None)
+        accepted = True
+    except ConfigError as e:
+        accepted = False
+        assert "is outside the directories tasks may use" in str(e) and "\n" not in str(e)
+    assert accepted == inside, text
+
+
+def _json(doc: Any) -> str:
+    import json
+
+    return json.dumps(doc)
