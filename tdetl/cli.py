@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from .api import inspect, start, verify
 from .drivers import as_dsn, describe_drivers
@@ -18,8 +19,25 @@ from .request import RunRequest
 from .version import __version__
 
 
+def _positive(text: str) -> int:
+    """A whole number >= 1 (``-j 0`` would read nothing, ``--batch-rows 0`` never fill a batch)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not >= 1")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        """One line, as every other tdetl error (argparse prints its usage first)."""
+        self.exit(2, f"{self.prog}: error: {message} ({self.prog} -h lists the options)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tdetl", description="Columnar ETL for TDengine.")
+    p = _Parser(prog="tdetl", description="Columnar ETL for TDengine.")
     p.add_argument("-V", "--version", action="version", version=f"tdetl {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -28,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("-t", "--to", dest="target", required=True, help="target DSN")
     r.add_argument("-p", "--parser", help="parser config: JSON text or @file")
     r.add_argument("-T", "--transform", action="append", default=[], help="add-tag / rename rule (repeatable)")
-    r.add_argument("-j", "--jobs", type=int, default=None,
+    r.add_argument("-j", "--jobs", type=_positive, default=None,
                    help="parallel readers (default: 4 for a TDengine source, else 1)")
     r.add_argument("--on-error", default="error", help="bad records: error (default), drop, archive:<file>")
     r.add_argument("--on", action="append", default=[], metavar="SITUATION=CHOICE",
@@ -38,7 +56,7 @@ def _parser() -> argparse.ArgumentParser:
                    " same FILE resumes an interrupted run (removed when the run finishes)")
     r.add_argument("--cluster", metavar="ADDRESS", help="spread the run over a Ray cluster: ray://head:10001,"
                    " a Ray address, or local (the ray extra)")
-    r.add_argument("--batch-rows", type=int, default=None, help="rows per batch (default 1048576)")
+    r.add_argument("--batch-rows", type=_positive, default=None, help="rows per batch (default 1048576)")
     for q in (r,):
         q.add_argument("-v", "--verbose", action="count", default=0, help="-v info, -vv debug, -vvv trace")
         q.add_argument("-q", "--quiet", action="count", default=0, help="-q no progress, -qq no summary")
@@ -73,6 +91,8 @@ def _parser() -> argparse.ArgumentParser:
     sv.add_argument("--files", metavar="DIR", action="append", default=[],
                     help="a directory tasks may read and write files in (repeatable; default <data-dir>/files;"
                          " relative paths in tasks resolve against the first)")
+    sv.add_argument("--max-running", type=_positive, metavar="N",
+                    help="tasks running at once; the rest wait as queued (default: 4 per CPU)")
     sv.add_argument("--cluster", metavar="ADDRESS", help="run each task's partitions on a Ray cluster (as run does)")
     sv.add_argument("-v", "--verbose", action="count", default=0)
 
@@ -182,7 +202,7 @@ def _serve(args: argparse.Namespace) -> int:
     except OSError as e:
         sock.close()
         raise ConfigError(f"--port {args.port}: cannot listen on {args.host}:{args.port}: {e.strerror}") from None
-    app = create_app(data, token, args.cluster, [Path(f) for f in args.files] or None, args.host)
+    app = create_app(data, token, args.cluster, [Path(f) for f in args.files] or None, args.host, args.max_running)
     shown_host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"tdetl serve: listening on http://{shown_host}:{args.port} ({told})", file=sys.stderr, flush=True)
     uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])

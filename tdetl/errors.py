@@ -90,6 +90,21 @@ class TaosError(TdetlError):
         return " ".join(f"[0x{self.code & 0xFFFF:04X}] {self.message}".split())
 
 
+EXIT_PERMANENT = 2  # a run failed in a way running it again cannot change (tdetl serve does not restart it)
+
+
+def temporary(e: BaseException) -> bool:
+    """Whether the same run may succeed later without anyone changing anything: a peer that did not
+    answer, a transaction in the way, a broker or cluster in trouble. Bad input, configuration,
+    credentials or a missing database are permanent. The one place that tells them apart: the
+    taos target's retry, the CLI and ``tdetl serve``'s supervisor all ask here."""
+    if isinstance(e, TaosError):
+        return e.unreachable or e.conflict
+    if isinstance(e, (DsnError, ConfigError, DataError, BackupError)):
+        return False
+    return isinstance(e, (TdetlError, OSError, TimeoutError))
+
+
 POLICIES = ("error", "drop", "archive")
 
 

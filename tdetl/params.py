@@ -10,6 +10,7 @@ means the parameter's own unit (seconds, or milliseconds where taosX documents i
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from .dsn import SECRET_PARAMS, Dsn
-from .errors import DsnError
+from .errors import DsnError, shown
 
 KINDS = ("text", "int", "float", "duration", "flag", "choice", "list", "file", "instant")
 _DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*")
@@ -186,8 +187,10 @@ class Spec:
         for key, _ in dsn.params:
             if key not in self._by_key:
                 known = ", ".join(p.name for p in self.params) or "none"
-                raise DsnError(f"{where}: unknown parameter {key!r} for {driver or dsn.scheme} (known: {known};"
-                               f" see tdetl drivers {dsn.driver})")
+                near = difflib.get_close_matches(key, list(self._by_key), n=1, cutoff=0.6)
+                hint = f"did you mean {near[0]!r}? " if near else ""
+                raise DsnError(f"{where}: unknown parameter {shown(key, 60)} for {driver or dsn.scheme} ({hint}known:"
+                               f" {known}; see tdetl drivers {dsn.driver})")
         values: dict[str, Any] = {}
         for p in self.params:
             key = next((k for k in (p.name, *p.aliases) if dsn.has(k)), p.name)

@@ -68,7 +68,20 @@ def test_errors_are_one_line_with_nonzero_exit_and_no_password(tmp_path: Path) -
         assert res.stderr.startswith("tdetl: error: ") and res.stderr.count("\n") == 1, res.stderr
         assert expect in res.stderr and "s3cret" not in res.stderr
     usage = run_cli("run", "-f", "csv:x.csv")
-    assert usage.returncode == 2 and "-t/--to" in usage.stderr
+    assert usage.returncode == 2 and "-t/--to" in usage.stderr and usage.stderr.count("\n") == 1
+
+
+def test_mistakes_get_a_hint_in_one_line(tmp_path: Path) -> None:
+    """-j 0 and --batch-rows 0 are refused; a parser file given without @; the nearest parameter."""
+    csv = f"csv:{SAMPLES / 'meters.csv'}"
+    for flag in ("-j", "--batch-rows"):
+        res = run_cli("run", "-f", csv, "-t", f"local:{tmp_path}/a", flag, "0")
+        assert res.returncode == 2 and res.stderr.count("\n") == 1 and "0 is not >= 1" in res.stderr, res.stderr
+    res = run_cli("run", "-f", csv, "-t", f"local:{tmp_path}/b", "-p", str(SAMPLES / "meters.parser.json"))
+    assert res.returncode == 1 and f"give @{SAMPLES / 'meters.parser.json'} to read it" in res.stderr
+    res = run_cli("run", "-f", f"local:{tmp_path}?stable=x", "-t", f"local:{tmp_path}/c")
+    assert res.returncode == 1 and "unknown parameter 'stable' for local (did you mean 'stables'?" in res.stderr
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
 def test_transforms_rename_and_add_tag(tmp_path: Path) -> None:

@@ -61,7 +61,7 @@ def test_list_and_file_parameters_read_at_files(tmp_path: Path) -> None:
     ("wait=soon", r"xx parameter wait='soon' is not valid: expected duration like 500ms.*or never"),
     ("on=maybe", r"xx parameter on='maybe' is not valid: expected flag"),
     ("how=c", r"xx parameter how='c' is not valid: expected a\|b"),
-    ("nn=1", r"unknown parameter 'nn' for xx \(known: n, wait, .*see tdetl drivers xx\)"),
+    ("nn=1", r"unknown parameter 'nn' for xx \(did you mean 'n'\? known: n, wait, .*see tdetl drivers xx\)"),
 ])
 def test_bad_parameters_name_the_parameter_driver_and_form(query: str, match: str) -> None:
     with pytest.raises(DsnError, match=match) as e:

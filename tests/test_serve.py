@@ -152,6 +152,8 @@ def test_service_killed_mid_task_resumes_it_with_exact_rows(tmp_path: Path, scra
         task = s.wait_for(tid, lambda t: t["state"] in ("finished", "failed"), timeout=180)
         assert task["state"] == "finished", task
         assert task["counters"]["rows_written"] < 30 * 50  # resumed, not started over
+        # the killed run's rows count in the task's totals (they were written), with the resumed run's
+        assert task["totals"]["rows_written"] >= 30 * 50 > task["counters"]["rows_written"]
         import tdetl
 
         assert tdetl.verify(f"{server}/{one}", f"{server}/{two}")["differences"] == []

@@ -32,13 +32,13 @@ STATIC = Path(__file__).parent / "static"
 
 
 def create_app(data_dir: Path, token: str, cluster: str | None = None, files: list[Path] | None = None,
-               bound: str = "127.0.0.1") -> FastAPI:
+               bound: str = "127.0.0.1", max_running: int | None = None) -> FastAPI:
     """The service over ``data_dir``; tasks may use files under ``files`` (default ``files/`` in it)."""
     store = Store(data_dir)
     confinement = Confinement(files or [data_dir / "files"])
     for root in confinement.roots:
         make_dirs(root)
-    sup = Supervisor(store, data_dir, cluster, confinement.home)
+    sup = Supervisor(store, data_dir, cluster, confinement.home, max_running)
     metrics = registry(sup)
 
     @asynccontextmanager

@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
+from ..errors import EXIT_PERMANENT
 from ..progress import COUNTERS
 from .cron import Cron
 from .guard import TOKEN_ENV
@@ -27,6 +28,19 @@ from .store import Store
 log = logging.getLogger("tdetl.serve")
 TICK = 0.25
 BACKOFF_MAX = 60.0
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        return dict(json.loads(path.read_text()))
+    except (OSError, ValueError):
+        return {}
+
+
+def default_max_running() -> int:
+    """Tasks running at once when --max-running is not given: four per CPU this process may use
+    (most tasks wait on servers; each is a process of its own)."""
+    return 4 * len(os.sched_getaffinity(0))
 SAMPLE = 2.0  # seconds between throughput samples
 HISTORY = 1800  # samples kept: the last hour
 
@@ -39,8 +53,10 @@ class Child:
 
 
 class Supervisor:
-    def __init__(self, store: Store, data_dir: Path, cluster: str | None = None, workdir: Path | None = None) -> None:
+    def __init__(self, store: Store, data_dir: Path, cluster: str | None = None, workdir: Path | None = None,
+                 max_running: int | None = None) -> None:
         self.store, self.dir = store, data_dir
+        self.max_running = max_running or default_max_running()  # the rest wait as "queued"
         self.cluster = cluster  # tasks spread their partitions over this Ray cluster
         self.workdir = workdir  # where tasks run: their relative paths resolve there
         self.children: dict[str, Child] = {}
@@ -61,7 +77,8 @@ class Supervisor:
 
     def start(self) -> None:
         for t in self.store.all():  # the service restarted: what was running runs again
-            if t["wanted"] == "running" and t["state"] not in ("finished",):
+            self._add_to_totals(t["id"])  # a run whose end this service never saw (killed with it) still counts
+            if t["wanted"] == "running" and t["state"] not in ("finished", "failed"):
                 self.store.update(t["id"], state="restarting")
         self._thread.start()
 
@@ -102,32 +119,26 @@ class Supervisor:
             self.retry_at.pop(tid, None)
 
     def status(self, tid: str) -> dict[str, Any]:
-        """The counters the task's process writes every second (this run)."""
-        path = self.task_dir(tid) / "status.json"
-        try:
-            return dict(json.loads(path.read_text()))
-        except (OSError, ValueError):
-            return {}
+        """The counters the task's process writes every second (this run, or the last one once it ended)."""
+        d = self.task_dir(tid)
+        return _read(d / "status.json") or _read(d / "last_run.json")
 
     def totals(self, tid: str) -> dict[str, int]:
-        """Counters over every run of the task: the finished runs' sum plus this run's."""
-        try:
-            done = dict(json.loads((self.task_dir(tid) / "totals.json").read_text()))
-        except (OSError, ValueError):
-            done = {}
-        now = self.status(tid) if tid in self.children else {}
+        """Counters over every run of the task: the ended runs' sum plus this run's."""
+        d = self.task_dir(tid)
+        done, now = _read(d / "totals.json"), _read(d / "status.json")
         return {k: int(done.get(k, 0)) + int(now.get(k, 0)) for k in COUNTERS}
 
     def _add_to_totals(self, tid: str) -> None:
-        run = self.status(tid)
+        """A run that ended (or whose end this service never saw) into the task's totals, once: its
+        counters move to last_run.json."""
+        d = self.task_dir(tid)
+        run = _read(d / "status.json")
         if not run:
             return
-        path = self.task_dir(tid) / "totals.json"
-        try:
-            done = dict(json.loads(path.read_text()))
-        except (OSError, ValueError):
-            done = {}
-        path.write_text(json.dumps({k: int(done.get(k, 0)) + int(run.get(k, 0)) for k in COUNTERS}))
+        done = _read(d / "totals.json")
+        (d / "totals.json").write_text(json.dumps({k: int(done.get(k, 0)) + int(run.get(k, 0)) for k in COUNTERS}))
+        os.replace(d / "status.json", d / "last_run.json")
 
     def _sample(self) -> None:
         now = time.time()
@@ -177,8 +188,13 @@ class Supervisor:
                         self._spawn(t)
                     continue
                 if t["wanted"] == "running" and child is None and t["state"] not in ("finished", "failed"):
-                    if time.time() >= self.retry_at.get(tid, 0):
-                        self._spawn(t)
+                    if time.time() < self.retry_at.get(tid, 0):
+                        continue
+                    if len(self.children) >= self.max_running:
+                        if t["state"] != "queued":
+                            self.store.update(tid, state="queued")
+                        continue
+                    self._spawn(t)
                 elif t["wanted"] == "stopped" and child is not None:
                     self.store.update(tid, state="stopping")
                     self._terminate(tid)
@@ -214,6 +230,7 @@ class Supervisor:
         self._add_to_totals(tid)
         self._last_rows.pop(tid, None)
         rc = child.proc.returncode
+        self.wake()  # a place for a queued task
         if t["wanted"] != "running":
             self.store.update(tid, state="stopped")
             return
@@ -224,7 +241,10 @@ class Supervisor:
         error = next((ln for ln in reversed(self.log_tail(tid, 50)) if ln.startswith("tdetl: error:")),
                      f"the task's process ended with status {rc}")
         d = t["definition"]
-        if d.get("restart", "on-failure") == "on-failure" and t["restarts"] < d.get("max_restarts", 10):
+        if rc == EXIT_PERMANENT:  # running it again changes nothing (a wrong password, a bad parser)
+            self.store.update(tid, state="failed", last_error=error)
+            log.warning("task %s failed (%s); not restarted: the error is permanent", tid, error)
+        elif d.get("restart", "on-failure") == "on-failure" and t["restarts"] < d.get("max_restarts", 10):
             delay = min(BACKOFF_MAX, 2.0 ** t["restarts"])
             self.retry_at[tid] = time.time() + delay
             self.store.update(tid, state="restarting", last_error=error, restarts=t["restarts"] + 1)

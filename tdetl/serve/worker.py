@@ -12,7 +12,7 @@ from dataclasses import replace
 
 from ..api import start
 from ..drivers import as_dsn
-from ..errors import TdetlError
+from ..errors import EXIT_PERMANENT, TdetlError, temporary
 from ..request import RunRequest
 
 
@@ -40,7 +40,7 @@ def main() -> int:
         return 0 if summary.complete else 3  # rows wait in the write cache: restarted, the task replays them
     except TdetlError as e:
         print(f"tdetl: error: {e}", file=sys.stderr, flush=True)
-        return 1
+        return 1 if temporary(e) else EXIT_PERMANENT  # permanent: the supervisor does not restart it
     except Exception as e:  # one line, as the CLI prints it
         print(f"tdetl: error: {type(e).__name__}: {' '.join(str(e).split())}", file=sys.stderr, flush=True)
         return 1

@@ -81,13 +81,13 @@ _V3_OPTIONS = {"vgroups": "vgroups", "duration": "duration", "keep": "keep", "bu
                "tsdb_pagesize": "tsdb_pagesize", "keep_time_offset": "keep_time_offset"}
 
 
-def database(conn: Connection, db: str) -> Database:
+def database(conn: Connection, db: str, where: str = "") -> Database:
     if major_version(conn) >= 3:
         found = records(conn, f"SELECT * FROM information_schema.ins_databases WHERE name = {_str(db)}")
     else:
         found = [r for r in records(conn, "SHOW DATABASES") if r.get("name") == db]
     if not found:
-        raise TaosError(0x0388, f"database {db!r} does not exist", "")
+        raise TaosError(0x0388, f"database {db!r} does not exist", where)
     row = found[0]
     precision = str(row.get("precision") or "ms")
     options: dict[str, Any] = {}
@@ -139,7 +139,7 @@ def read_catalog(conn: Connection, db: str, stables: Iterable[str] = (), tables:
     want_st, want_t = set(stables), set(tables)
     v3 = major_version(conn) >= 3
     cat = Catalog()
-    info = database(conn, db)
+    info = database(conn, db, where)
     cat.databases[db] = info
     st_names, normal = table_names(conn, db)
     table_stables = {t.split(".", 1)[0] for t in want_t if "." in t}

@@ -68,7 +68,10 @@ def load_parser(text: str) -> ParserConfig:
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as e:
-        raise ConfigError(f"{where}: not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+        hint = ""
+        if not text.startswith("@") and not text.lstrip().startswith(("{", "[")) and Path(text).expanduser().is_file():
+            hint = f" ({shown(text, 100)} is a file: give @{text[:100]} to read it)"
+        raise ConfigError(f"{where}: not valid JSON: {e.msg} at line {e.lineno} column {e.colno}{hint}") from None
     if not isinstance(doc, dict):
         raise ConfigError(f"{where}: must be a JSON object with 'parse' and/or 'model'")
     unknown = set(doc) - {"parse", "transform", "model", "global", "on"}
