@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +98,20 @@ def test_csv_to_duckdb_task_runs_to_the_end(service: Service, tmp_path: Path) ->
     assert written == [3000.0]
     state = {s.labels["state"]: s.value for s in families["tdetl_task_state"].samples if s.labels["task"] == tid}
     assert state["finished"] == 1.0 and state["running"] == 0.0
+    # Prometheus conventions: the unit before _total, no precomputed rate, build info, the process
+    names = {smp.name for f in families.values() for smp in f.samples}
+    assert {"tdetl_task_written_bytes_total", "tdetl_build_info", "process_resident_memory_bytes",
+            "tdetl_task_last_success_timestamp_seconds"} <= names and "tdetl_task_rows_per_second" not in names
+    service.call("POST", f"/api/tasks/{tid}/start")  # a second run: the counters go on, not from zero
+    service.wait_for(tid, lambda t: t["state"] == "finished" and t["totals"]["rows_written"] == 6000)
+    families = {f.name: f for f in text_string_to_metric_families(service.call("GET", "/metrics").text)}
+    assert [s.value for s in families["tdetl_task_rows_written"].samples if s.labels.get("task") == tid] == [6000.0]
     assert service.call("GET", "/health").json()["status"] == "ok"
+    api = service.call("GET", "/openapi.json").json()  # the API documented; /docs would need a CDN
+    body = api["paths"]["/api/tasks"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert {"from", "to", "parser", "schedule"} <= set(body["properties"]) and body["required"] == ["from", "to"]
+    assert "422" in api["paths"]["/api/tasks"]["post"]["responses"]
+    assert service.call("GET", "/docs").status_code == 404
     drivers = {(d["driver"], d["role"]) for d in service.call("GET", "/api/drivers").json()}
     assert ("mqtt", "target") in drivers and ("parquet", "source") in drivers
 
@@ -221,7 +235,8 @@ def test_a_scheduled_task_waits_for_its_time_and_logs_stream(service: Service, t
     body = {"from": f"csv:{tmp_path / 'm.csv'}", "to": f"duckdb:{tmp_path / 'o.duckdb'}", "parser": PARSER}
     r = service.call("POST", "/api/tasks", json={**body, "schedule": "0 3 * * *"})
     task = r.json()
-    assert task["state"] == "created" and task["next_run"] > time.time()
+    assert task["state"] == "created" and task["next_run"].endswith("Z")  # RFC 3339, UTC
+    assert datetime.fromisoformat(task["next_run"].replace("Z", "+00:00")).timestamp() > time.time()
     time.sleep(1.5)
     assert service.call("GET", f"/api/tasks/{task['id']}").json()["state"] == "created"  # not before its time
     bad = service.call("POST", "/api/tasks", json={**body, "schedule": "0 25 * * *"})

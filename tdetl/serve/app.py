@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +25,19 @@ from ..version import __version__
 from .confine import Confinement
 from .guard import Guard, json_body
 from .metrics import registry
+from .models import REFUSALS, TaskDefinition, body_of
 from .store import Store
 from .supervisor import Supervisor
 from .tasks import shown, validate
 
 STATIC = Path(__file__).parent / "static"
+
+
+def rfc3339(epoch: float | None) -> str | None:
+    """An instant as the API shows it: RFC 3339 in UTC, to the millisecond."""
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def create_app(data_dir: Path, token: str, cluster: str | None = None, files: list[Path] | None = None,
@@ -47,7 +56,8 @@ def create_app(data_dir: Path, token: str, cluster: str | None = None, files: li
         yield
         sup.close()
 
-    app = FastAPI(title="tdetl serve", version=__version__, lifespan=lifespan)
+    # no /docs: its page loads from a CDN, which an offline host lacks; /openapi.json documents the API
+    app = FastAPI(title="tdetl serve", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.middleware("http")(Guard(token, bound))
 
     @app.exception_handler(TdetlError)
@@ -55,11 +65,12 @@ def create_app(data_dir: Path, token: str, cluster: str | None = None, files: li
         return JSONResponse({"detail": str(e)}, status_code=422)
 
     def view(t: dict[str, Any]) -> dict[str, Any]:
+        scheduled = t["definition"].get("schedule") and t["wanted"] == "running"
         return {"id": t["id"], "name": t["name"], "state": t["state"], "wanted": t["wanted"],
-                "last_error": t["last_error"], "restarts": t["restarts"], "created": t["created"],
-                "updated": t["updated"], "definition": shown(t["definition"]), "counters": sup.status(t["id"]),
-                "totals": sup.totals(t["id"]),
-                "next_run": sup.next_run(t) if t["definition"].get("schedule") and t["wanted"] == "running" else None}
+                "last_error": t["last_error"], "restarts": t["restarts"], "created": rfc3339(t["created"]),
+                "updated": rfc3339(t["updated"]), "definition": shown(t["definition"]), "counters": sup.status(t["id"]),
+                "totals": sup.totals(t["id"]), "next_run": rfc3339(sup.next_run(t)) if scheduled else None,
+                "last_success": rfc3339(sup.last_success(t["id"]))}
 
     def found(tid: str) -> dict[str, Any]:
         t = store.get(tid)
@@ -71,8 +82,9 @@ def create_app(data_dir: Path, token: str, cluster: str | None = None, files: li
     def health() -> dict[str, Any]:
         return {"status": "ok", "version": __version__, "tasks": len(store.all())}
 
-    @app.post("/api/tasks", status_code=201)
+    @app.post("/api/tasks", status_code=201, openapi_extra=body_of(TaskDefinition), responses=REFUSALS)
     async def create(request: Request) -> dict[str, Any]:
+        """A task from its definition; started at once unless ``start`` is false."""
         body = await json_body(request)
         start = bool(body.pop("start", True)) if isinstance(body, dict) else True
         definition = validate(body, confinement)
@@ -80,7 +92,7 @@ def create_app(data_dir: Path, token: str, cluster: str | None = None, files: li
         sup.wake()
         return view(found(tid))
 
-    @app.post("/api/tasks/validate")
+    @app.post("/api/tasks/validate", openapi_extra=body_of(TaskDefinition), responses=REFUSALS)
     async def check(request: Request) -> dict[str, Any]:
         """The form's inline validation: 200 when the definition would be accepted, else 422."""
         body = await json_body(request)
@@ -101,7 +113,9 @@ def create_app(data_dir: Path, token: str, cluster: str | None = None, files: li
     def one(tid: str) -> dict[str, Any]:
         return view(found(tid))
 
-    @app.patch("/api/tasks/{tid}")
+    @app.patch("/api/tasks/{tid}", responses=REFUSALS,
+               openapi_extra={"requestBody": {"content": {"application/json": {"schema": {"type": "object"}}},
+                                              "description": "fields of the definition to change"}})
     async def change(tid: str, request: Request) -> dict[str, Any]:
         t = found(tid)
         if t["state"] in ("running", "restarting", "stopping"):

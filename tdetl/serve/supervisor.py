@@ -129,6 +129,13 @@ class Supervisor:
         done, now = _read(d / "totals.json"), _read(d / "status.json")
         return {k: int(done.get(k, 0)) + int(now.get(k, 0)) for k in COUNTERS}
 
+    def last_success(self, tid: str) -> float | None:
+        """When a run of the task last ended with everything written (epoch seconds)."""
+        try:
+            return float((self.task_dir(tid) / "last_success").read_text())
+        except (OSError, ValueError):
+            return None
+
     def _add_to_totals(self, tid: str) -> None:
         """A run that ended (or whose end this service never saw) into the task's totals, once: its
         counters move to last_run.json."""
@@ -235,6 +242,7 @@ class Supervisor:
             self.store.update(tid, state="stopped")
             return
         if rc == 0:  # done; a scheduled task waits for its next time
+            (self.task_dir(tid) / "last_success").write_text(f"{time.time():.3f}")
             again = "running" if t["definition"].get("schedule") else "finished"
             self.store.update(tid, state="finished", wanted=again)
             return
