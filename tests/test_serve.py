@@ -215,7 +215,7 @@ def test_stop_start_and_delete_a_running_task(service: Service, mosquitto: Mosqu
 
 
 def test_cron_schedules() -> None:
-    from datetime import datetime, timezone
+    from datetime import timedelta, timezone
 
     from tdetl.errors import ConfigError
     from tdetl.serve.cron import Cron
@@ -225,9 +225,17 @@ def test_cron_schedules() -> None:
     assert Cron("0 2 * * *").next_after(t) == datetime(2026, 12, 3, 2, 0, tzinfo=timezone.utc)
     assert Cron("0 0 * * 0").next_after(t) == datetime(2026, 12, 6, 0, 0, tzinfo=timezone.utc)  # Sunday
     assert Cron("30 4 1,15 * *").next_after(t) == datetime(2026, 12, 15, 4, 30, tzinfo=timezone.utc)
-    for bad, why in (("* * *", "five fields"), ("61 * * * *", "outside 0-59"), ("x * * * *", "not a number")):
+    for bad, why in (("* * *", "wrong number of fields"), ("61 * * * *", "bad minute"), ("x * * * *", "bad minute"),
+                     ("0 0 31 2 *", "bad day-of-month")):
         with pytest.raises(ConfigError, match=why):
             Cron(bad)
+    # names, 7 for Sunday, nicknames, and a task's own time zone (a nightly backup at 02:00 in Shanghai)
+    assert Cron("0 0 * * 7").next_after(t) == Cron("0 0 * * SUN").next_after(t) == Cron("@weekly").next_after(t)
+    assert Cron("@daily").next_after(t) == datetime(2026, 12, 3, 0, 0, tzinfo=timezone.utc)
+    local = Cron("0 2 * * *", "Asia/Shanghai").next_after(t)
+    assert local == datetime(2026, 12, 2, 18, 0, tzinfo=timezone.utc) + timedelta(days=1)  # 02:00 +08:00
+    with pytest.raises(ConfigError, match="not an IANA time zone"):
+        Cron("0 2 * * *", "Mars/Olympus")
 
 
 def test_a_scheduled_task_waits_for_its_time_and_logs_stream(service: Service, tmp_path: Path) -> None:
@@ -240,7 +248,7 @@ def test_a_scheduled_task_waits_for_its_time_and_logs_stream(service: Service, t
     time.sleep(1.5)
     assert service.call("GET", f"/api/tasks/{task['id']}").json()["state"] == "created"  # not before its time
     bad = service.call("POST", "/api/tasks", json={**body, "schedule": "0 25 * * *"})
-    assert bad.status_code == 422 and "hour '25' is outside 0-23" in bad.json()["detail"]
+    assert bad.status_code == 422 and "schedule '0 25 * * *': bad hour" in bad.json()["detail"]
     r = service.call("POST", "/api/tasks", json={**body, "start": False})
     tid = r.json()["id"]
     with httpx.stream("GET", f"http://127.0.0.1:{service.port}/api/tasks/{tid}/logs/stream", timeout=60) as stream:

@@ -1,59 +1,37 @@
-"""Cron schedules for tasks (``schedule: "0 2 * * *"``: a nightly backup): the five standard fields
-(minute, hour, day of month, month, day of week) with ``*``, lists, ranges and steps, in UTC."""
+"""Cron schedules for tasks (``schedule: "0 2 * * *"``: a nightly backup), read by cronsim (a small,
+well-kept evaluator: names such as ``MON`` and ``JAN``, ``7`` for Sunday, ``L`` and ``#``) plus the
+usual nicknames (``@daily``), in the task's time zone (``timezone``, an IANA name; default UTC):
+nightly backups are local-time jobs, and a zone's daylight-saving shifts are cronsim's to handle."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ..errors import ConfigError
+from cronsim import CronSim, CronSimError
 
-_FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12), ("day of week", 0, 6))
+from ..errors import ConfigError, shown
+
+NICKNAMES = {"@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *", "@weekly": "0 0 * * 0",
+             "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@hourly": "0 * * * *"}
 
 
 class Cron:
-    def __init__(self, text: str) -> None:
-        parts = text.split()
-        if len(parts) != 5:
-            raise ConfigError(f"task: schedule {text!r}: expected five fields: minute hour day-of-month month"
-                              " day-of-week")
+    def __init__(self, text: str, zone: str | None = None) -> None:
         self.text = text
-        self.sets = [_field(p, name, lo, hi, text) for p, (name, lo, hi) in zip(parts, _FIELDS)]
-        self.any_day = (parts[2] == "*", parts[4] == "*")
+        self.expr = NICKNAMES.get(text.strip().lower(), text)
+        try:
+            self.zone = ZoneInfo(zone or "UTC")
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(f"task: timezone {shown(zone, 60)} is not an IANA time zone such as Asia/Shanghai"
+                              " or UTC") from None
+        try:
+            next(CronSim(self.expr, datetime.now(self.zone)))
+        except (CronSimError, StopIteration) as e:
+            what = str(e) or "never fires"
+            raise ConfigError(f"task: schedule {shown(text, 100)}: {what[0].lower() + what[1:]} (five fields: minute"
+                              " hour day-of-month month day-of-week, or @daily, @hourly, …)") from None
 
     def next_after(self, t: datetime) -> datetime:
-        """The first whole minute after ``t`` that the schedule names."""
-        t = t.astimezone(timezone.utc).replace(second=0, microsecond=0) + timedelta(minutes=1)
-        for _ in range(366 * 24 * 60):
-            minutes, hours, days, months, weekdays = self.sets
-            day_ok = t.day in days
-            wday_ok = (t.weekday() + 1) % 7 in weekdays  # cron: 0 is Sunday
-            if not self.any_day[0] and not self.any_day[1]:
-                dated = day_ok or wday_ok  # both given: either matches (as cron does)
-            else:
-                dated = day_ok and wday_ok
-            if t.month in months and dated and t.hour in hours and t.minute in minutes:
-                return t
-            t += timedelta(minutes=1)
-        raise ConfigError(f"task: schedule {self.text!r} never fires")
-
-
-def _field(text: str, name: str, lo: int, hi: int, whole: str) -> set[int]:
-    out: set[int] = set()
-    for item in text.split(","):
-        base, _, step_text = item.partition("/")
-        try:
-            step = int(step_text) if step_text else 1
-            if base == "*":
-                first, last = lo, hi
-            elif "-" in base:
-                a, b = base.split("-", 1)
-                first, last = int(a), int(b)
-            else:
-                first = int(base)
-                last = hi if step_text else first
-        except ValueError:
-            raise ConfigError(f"task: schedule {whole!r}: {name} {item!r} is not a number, range or step") from None
-        if step < 1 or first < lo or last > hi or first > last:
-            raise ConfigError(f"task: schedule {whole!r}: {name} {item!r} is outside {lo}-{hi}")
-        out.update(range(first, last + 1, step))
-    return out
+        """The first time after ``t`` that the schedule names, in the task's zone."""
+        return next(CronSim(self.expr, t.astimezone(self.zone)))

@@ -24,7 +24,10 @@ class TaskDefinition(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
     restart: Literal["on-failure", "never"] = "on-failure"
     max_restarts: int = Field(10, ge=0)
-    schedule: str | None = Field(None, description="cron, five fields", examples=["0 2 * * *"])
+    schedule: str | None = Field(None, description="cron: five fields (names, 7 for Sunday) or @daily, …",
+                                 examples=["0 2 * * *"])
+    timezone: str | None = Field(None, description="the schedule's IANA time zone (default UTC)",
+                                 examples=["Asia/Shanghai"])
     start: bool = Field(True, description="run it now (false: stored stopped)")
 
 

@@ -109,7 +109,8 @@ class Supervisor:
         tid = t["id"]
         if tid not in self.next_at:
             after = datetime.fromtimestamp(t["updated"], timezone.utc)
-            self.next_at[tid] = Cron(t["definition"]["schedule"]).next_after(after).timestamp()
+            d = t["definition"]
+            self.next_at[tid] = Cron(d["schedule"], d.get("timezone")).next_after(after).timestamp()
         return self.next_at[tid]
 
     def forget(self, tid: str) -> None:

@@ -14,7 +14,7 @@ from .confine import Confinement
 from .cron import Cron
 
 FIELDS = {"name", "from", "to", "parser", "transforms", "jobs", "on", "on_error", "labels", "restart",
-          "max_restarts", "schedule"}
+          "max_restarts", "schedule", "timezone"}
 RESTART = ("on-failure", "never")
 
 
@@ -61,7 +61,10 @@ def validate(body: Any, confinement: Confinement | None = None) -> dict[str, Any
     if schedule is not None:
         if not isinstance(schedule, str):
             raise ConfigError("task: 'schedule' must be cron text such as \"0 2 * * *\"")
-        Cron(schedule)
+        zone = body.get("timezone")
+        if zone is not None and not isinstance(zone, str):
+            raise ConfigError("task: 'timezone' must be an IANA name such as \"Asia/Shanghai\"")
+        Cron(schedule, zone)
     name = body.get("name") or f"{as_dsn(body['from']).driver} -> {as_dsn(body['to']).driver}"
     labels = body.get("labels") or {}
     if not isinstance(labels, dict):
@@ -69,7 +72,7 @@ def validate(body: Any, confinement: Confinement | None = None) -> dict[str, Any
     return {"name": str(name), "from": body["from"], "to": body["to"], "parser": parser_text,
             "transforms": transforms, "jobs": jobs, "on": on, "on_error": body.get("on_error", "error"),
             "labels": {str(k): str(v) for k, v in labels.items()}, "restart": restart,
-            "max_restarts": max_restarts, "schedule": schedule}
+            "max_restarts": max_restarts, "schedule": schedule, "timezone": body.get("timezone") or None}
 
 
 def shown(definition: dict[str, Any]) -> dict[str, Any]:
