@@ -33,13 +33,14 @@ def run(source: str | Dsn, target: str | Dsn, *, parser: str | ParserConfig | No
                             progress))
 
 
-def start(request: RunRequest) -> Summary:
-    """Start a run: the one way in for the CLI, the API and ``tdetl serve``; a cluster or this process."""
+def start(request: RunRequest, summary: Summary | None = None) -> Summary:
+    """Start a run: the one way in for the CLI, the API and ``tdetl serve``; a cluster or this process.
+    It counts into ``summary`` when given (a caller can tell what was done after an interrupt)."""
     if request.cluster:
         from .cluster import run_on_cluster
 
-        return run_on_cluster(request)
-    return request.run_here()
+        return run_on_cluster(request, summary)
+    return request.run_here(summary=summary)
 
 
 def inspect(source: str | Dsn, *, parser: str | ParserConfig | None = None) -> dict[str, Any]:

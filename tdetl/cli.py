@@ -106,8 +106,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    so_far = Summary()  # a run counts into it, so an interrupt can say what was done
+    request: RunRequest | None = None
     level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        datefmt="%Y-%m-%dT%H:%M:%S%z", stream=sys.stderr)
     try:
         if args.command == "drivers":
             print(describe_drivers(args.name))
@@ -135,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1 if report["differences"] else 0
         request = RunRequest(args.source, args.target, args.parser, tuple(args.transform), args.jobs, args.on_error,
                              args.on, args.batch_rows, args.state, args.cluster, None if args.quiet == 0 else False)
-        summary = start(request)
+        summary = start(request, so_far)
         if args.quiet < 2:
             print(f"tdetl: {as_dsn(args.source).masked()} -> {as_dsn(args.target).masked()}: {summary.line()}",
                   file=sys.stderr)
@@ -146,7 +149,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"tdetl: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("tdetl: interrupted", file=sys.stderr)
+        said = f" after writing {so_far.rows_written:,} rows" if so_far.rows_written else ""
+        how = request.resume_hint() if request is not None else ""
+        print(f"tdetl: interrupted{said}{'; ' + how if how else ''}", file=sys.stderr)
         return 130
     except Exception as e:  # a bug or an unexpected library error: still one line, traceback with -vv
         if args.verbose >= 2:

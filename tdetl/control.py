@@ -34,3 +34,4 @@ class RunControl:
     batch_bytes: int = 256 << 20
     queue_size: int = 8
     share: Share | None = None
+    summary: Summary | None = None  # count into this one (a caller reports it after an interrupt)

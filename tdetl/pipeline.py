@@ -66,7 +66,7 @@ def run(source: Source, sink: Sink, options: Options, control: RunControl | None
     if sink.rejects is not source.rejects:
         raise ValueError("source and sink must share one ledger (open them with tdetl.drivers.open_ends)")
     share = control.share
-    summary = Summary()
+    summary = control.summary if control.summary is not None else Summary()
     progress = Progress(summary, control.progress, counts=source.rejects.counts, status=control.status,
                         lag=source.lag)
     direct = source.direct_to(sink)
@@ -77,10 +77,14 @@ def run(source: Source, sink: Sink, options: Options, control: RunControl | None
     except BaseException:
         source.close()
         raise
+    log.info("%s -> %s: %d %s to read with %d readers", source.dsn.masked(), sink.dsn.masked(), len(todo),
+             source.capabilities.partitions if len(todo) != 1 else "part",
+             max(1, min(options.jobs or source.capabilities.default_jobs, len(todo))))
     if summary.partitions_skipped or state:
         log.info("resuming: %d of %d parts already done", summary.partitions_skipped,
                  summary.partitions_skipped + len(todo))
     checkpoint: dict[str, Any] = dict(state)
+    summary.partitions_total = 0 if source.capabilities.consumer else len(todo)
     q: queue.Queue[Any] = queue.Queue(maxsize=max(1, control.queue_size))
     stop = threading.Event()
     lock = threading.Lock()
@@ -149,6 +153,7 @@ def run(source: Source, sink: Sink, options: Options, control: RunControl | None
                 raise item.error
             if isinstance(item, _End):
                 ended += 1
+                summary.partitions_done = ended
                 checkpoint[item.partition] = DONE
                 continue
             sink.write(item)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import time
@@ -20,6 +21,9 @@ class Lag(NamedTuple):
 
 
 # the counters a run reports outside its process: tdetl serve's status file, a cluster share's result
+log = logging.getLogger("tdetl")
+
+LOG_EVERY = 10.0  # seconds between -v progress lines
 COUNTERS = ("rows_read", "rows_written", "rows_failed", "rows_filtered", "bytes_written", "batches_written")
 
 
@@ -35,6 +39,8 @@ class Summary:
     tables: int = 0
     table_names: list[str] = field(default_factory=list, repr=False)  # [db.]table, for a cluster run's union
     partitions_skipped: int = 0
+    partitions_done: int = 0  # of this run's partitions (tables, files, windows…), read to their end
+    partitions_total: int = 0  # this run's partitions; 0 when the source never ends (a consumer)
     skipped: list[str] = field(default_factory=list)  # the first reasons records were skipped for
     outcomes: dict[str, int] = field(default_factory=dict)  # "<situation> <outcome>" -> records (tdetl.quality)
     elapsed: float = 0.0
@@ -58,7 +64,7 @@ class Summary:
         resumed += f", {self.rows_pending:,} rows wait in the write cache, not in the target yet" \
             if self.rows_pending else ""
         return (f"read {self.rows_read:,} rows, wrote {self.rows_written:,} rows"
-                f" ({_size(self.bytes_written)}) to {self.tables:,} tables, failed {self.rows_failed:,}"
+                f" ({_size(self.bytes_written)} as Arrow) to {self.tables:,} tables, failed {self.rows_failed:,}"
                 f"{resumed}; {self.elapsed:.2f} s, {self.rows_per_second:,.0f} rows/s{outcomes(self.outcomes)}")
 
 
@@ -87,6 +93,7 @@ class Progress:
         self.status = status  # a file rewritten with the counters every second (tdetl serve reads it)
         self.lag = lag  # the source's distance to its newest data, where it knows one
         self._last = self._last_status = 0.0
+        self._last_log = time.perf_counter()
         self._drawn = False
 
     def write_status(self, force: bool = False) -> None:
@@ -107,18 +114,21 @@ class Progress:
 
     def update(self) -> None:
         self.write_status()
-        if not self.enabled:
-            return
         now = time.perf_counter()
-        if now - self._last < self.interval:
-            return
-        self._last = now
         s = self.summary
         elapsed = now - s.started
         rate = s.rows_written / elapsed if elapsed > 0 else 0.0
+        parts = f"{s.partitions_done:,}/{s.partitions_total:,} parts" if s.partitions_total > 1 else ""
+        if now - self._last_log >= LOG_EVERY:  # -v: a line now and then, for logs and non-terminals
+            self._last_log = now
+            log.info("%s rows written, %s rows/s%s", f"{s.rows_written:,}", f"{rate:,.0f}",
+                     f", {parts} done" if parts else "")
+        if not self.enabled or now - self._last < self.interval:
+            return
+        self._last = now
         seen = outcomes(self.counts()) if self.counts else ""
         self.stream.write(f"\r{s.rows_written:>14,} rows  {rate:>12,.0f} rows/s  "
-                          f"{_size(s.bytes_written):>10}  {elapsed:7.1f} s{seen} ")
+                          f"{_size(s.bytes_written):>10} as Arrow  {parts:>15}  {elapsed:7.1f} s{seen} ")
         self.stream.flush()
         self._drawn = True
 

@@ -40,9 +40,9 @@ class RunRequest:
         self._refuse_unheard(opts)
         return opts
 
-    def control(self, share: Share | None = None) -> RunControl:
+    def control(self, share: Share | None = None, summary: Summary | None = None) -> RunControl:
         """What only the pipeline reads."""
-        return RunControl(progress=self.progress, status=self.status, state=self.state, share=share)
+        return RunControl(progress=self.progress, status=self.status, state=self.state, share=share, summary=summary)
 
     def validate(self) -> Options:
         """Everything that can be checked without connecting: the options, both DSNs against their
@@ -64,11 +64,27 @@ class RunRequest:
         kind = driver_class(as_dsn(self.target).driver, "target")
         return self.cluster is not None or (kind is not None and kind.capabilities.durable_flush)
 
-    def run_here(self, share: Share | None = None) -> Summary:
+    def run_here(self, share: Share | None = None, summary: Summary | None = None) -> Summary:
         """The run in this process (or, with ``share``, one cluster task's part of it)."""
         opts = self.options()
         src, sink = open_ends(self.source, self.target, opts)
-        return run_pipeline(src, sink, opts, self.control(share))
+        return run_pipeline(src, sink, opts, self.control(share, summary))
+
+    def resume_hint(self) -> str:
+        """What running the same command again does after an interrupt, for the CLI to say."""
+        src = driver_class(as_dsn(self.source).driver, "source")
+        dst = driver_class(as_dsn(self.target).driver, "target")
+        if src is None or dst is None:
+            return ""
+        if not dst.capabilities.durable_flush:
+            return "nothing was kept (the target is written only at the end of a run)"
+        if self.state:
+            return f"run the same command again to resume from --state {self.state}"
+        if dst.capabilities.local_files:
+            return "run the same command again: the backup resumes from its journal"
+        if src.capabilities.consumer:
+            return "run the same command again: it continues after what was committed"
+        return "a rerun starts over (rows written again are kept once); --state FILE makes a run resumable"
 
     def _refuse_unheard(self, opts: Options) -> None:
         """An --on choice for a situation only the target decides, given for a target that does not

@@ -7,6 +7,7 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -124,3 +125,41 @@ def test_a_choice_the_target_does_not_decide_is_refused(tmp_path: Path) -> None:
         with pytest.raises(ConfigError, match=f"--on {key}: the .* target does not decide {key}"):
             tdetl.run(f"csv:{src}", target, on=on)
     assert not (tmp_path / "bk").exists() and not (tmp_path / "x.duckdb").exists()
+
+
+def test_ctrl_c_says_what_was_done_and_how_to_resume(tmp_path: Path, mosquitto: Any) -> None:
+    """A subscription (MQTT) interrupted: the rows written so far and how a rerun continues; -v logs
+    carry a timestamp."""
+    import os
+    import signal
+    import time
+
+    from .test_mqtt import PARSER as MQTT_PARSER
+    from .test_mqtt import _doc, _publish
+
+    src = f"mqtt://127.0.0.1:{mosquitto.port}?topics=int/%23::1&client_id=int{os.getpid()}"
+    proc = subprocess.Popen([sys.executable, "-m", "tdetl", "run", "-f", src, "-t", f"local:{tmp_path / 'bk'}",
+                             "-p", json.dumps(MQTT_PARSER), "-v"], stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        time.sleep(3)  # subscribed
+        _publish(mosquitto, [("int/a", json.dumps(_doc(i)).encode(), 1) for i in range(100)])
+        time.sleep(3)  # written and flushed (idle flush after 1 s)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    last = err.strip().splitlines()[-1]
+    assert last == "tdetl: interrupted after writing 100 rows; run the same command again: the backup resumes" \
+                   " from its journal", err
+    assert any(ln[:4].isdigit() and "T" in ln[:11] and " INFO " in ln for ln in err.splitlines()), err
+
+
+def test_resume_hints_follow_the_target_and_source() -> None:
+    from tdetl.request import RunRequest
+
+    assert "--state s.json" in RunRequest("csv:a.csv", "taos://h/db", state="s.json").resume_hint()
+    assert "starts over" in RunRequest("csv:a.csv", "taos://h/db").resume_hint()
+    assert "committed" in RunRequest("kafka://h:9092?topic=t", "taos://h/db").resume_hint()
+    assert "nothing was kept" in RunRequest("csv:a.csv", "duckdb:o.db").resume_hint()

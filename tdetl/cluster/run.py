@@ -166,12 +166,12 @@ class ShareRun:
         return {k: now.get(k, 0) + self.carried.get(k, 0) for k in COUNTERS}
 
 
-def run_on_cluster(request: RunRequest) -> Summary:
+def run_on_cluster(request: RunRequest, summary: Summary | None = None) -> Summary:
     """The run on ``request.cluster``: this process prepares the target and keeps the checkpoint,
     workers run the shares."""
     assert request.cluster is not None
     address, progress, status = request.cluster, request.progress, request.status
-    summary = Summary()
+    summary = summary if summary is not None else Summary()
     src, sink = open_ends(request.source, request.target, request.options())
     started = False
     try:
