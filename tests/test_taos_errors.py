@@ -101,3 +101,17 @@ def test_server_stopping_mid_run_is_one_line_and_a_rerun_completes(bundle: Bundl
 
     want = meters(30 * 50, tables=30).select("tbname", "voltage").sort("tbname", "voltage").rows()
     assert sorted((r[0], r[5]) for r in _rows(two)) == want
+
+
+def test_a_native_port_nothing_listens_on_is_said_at_once(tmp_path: Path) -> None:
+    """libtaos retries a closed port for ~20 s before it fails; the probe says which address is
+    closed (as one line, before anything is written)."""
+    from .services import free_port
+
+    (tmp_path / "a.csv").write_text("ts,v\n2024-01-01T00:00:00Z,1\n")
+    port = free_port()
+    res = subprocess.run([sys.executable, "-m", "tdetl", "run", "-f", f"csv:{tmp_path / 'a.csv'}", "-t",
+                          f"taos://root:secret@127.0.0.1:{port}/x"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 1 and res.stderr.count("\n") == 1, res.stderr
+    assert f"[0x000B] Unable to establish connection: nothing listens on 127.0.0.1:{port}" in res.stderr
+    assert "secret" not in res.stderr

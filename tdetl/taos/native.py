@@ -8,6 +8,7 @@ import ctypes
 import ctypes.util
 import itertools
 import os
+import socket
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -20,6 +21,7 @@ from .conn import Connection, Result, refuse_blob
 from .fields import PRECISIONS, columns_from_lists
 
 TSDB_OPTION_CONFIGDIR = 3
+PROBE_TIMEOUT = 3.0  # seconds a TCP probe of the server's port may take
 _CANDIDATES = ("libtaos.so", "/usr/lib/libtaos.so", "/usr/local/lib/libtaos.so",
                "/usr/local/taos/driver/libtaos.so", "/usr/lib/x86_64-linux-gnu/libtaos.so")
 
@@ -123,12 +125,24 @@ def keeping_umask(kind: str, call: Callable[[], T]) -> T:
             _umask_kept.add(kind)
 
 
+def _refuse_if_closed(host: str, port: int, where: str) -> None:
+    """libtaos retries a port nothing listens on for some 20 s before it says so: a refused TCP
+    connection says it at once. Anything else (a slow or filtered network) is left to libtaos."""
+    try:
+        socket.create_connection((host, port), timeout=PROBE_TIMEOUT).close()
+    except ConnectionRefusedError:
+        raise TaosError(0x000B, f"Unable to establish connection: nothing listens on {host}:{port}", where) from None
+    except OSError:
+        pass
+
+
 class NativeConnection(Connection):
     def __init__(self, host: str | None, port: int | None, user: str, password: str, db: str | None,
                  library: str | None = None, config_dir: str | None = None, where: str = "taos://") -> None:
         self.lib = load_library(library, config_dir, where)
         self.where = where
         self._field_arrays: ByIdentity[ctypes.Array[TaosField]] = ByIdentity()
+        _refuse_if_closed(host or "localhost", port or 6030, where)
         self.conn = keeping_umask("connect", lambda: self.lib.taos_connect(
             (host or "localhost").encode(), user.encode(), password.encode(), db.encode() if db else None,
             port or 6030))
