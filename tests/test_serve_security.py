@@ -235,3 +235,47 @@ def _json(doc: Any) -> str:
     import json
 
     return json.dumps(doc)
+
+
+def test_the_parser_preview_shows_tables_and_refuses_bad_requests(service: Service, tmp_path: Path) -> None:
+    from .test_mqtt import PARSER as MQTT_PARSER
+    from .test_mqtt import _doc
+
+    samples = [_json(_doc(i)) for i in range(3)] + ['{"ts": "soon", "id": 1}']
+    r = service.call("POST", "/api/parser/preview", json={"parser": MQTT_PARSER, "samples": samples,
+                                                            "kind": "message", "on_error": "drop"})
+    assert r.status_code == 200, r.text
+    got = r.json()
+    assert [(t["table"], t["stable"], t["rows"]) for t in got["tables"]] == [("m_sf", "meters", 3)]
+    assert [c["type"] for c in got["tables"][0]["columns"]] == ["TIMESTAMP", "INT", "DOUBLE"]
+    assert got["outcomes"] == {"type-mismatch dropped": 1} and got["error"] is None
+    stops = service.call("POST", "/api/parser/preview", json={"parser": MQTT_PARSER, "samples": samples}).json()
+    assert "'soon' is not a valid TIMESTAMP" in stops["error"] and stops["tables"][0]["rows"] == 3
+    for body, why in (({"parser": "@/etc/hostname", "samples": ["{}"]}, "is outside the directories"),
+                      ({"parser": MQTT_PARSER, "samples": "x"}, "'samples' must be a list"),
+                      ({"parser": MQTT_PARSER, "samples": ["{}"], "kind": "xml"}, "'kind' must be message or csv"),
+                      ({"parser": MQTT_PARSER, "samples": ["{}"] * 1001}, "at most 1,000 samples"),
+                      ({"parser": "{nope", "samples": ["{}"]}, "not valid JSON")):
+        r = service.call("POST", "/api/parser/preview", json=body)
+        assert r.status_code == 422 and why in r.json()["detail"] and "\n" not in r.json()["detail"], r.text
+    assert not list(tmp_path.glob("**/tdetl-archive*"))  # a preview writes nothing
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.text(max_size=80) | st.sampled_from(['{"ts": 1, "id": 1e999}', '[1, 2]', '{"ts": null}',
+                                                         '{"a": ' * 300, '"\\ud800"', "null"]),
+                min_size=1, max_size=8))
+def test_any_sample_previews_or_is_refused_in_one_line(samples: list[str]) -> None:
+    from tdetl.errors import TdetlError
+    from tdetl.serve.preview import preview
+
+    from .test_mqtt import PARSER as MQTT_PARSER
+
+    for on_error in ("drop", "error"):
+        try:
+            got = preview(MQTT_PARSER, samples, "message", on_error)
+        except TdetlError as e:
+            assert "\n" not in str(e)
+            continue
+        assert got["error"] is None or "\n" not in got["error"]
+        assert sum(t["rows"] for t in got["tables"]) <= len(samples)

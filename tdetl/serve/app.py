@@ -25,7 +25,8 @@ from ..version import __version__
 from .confine import Confinement
 from .guard import Guard, json_body
 from .metrics import registry
-from .models import REFUSALS, TaskDefinition, body_of
+from .models import REFUSALS, PreviewRequest, TaskDefinition, body_of
+from .preview import preview
 from .store import Store
 from .supervisor import Supervisor
 from .tasks import shown, validate
@@ -99,6 +100,17 @@ def create_app(data_dir: Path, token: str, cluster: str | None = None, files: li
         if isinstance(body, dict):
             body.pop("start", None)
         return {"ok": True, "name": validate(body, confinement)["name"]}
+
+    @app.post("/api/parser/preview", responses=REFUSALS, openapi_extra=body_of(PreviewRequest))
+    async def parser_preview(request: Request) -> dict[str, Any]:
+        """Sample messages or CSV lines through a parser: the tables, types, first rows and
+        situations a run would make of them. Nothing is written."""
+        body = await json_body(request)
+        if not isinstance(body, dict):
+            raise HTTPException(422, "preview: expected a JSON object with 'parser', 'samples' and 'kind'")
+        confinement.check_parser(body.get("parser"))
+        return await asyncio.to_thread(preview, body.get("parser"), body.get("samples"), body.get("kind", "message"),
+                                       str(body.get("on_error") or "error"))
 
     @app.get("/api/tasks/{tid}/history")
     def history(tid: str) -> dict[str, Any]:

@@ -34,7 +34,11 @@ class Confinement:
             for name, value in dsn.params:
                 if value and value.startswith("@"):
                     self._inside(value[1:], f"{key!r} parameter {name}")
-        if parser and parser.lstrip().startswith("@"):
+        self.check_parser(parser)
+
+    def check_parser(self, parser: object) -> None:
+        """A parser given as ``@file``."""
+        if isinstance(parser, str) and parser.lstrip().startswith("@"):
             self._inside(parser.lstrip()[1:], "'parser'")
 
     def check_options(self, opts: Options) -> None:

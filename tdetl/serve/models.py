@@ -31,6 +31,14 @@ class TaskDefinition(BaseModel):
     start: bool = Field(True, description="run it now (false: stored stopped)")
 
 
+class PreviewRequest(BaseModel):
+    parser: dict[str, Any] | str | None = Field(None, description="the parser JSON (an object), its text or @file")
+    samples: list[str] = Field(description="sample messages, or CSV lines with the header first",
+                               examples=[['{"ts": 1700000000000, "v": 1.5}']])
+    kind: Literal["message", "csv"] = "message"
+    on_error: str = Field("error", description="as the task's: error shows the line the run would stop with")
+
+
 class Problem(BaseModel):
     detail: str = Field(description="one line naming the bad value and where it came from")
 

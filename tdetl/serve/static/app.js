@@ -44,6 +44,7 @@ async function refreshList() {
   const tasks = await api("GET", "/api/tasks");
   const body = document.querySelector("#tasks tbody");
   body.replaceChildren();
+  $("empty").hidden = tasks.length > 0;
   for (const t of tasks) {
     const tr = document.createElement("tr");
     tr.className = "task";
@@ -57,7 +58,7 @@ async function refreshList() {
     cell(tr, lag(c));
     cell(tr, String(t.restarts));
     cell(tr, t.last_error || "");
-    tr.addEventListener("click", () => openTask(t.id));
+    tr.addEventListener("click", () => { location.hash = "#/tasks/" + t.id; });
     body.appendChild(tr);
   }
 }
@@ -112,6 +113,13 @@ function formBody() {
   if (on) {
     try { body.on = JSON.parse(on); } catch (e) { throw new Error("on: not JSON (" + e.message + ")"); }
   }
+  const jobs = $("f-jobs").value.trim();
+  if (jobs) body.jobs = Number(jobs);
+  for (const [id, key] of [["f-on-error", "on_error"], ["f-schedule", "schedule"], ["f-timezone", "timezone"]]) {
+    if ($(id).value.trim()) body[key] = $(id).value.trim();
+  }
+  const rules = $("f-transforms").value.split("\n").map((r) => r.trim()).filter((r) => r);
+  if (rules.length) body.transforms = rules;
   return body;
 }
 
@@ -142,9 +150,74 @@ async function save(ev) {
   ev.preventDefault();
   try {
     const t = await api("POST", "/api/tasks", formBody());
-    await openTask(t.id);
+    location.hash = "#/tasks/" + t.id;
   } catch (e) {
     $("f-error").textContent = e.message;
+  }
+}
+
+// -- the parser preview: sample data through the parser, as a run would read it --------------------
+
+function table(head, rows, cls) {
+  const t = document.createElement("table");
+  const tr = document.createElement("tr");
+  for (const h of head) { const th = document.createElement("th"); th.textContent = h; tr.appendChild(th); }
+  t.appendChild(tr);
+  for (const r of rows) {
+    const row = document.createElement("tr");
+    if (cls) row.className = cls;
+    for (const v of r) cell(row, v === null || v === undefined ? "NULL" : String(v));
+    t.appendChild(row);
+  }
+  return t;
+}
+
+async function runPreview() {
+  const out = $("pv-out");
+  out.replaceChildren();
+  const samples = $("pv-samples").value.split("\n").filter((l) => l.trim());
+  const body = {kind: $("pv-kind").value, samples, parser: $("f-parser").value.trim() || null,
+                on_error: $("f-on-error").value.trim() || "error"};
+  try {
+    const r = await api("POST", "/api/parser/preview", body);
+    if (r.error) {
+      const p = document.createElement("p");
+      p.className = "error";
+      p.textContent = "the run would stop: " + r.error;
+      out.appendChild(p);
+    }
+    for (const t of r.tables) {
+      const h = document.createElement("h4");
+      h.className = "pv-table";
+      const tags = Object.entries(t.tags).map(([k, v]) => k + "=" + v).join(", ");
+      h.textContent = t.table + (t.stable ? " (super table " + t.stable + (tags ? "; " + tags : "") + ")" : "") +
+        ": " + fmt(t.rows) + (t.rows === 1 ? " row" : " rows");
+      out.appendChild(h);
+      const names = t.columns.map((c) => c.name);
+      const grid = table(names, [t.columns.map((c) => c.type)], "types");
+      for (const row of t.first) {
+        const tr = document.createElement("tr");
+        for (const n of names) cell(tr, row[n] === null || row[n] === undefined ? "NULL" : String(row[n]));
+        grid.appendChild(tr);
+      }
+      out.appendChild(grid);
+    }
+    const seen = Object.entries(r.outcomes);
+    const p = document.createElement("p");
+    p.className = "pv-outcomes";
+    p.textContent = seen.length ? "situations: " + seen.map(([k, n]) => k + " " + n).join(", ") : "no situations met";
+    out.appendChild(p);
+    for (const s of r.skipped) {
+      const q = document.createElement("p");
+      q.className = "error";
+      q.textContent = s;
+      out.appendChild(q);
+    }
+  } catch (e) {
+    const p = document.createElement("p");
+    p.className = "error";
+    p.textContent = e.message;
+    out.appendChild(p);
   }
 }
 
@@ -160,12 +233,30 @@ async function openTask(id) {
   await refreshTask();
 }
 
+// each task has its own address (#/tasks/<id>): reloadable, shareable, the back button works
+async function route() {
+  const m = /^#\/tasks\/([\w-]+)$/.exec(location.hash);
+  if (m) { await openTask(m[1]); return; }
+  current = null;
+  if (location.hash === "#/new") { newTask(); return; }
+  show("list");
+  await refreshList();
+}
+
+// what each button can do in each state
+const CAN = {
+  start: (t) => t.wanted !== "running" || ["finished", "failed", "stopped"].includes(t.state),
+  stop: (t) => t.wanted === "running" && !["finished", "failed", "stopped"].includes(t.state),
+};
+
 async function refreshTask() {
   if (!current) return;
   const t = await api("GET", "/api/tasks/" + current);
   $("d-name").textContent = t.name;
   $("d-state").textContent = t.state + (t.last_error ? " — " + t.last_error : "");
   $("d-state").className = "state-" + t.state;
+  $("d-start").disabled = !CAN.start(t);
+  $("d-stop").disabled = !CAN.stop(t);
   const rows = $("d-counters");
   rows.replaceChildren();
   for (const [k, label] of LABELS) {
@@ -188,8 +279,10 @@ async function refreshTask() {
   const h = await api("GET", "/api/tasks/" + current + "/history");
   const data = [h.points.map((p) => p[0]), h.points.map((p) => p[1])];
   if (!chart) {
+    // the y axis wide enough for 9-digit rates, its labels grouped (400,000, not a clipped "0,000")
     chart = new uPlot({width: Math.min(1000, window.innerWidth - 40), height: 220, title: "rows/s (last hour)",
-                       series: [{}, {label: "rows/s", stroke: "#1d3557", width: 2}]}, data, $("chart"));
+                       series: [{}, {label: "rows/s", stroke: "#1d3557", width: 2}],
+                       axes: [{}, {size: 90, values: (u, vals) => vals.map((v) => fmt(v))}]}, data, $("chart"));
   } else {
     chart.setData(data);
   }
@@ -215,23 +308,24 @@ async function tick() {
 
 async function main() {
   drivers = await api("GET", "/api/drivers");
-  $("new").addEventListener("click", newTask);
-  $("f-cancel").addEventListener("click", () => show("list"));
+  $("new").addEventListener("click", () => { location.hash = "#/new"; });
+  $("f-cancel").addEventListener("click", () => { location.hash = ""; });
+  $("pv-run").addEventListener("click", runPreview);
   $("task-form").addEventListener("submit", save);
   for (const which of ["from", "to"]) {
     $("f-" + which).addEventListener("input", () => { renderParams(which); validate(); });
   }
-  for (const id of ["f-parser", "f-on", "f-name"]) $(id).addEventListener("input", validate);
+  for (const id of ["f-parser", "f-on", "f-name", "f-jobs", "f-on-error", "f-schedule", "f-timezone",
+                    "f-transforms"]) $(id).addEventListener("input", validate);
   $("d-start").addEventListener("click", () => act("/start"));
   $("d-stop").addEventListener("click", () => act("/stop"));
   $("d-delete").addEventListener("click", async () => {
     await api("DELETE", "/api/tasks/" + current);
-    current = null;
-    show("list");
-    await refreshList();
+    location.hash = "";
   });
-  $("d-back").addEventListener("click", async () => { current = null; show("list"); await refreshList(); });
-  show("list");
+  $("d-back").addEventListener("click", () => { location.hash = ""; });
+  window.addEventListener("hashchange", route);
+  await route();
   await tick();
   setInterval(tick, 2000);
 }
