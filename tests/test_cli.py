@@ -19,16 +19,24 @@ from .conftest import ROOT, SAMPLES, run_cli
 
 
 def test_quickstart_commands_from_readme(tmp_path: Path) -> None:
-    """The README's first command (after install) works as written, from a fresh directory."""
+    """The README's first command (after install) works as written, from a fresh directory, and
+    again (a user runs it twice)."""
+    import shutil
+
     readme = (ROOT / "README.md").read_text()
     block = readme.split("```sh", 1)[1].split("```", 1)[0]
     joined = " ".join(ln.strip().rstrip("\\") for ln in block.splitlines())
-    runs = [part.strip() for part in joined.split("&&") if part.strip().startswith("tdetl ")]
-    assert len(runs) >= 2, "the README quickstart runs tdetl at least twice"
-    for line in runs:
-        args = shlex.split(line.replace("formats/", f"{ROOT}/formats/"))[1:]
-        res = run_cli(*args, cwd=tmp_path)
-        assert res.returncode == 0, (line, res.stderr)
+    steps = [part.strip() for part in joined.split("&&") if part.strip().startswith(("tdetl ", "rm -rf "))]
+    assert sum(s.startswith("tdetl ") for s in steps) >= 2, "the README quickstart runs tdetl at least twice"
+    for _ in range(2):
+        for line in steps:
+            args = shlex.split(line.replace("formats/", f"{ROOT}/formats/"))[1:]
+            if line.startswith("rm -rf "):
+                for a in args[1:]:
+                    shutil.rmtree(tmp_path / a, ignore_errors=True)
+                continue
+            res = run_cli(*args, cwd=tmp_path)
+            assert res.returncode == 0, (line, res.stderr)
     con = duckdb.connect(str(tmp_path / "meters.duckdb"))
     assert con.sql("SELECT count(*), count(DISTINCT tbname) FROM meters").fetchall() == [(1000, 10)]
 
