@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -90,8 +91,9 @@ def test_csv_to_duckdb_task_runs_to_the_end(service: Service, tmp_path: Path) ->
     assert task["counters"]["rows_written"] == 3000
     with duckdb.connect(str(out)) as con:
         assert con.sql("SELECT COUNT(*), COUNT(DISTINCT tbname) FROM meters").fetchall() == [(3000, 3)]
-    lines = service.call("GET", f"/api/tasks/{tid}/logs?tail=5").json()["lines"]
+    lines = service.call("GET", f"/api/tasks/{tid}/logs?tail=20").json()["lines"]
     assert any("wrote 3,000 rows" in ln for ln in lines), lines
+    assert any(re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4} INFO tdetl: csv:", ln) for ln in lines), lines
     families = {f.name: f for f in text_string_to_metric_families(service.call("GET", "/metrics").text)}
     written = [s.value for s in families["tdetl_task_rows_written"].samples if s.labels.get("task") == tid
                and s.name.endswith("_total")]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import logging
 import signal
 import sys
 from dataclasses import replace
@@ -26,6 +27,9 @@ def _die_with_parent() -> None:
 
 def main() -> int:
     _die_with_parent()
+    # the task's log: what tdetl run -v prints (the run's start, progress every 10 s, warnings), timed
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        datefmt="%Y-%m-%dT%H:%M:%S%z", stream=sys.stderr)
     job = json.loads(sys.stdin.read())
     d = job["definition"]
     try:
