@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from tests.samples import PARSER, meters
-from tests.test_serve import Service
+from tests.serve_helpers import Service
 
 ROWS = 1_000
 

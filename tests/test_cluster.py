@@ -235,7 +235,7 @@ def test_the_ray_client_from_the_cli(cluster: Any, scratch: Any, tmp_path: Path)
 
 
 def test_serve_runs_its_tasks_on_the_cluster(cluster: Any, scratch: Any, tmp_path: Path) -> None:
-    from .test_serve import Service
+    from .serve_helpers import Service
 
     server = SERVERS[0]
     db = scratch("tdetl_cl_serve")

@@ -5,7 +5,6 @@ queued and start when a place frees."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,14 +27,7 @@ from .services import Mosquitto, free_port
 pytest.importorskip("httpx")
 pytest.importorskip("fastapi")
 
-from .test_serve import Service
-
-
-@pytest.fixture
-def service(tmp_path: Path) -> Iterator[Service]:
-    s = Service(tmp_path / "data").start()
-    yield s
-    s.stop()
+from .serve_helpers import Service
 
 
 def test_permanent_and_temporary_errors_are_told_apart() -> None:

@@ -15,8 +15,8 @@ import pytest
 
 from .conftest import ROOT
 from .samples import PARSER, meters
+from .serve_helpers import Service
 from .services import missing
-from .test_serve import Service
 
 ARTIFACTS = Path(os.environ.get("TDETL_ARTIFACTS") or ROOT / "build" / "artifacts")
 

@@ -29,14 +29,7 @@ pytest.importorskip("fastapi")
 
 from tdetl.serve.confine import Confinement  # noqa: E402
 
-from .test_serve import Service  # noqa: E402
-
-
-@pytest.fixture
-def service(tmp_path: Path) -> Iterator[Service]:
-    s = Service(tmp_path / "data").start()
-    yield s
-    s.stop()
+from .serve_helpers import Service  # noqa: E402
 
 
 def _url(s: Service, path: str) -> str:
