@@ -9,7 +9,7 @@ request (:meth:`Dsn.value`). Every message renders the DSN through :meth:`Dsn.ma
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -53,6 +53,11 @@ class Dsn:
         text = re.sub(rf"([?&])(?:{names})(?:=[^&]*)?(&|$)", lambda m: m.group(1) if m.group(2) else "", self.text)
         text = text[:-1] if text.endswith(("?", "&")) else text
         return _CREDENTIALS.sub(lambda m: f"{m.group(1)}{m.group(2)}@{m.group(4)}", text, count=1)
+
+    def with_object(self, obj: str) -> Dsn:
+        """The same DSN naming another object (``taos://host:6030`` -> ``taos://host:6030/db``)."""
+        base, sep, query = self.text.partition("?")
+        return replace(self, object=obj, raw_path=obj, text=f"{base.rstrip('/')}/{obj}{sep}{query}")
 
     def has(self, key: str) -> bool:
         return any(k == key for k, _ in self.params)

@@ -81,6 +81,18 @@ _V3_OPTIONS = {"vgroups": "vgroups", "duration": "duration", "keep": "keep", "bu
                "tsdb_pagesize": "tsdb_pagesize", "keep_time_offset": "keep_time_offset"}
 
 
+SYSTEM_DATABASES = frozenset({"information_schema", "performance_schema"})
+
+
+def user_databases(conn: Connection) -> list[str]:
+    """Every database but the server's own (information_schema, performance_schema), by name."""
+    if major_version(conn) >= 3:
+        names = [str(r.get("name")) for r in records(conn, "SELECT name FROM information_schema.ins_databases")]
+    else:
+        names = [str(r.get("name")) for r in records(conn, "SHOW DATABASES")]
+    return sorted(n for n in names if n not in SYSTEM_DATABASES)
+
+
 def database(conn: Connection, db: str, where: str = "") -> Database:
     if major_version(conn) >= 3:
         found = records(conn, f"SELECT * FROM information_schema.ins_databases WHERE name = {_str(db)}")

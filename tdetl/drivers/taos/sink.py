@@ -43,6 +43,7 @@ from ...taos.stmt import MAX_ROWS as STMT_MAX_ROWS
 from ...taos.stmt import StmtWriter
 from ...types import TDType
 from . import checks
+from .every import EveryDatabase
 from .spool import Spool, default_dir, target_key
 
 log = logging.getLogger("tdetl.taos")
@@ -74,11 +75,15 @@ class TaosSink(Sink):
         Param("writers", "int", 4, "connections writing raw blocks at once", minimum=1),
         *TAOS_CONNECTION)
 
+    def __new__(cls, dsn: Dsn, options: Options, rejects: Rejects | None = None) -> Any:
+        """``taos://host:port`` with no database: each of the source's databases into its namesake."""
+        if cls is TaosSink and not dsn.object.strip("/"):
+            return EveryDatabase(dsn, options, rejects, cls.spec, TaosSink)
+        return super().__new__(cls)
+
     def __init__(self, dsn: Dsn, options: Options, rejects: Rejects | None = None) -> None:
         super().__init__(dsn, options, rejects)
         obj = dsn.object.strip("/")
-        if not obj:
-            raise DsnError(f"{dsn.masked()}: name the target database, e.g. taos://host:6030/<db>")
         self.db, _, self.rename = obj.partition(".")
         cfg = self.config
         self.create_db = cfg["assert"]

@@ -71,9 +71,11 @@ class TaosSource(Source):
         super().__init__(dsn, options, rejects)
         where = dsn.masked()
         self.db, _, self.sub = dsn.object.strip("/").partition(".")
-        if not self.db:
-            raise DsnError(f"{where}: name the source database, e.g. taos://host:6030/<db>")
         cfg = self.config
+        self.every = not self.db  # taos://host:port: every user database, as taosdump -A
+        if self.every and (cfg["stables"] or cfg["tables"] or cfg["mode"] != "history"):
+            raise DsnError(f"{where}: stables=, tables= and mode=realtime|all read one database: name it,"
+                           " e.g. taos://host:6030/<db>")
         self.stables = list(cfg["stables"])
         self.tables = list(cfg["tables"])
         self.mode = cfg["mode"]
@@ -126,6 +128,13 @@ class TaosSource(Source):
 
     def _read_catalog(self) -> Catalog:
         conn, where = self._conn(), self.dsn.masked()
+        if self.every:
+            cat = Catalog()
+            for db in taos_catalog.user_databases(conn):
+                cat.merge(taos_catalog.read_catalog(conn, db, [], [], where))
+            if not cat.databases:
+                raise SourceError(f"{where}: the server holds no database of its users")
+            return cat
         stables, tables = list(self.stables), list(self.tables)
         if self.sub:
             try:
@@ -138,15 +147,27 @@ class TaosSource(Source):
     def precision(self) -> str:
         return self.catalog().databases[self.db].precision
 
-    def _ticks(self, ns: int) -> int:
+    def _ticks(self, ns: int, db: str | None = None) -> int:
         """Epoch nanoseconds in the database precision."""
-        return ns * _UNITS[self.precision] // 1_000_000_000
+        return ns * _UNITS[self.catalog().databases[db or self.db].precision] // 1_000_000_000
 
-    def _history_end(self) -> int | None:
+    def _history_end(self, db: str) -> int | None:
         if self.mode == "all":
             bound = self.started - int(self.excursion * 1e9)
-            return self._ticks(min(bound, self.end) if self.end is not None else bound)
-        return self._ticks(self.end) if self.end is not None else None
+            return self._ticks(min(bound, self.end) if self.end is not None else bound, db)
+        return self._ticks(self.end, db) if self.end is not None else None
+
+    def _named(self, spec: TableSpec | str, db: str | None) -> str:
+        """A partition's table part: ``db.name`` when every database is read, else the name."""
+        name = spec if isinstance(spec, str) else spec.name
+        return f"{db}.{name}" if self.every else name
+
+    def _located(self, text: str) -> tuple[str, str]:
+        """(database, name) of a partition's table part (names hold no dot in TDengine)."""
+        if self.every:
+            db, _, name = text.partition(".")
+            return db, name
+        return self.db, text
 
     def partitions(self) -> list[str]:
         cat = self.catalog()
@@ -156,14 +177,15 @@ class TaosSource(Source):
                 by_st: dict[str, list[str]] = {}
                 for spec in cat.tables.values():
                     if spec.stable is None:
-                        parts.append(f"t:{spec.name}")
+                        parts.append(f"t:{self._named(spec, spec.database)}")
                     else:
-                        by_st.setdefault(spec.stable, []).append(spec.name)
+                        by_st.setdefault(self._named(spec.stable, spec.database), []).append(spec.name)
                 for st, names in sorted(by_st.items()):
                     names.sort()
                     parts += [f"s:{st}:{i}" for i in range(0, len(names), IN_LIST)]
             else:
-                parts += [f"t:{spec.name}" for spec in sorted(cat.tables.values(), key=lambda s: s.name)]
+                parts += [f"t:{self._named(spec, spec.database)}"
+                          for spec in sorted(cat.tables.values(), key=lambda s: (s.database or "", s.name))]
         if self.mode in ("realtime", "all"):
             parts.append(REALTIME)
         return parts
@@ -183,33 +205,36 @@ class TaosSource(Source):
             yield from self._realtime(partition, start)
             return
         kind, _, rest = partition.partition(":")
-        lo = self._ticks(self.start) if self.start is not None else None
         if kind == "t":
-            yield from self._read_table(partition, rest, lo, self._history_end(), start)
+            db, name = self._located(rest)
+            lo = self._ticks(self.start, db) if self.start is not None else None
+            yield from self._read_table(partition, db, name, lo, self._history_end(db), start)
         elif kind == "s":
-            st, _, first = rest.rpartition(":")
-            names = sorted(s.name for s in self.catalog().tables.values() if s.stable == st)
+            where, _, first = rest.rpartition(":")
+            db, st = self._located(where)
+            names = sorted(s.name for s in self.catalog().tables.values() if s.stable == st and s.database == db)
             chunk = names[int(first):int(first) + IN_LIST]
-            yield from self._read_from_stable(partition, st, chunk, lo, self._history_end())
+            lo = self._ticks(self.start, db) if self.start is not None else None
+            yield from self._read_from_stable(partition, db, st, chunk, lo, self._history_end(db))
         else:
             raise ConfigError(f"{self.dsn.masked()}: unknown partition {partition!r}")
 
-    def _read_table(self, partition: str, name: str, lo: int | None, hi: int | None,
+    def _read_table(self, partition: str, db: str, name: str, lo: int | None, hi: int | None,
                     resume: Any) -> Iterator[TableBatch]:
-        spec = self.catalog().tables[(self.db, name)]
+        spec = self.catalog().tables[(db, name)]
         ts = spec.columns[0].name
         lo_open = resume is not None
         if resume is not None:
             lo = int(resume)
         cols = ", ".join(ident(c.name) for c in spec.columns)
         cond = self._range(ts, lo, hi, lo_open)
-        sql = f"SELECT {cols} FROM {ident(self.db)}.{ident(name)}" + (f" WHERE {cond}" if cond else "")
+        sql = f"SELECT {cols} FROM {ident(db)}.{ident(name)}" + (f" WHERE {cond}" if cond else "")
         try:
             yield from self._batches(sql, spec, partition)
         except TaosError as e:
             if e.code & 0xFFFF != TABLE_NOT_EXIST:
                 raise
-            raise SourceError(f"{self.dsn.masked()}: table {name!r} was dropped from {self.db!r} during the run"
+            raise SourceError(f"{self.dsn.masked()}: table {name!r} was dropped from {db!r} during the run"
                               f" ({e.brief.split(' (in ')[0]}); run the same command again to copy the tables"
                               " that remain") from None
 
@@ -243,18 +268,18 @@ class TaosSource(Source):
             hint = TaosError.RERUN_HINT if e.unreachable else ""
             raise TaosError(e.code, f"{e.message} (in {sql[:200]}){hint}", self.dsn.masked()) from None
 
-    def _read_from_stable(self, partition: str, st: str, names: list[str], lo: int | None,
+    def _read_from_stable(self, partition: str, db: str, st: str, names: list[str], lo: int | None,
                           hi: int | None) -> Iterator[TableBatch]:
         cat = self.catalog()
-        stable = cat.stables[(self.db, st)]
+        stable = cat.stables[(db, st)]
         cols = ", ".join(ident(c.name) for c in stable.columns)
         names_sql = ", ".join(literal(TDType("VARCHAR"), n) for n in names)
         cond = self._range(stable.columns[0].name, lo, hi)
-        sql = (f"SELECT tbname, {cols} FROM {ident(self.db)}.{ident(st)} WHERE tbname IN ({names_sql})"
+        sql = (f"SELECT tbname, {cols} FROM {ident(db)}.{ident(st)} WHERE tbname IN ({names_sql})"
                + (f" AND {cond}" if cond else ""))
         for data in self._fetch(sql):
             for name, rows in split_by_table(data):
-                spec = cat.tables[(self.db, name)]
+                spec = cat.tables[(db, name)]
                 body = rows.drop_columns([rows.schema.names[0]]).rename_columns(spec.schema.names)
                 yield TableBatch(spec, conform(body, spec), partition, None)
 
@@ -266,7 +291,7 @@ class TaosSource(Source):
         if resume is not None:
             lo = int(resume)
         elif self.mode == "all":
-            lo = self._history_end() or 0
+            lo = self._history_end(self.db) or 0
         else:
             base = self.start if self.start is not None else time.time_ns() - int(self.restro * 1e9)
             lo = self._ticks(base)
