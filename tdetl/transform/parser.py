@@ -83,10 +83,11 @@ def load_parser(text: str) -> ParserConfig:
     fields, form, json_fields = _load_parse(doc.get("parse", {}), where)
     steps = load_steps(doc.get("transform"), where)
     raw_models = doc.get("model", [])
-    raw_models = [raw_models] if isinstance(raw_models, dict) else raw_models
+    one = isinstance(raw_models, dict)  # errors say "model", not "model[0]", of a model given as one object
+    raw_models = [raw_models] if one else raw_models
     if not isinstance(raw_models, list):
         raise ConfigError(f"{where}: 'model' must be an object or a list of objects")
-    models = tuple(_load_model(m, i, where) for i, m in enumerate(raw_models))
+    models = tuple(_load_model(m, "model" if one else f"model[{i}]", where) for i, m in enumerate(raw_models))
     known = {f.alias for f in fields} | {f.alias for _, inner in json_fields for f in inner}
     known |= {out for st in steps for out in st.outputs()}
     if form == "payload":
@@ -150,27 +151,27 @@ def _json_rule(items: Any, where: str) -> list[Field]:
     return out
 
 
-def _load_model(m: Any, i: int, where: str) -> Model:
+def _load_model(m: Any, label: str, where: str) -> Model:
     if not isinstance(m, dict):
-        raise ConfigError(f"{where}: model[{i}] must be an object")
+        raise ConfigError(f"{where}: {label} must be an object")
     bad = set(m) - {"name", "using", "tags", "columns", "mapping"}
     if bad:
-        raise ConfigError(f"{where}: model[{i}]: unknown key {sorted(bad)[0]!r}")
+        raise ConfigError(f"{where}: {label}: unknown key {sorted(bad)[0]!r}")
     name = m.get("name")
     if not isinstance(name, str) or not name:
-        raise ConfigError(f"{where}: model[{i}] needs a 'name' template such as \"d{{id}}\"")
+        raise ConfigError(f"{where}: {label} needs a 'name' template such as \"d{{id}}\"")
     for key in ("tags", "columns"):
         if key in m and not (isinstance(m[key], list) and all(isinstance(x, str) for x in m[key])):
-            raise ConfigError(f"{where}: model[{i}].{key} must be a list of field names")
+            raise ConfigError(f"{where}: {label}.{key} must be a list of field names")
     if not m.get("columns"):
-        raise ConfigError(f"{where}: model[{i}] needs 'columns' (the first is the timestamp)")
+        raise ConfigError(f"{where}: {label} needs 'columns' (the first is the timestamp)")
     using = m.get("using")
     if using is not None and not (isinstance(using, str) and using and len(using.encode()) <= NAME_MAX
                                   and not re.search(ILLEGAL_NAME, using)):
-        raise ConfigError(f"{where}: model[{i}].using must be a super table name (no '.', '`' or control"
+        raise ConfigError(f"{where}: {label}.using must be a super table name (no '.', '`' or control"
                           f" characters, at most {NAME_MAX} bytes), not {shown(using)}")
     return Model(name, m.get("using"), tuple(m.get("tags", [])), tuple(m["columns"]),
-                 load_mapping(m.get("mapping"), f"{where}: model[{i}]"))
+                 load_mapping(m.get("mapping"), f"{where}: {label}"))
 
 
 # ---- compiled casts (text -> typed), reused for every batch ------------------------------------
