@@ -73,6 +73,12 @@ def outcomes(counts: dict[str, int]) -> str:
     return "; " + ", ".join(f"{k} {n:,}" for k, n in sorted(counts.items())) if counts else ""
 
 
+def _duration(seconds: float) -> str:
+    m, sec = divmod(int(seconds + 0.5), 60)
+    h, m = divmod(m, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{sec:02d}s" if m else f"{sec}s"
+
+
 def _size(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
@@ -119,6 +125,8 @@ class Progress:
         elapsed = now - s.started
         rate = s.rows_written / elapsed if elapsed > 0 else 0.0
         parts = f"{s.partitions_done:,}/{s.partitions_total:,} parts" if s.partitions_total > 1 else ""
+        if parts and 0 < s.partitions_done < s.partitions_total:  # as the parts so far went: parts differ, so ~
+            parts += f", ~{_duration(elapsed * (s.partitions_total - s.partitions_done) / s.partitions_done)} left"
         if now - self._last_log >= LOG_EVERY:  # -v: a line now and then, for logs and non-terminals
             self._last_log = now
             log.info("%s rows written, %s rows/s%s", f"{s.rows_written:,}", f"{rate:,.0f}",
@@ -128,7 +136,7 @@ class Progress:
         self._last = now
         seen = outcomes(self.counts()) if self.counts else ""
         self.stream.write(f"\r{s.rows_written:>14,} rows  {rate:>12,.0f} rows/s  "
-                          f"{_size(s.bytes_written):>10} as Arrow  {parts:>15}  {elapsed:7.1f} s{seen} ")
+                          f"{_size(s.bytes_written):>10} as Arrow  {parts:>26}  {elapsed:7.1f} s{seen} ")
         self.stream.flush()
         self._drawn = True
 
