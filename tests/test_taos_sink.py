@@ -15,7 +15,7 @@ from .conftest import SAMPLES, run_cli
 
 
 @pytest.mark.parametrize("dsn,match", [
-    ("taos+ws://root:s3cret@h:6041", "name the target database"),
+    ("taos+ws://root:s3cret@h:6041?asert", "unknown parameter 'asert'"),  # every database: the same parameters
     ("taos+ws://root:s3cret@h:6041/db?timeout-per-table=ever", "timeout-per-table='ever' is not valid: expected dur"),
     ("taos+ws://root:s3cret@h:6041/db?interval=soon", "taos parameter interval='soon' is not valid: expected duration"),
     ("taos+ws://root:s3cret@h:6041/db?max-sql-length=10", "max-sql-length='10' is not valid: expected integer >= 1024"),
@@ -26,6 +26,14 @@ def test_bad_target_parameters(dsn: str, match: str) -> None:
     with pytest.raises(DsnError, match=match) as e:
         open_sink(dsn, Options())
     assert "s3cret" not in str(e.value)
+
+
+def test_a_target_naming_no_database_writes_every_database_into_its_namesake() -> None:
+    from tdetl.drivers.taos.every import EveryDatabase
+
+    sink = open_sink("taos+ws://root:s3cret@h:6041?assert", Options())
+    assert isinstance(sink, EveryDatabase) and sink.config["assert"] is True
+    assert sink.dsn.with_object("db1").masked() == "taos+ws://root:***@h:6041/db1?assert"
 
 
 def test_parameters_are_read(tmp_path: Path) -> None:
