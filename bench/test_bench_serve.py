@@ -34,8 +34,8 @@ def csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    s = Service(tmp_path_factory.mktemp("serve-data") / "data").start()
+def service(tmp_path_factory: pytest.TempPathFactory, csv: Path) -> Iterator[Service]:
+    s = Service(tmp_path_factory.mktemp("serve-data") / "data", extra=("--files", str(csv.parent))).start()
     yield s
     s.stop()
 
@@ -84,7 +84,7 @@ def _rss_mib(pid: int) -> float:
 
 
 def test_idle_service_list_tasks(benchmark: Any, tmp_path: Path, csv: Path) -> None:
-    s = Service(tmp_path / "data").start()
+    s = Service(tmp_path / "data", extra=("--files", str(csv.parent))).start()
     try:
         for i in range(10):
             s.call("POST", "/api/tasks", json={"name": f"t{i}", "from": f"csv:{csv}", "to": f"duckdb:{tmp_path}/{i}.db",
