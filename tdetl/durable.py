@@ -19,6 +19,20 @@ def sync_path(path: Path) -> None:
         os.close(fd)
 
 
+def replace_text(path: Path, text: str, mode: int = FILE_MODE) -> None:
+    """A small file replaced whole (a reader never sees it half written), with an explicit mode;
+    not synced: status files and counters, rewritten often."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode), "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def open_append(path: Path, mode: int = FILE_MODE) -> int:
+    """A file descriptor appending to ``path``, made with an explicit mode if it is new."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, mode)
+
+
 def make_dirs(path: Path) -> None:
     """``mkdir -p`` with an explicit mode for every directory it makes."""
     if not path.is_dir():

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import NamedTuple, TextIO
+
+from .durable import replace_text
 
 
 class Lag(NamedTuple):
@@ -113,10 +115,7 @@ class Progress:
         lag = self.lag() if self.lag else None
         if lag is not None:
             doc["lag"], doc["lag_unit"] = lag.value, lag.unit
-        tmp = f"{self.status}.tmp"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(doc, fh)
-        os.replace(tmp, self.status)
+        replace_text(Path(self.status), json.dumps(doc))
 
     def update(self) -> None:
         self.write_status()

@@ -40,6 +40,10 @@ def test_csv_to_duckdb_task_runs_to_the_end(service: Service, tmp_path: Path) ->
     assert task["counters"]["rows_written"] == 3000
     with duckdb.connect(str(out)) as con:
         assert con.sql("SELECT COUNT(*), COUNT(DISTINCT tbname) FROM meters").fetchall() == [(3000, 3)]
+    made = list((service.data / "tasks" / tid).iterdir())  # explicit modes: nothing others may write
+    assert {p.name for p in made} >= {"log.txt", "last_run.json", "totals.json", "last_success"}
+    modes = {p.name: oct(os.stat(p).st_mode) for p in [*made, made[0].parent]}
+    assert all(os.stat(p).st_mode & 0o022 == 0 for p in [*made, made[0].parent]), modes
     lines = service.call("GET", f"/api/tasks/{tid}/logs?tail=20").json()["lines"]
     assert any("wrote 3,000 rows" in ln for ln in lines), lines
     assert any(re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4} INFO tdetl: csv:", ln) for ln in lines), lines
@@ -73,7 +77,11 @@ def test_bad_definitions_are_422_with_one_line(service: Service, tmp_path: Path)
              ({"from": "csv:x.csv", "to": "local:x", "parser": "{not json"}, "not valid JSON"),
              ({"from": "csv:x.csv", "to": "local:x", "colour": "red"}, "unknown field 'colour'"),
              ({"from": "csv:x.csv", "to": "local:x", "on": {"ts-null": "later"}}, "'later' is not a choice"),
-             ({"to": "local:x"}, "'from' must be a DSN")]
+             ({"to": "local:x"}, "'from' must be a DSN"),
+             ({"from": "csv:x.csv", "to": "local:x", "schedule": "@daily", "timezone": 8},
+              "'timezone' must be an IANA"),
+             ({"from": "csv:x.csv", "to": "local:x", "schedule": "@daily", "timezone": "Mars/Base"},
+              "timezone 'Mars/Base' is not an IANA time zone")]
     for body, why in cases:
         r = service.call("POST", "/api/tasks", json=body)
         assert r.status_code == 422 and why in r.json()["detail"] and "\n" not in r.json()["detail"], (body, r.text)

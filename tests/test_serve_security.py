@@ -132,6 +132,17 @@ def test_the_token_comes_from_a_file_or_the_environment_not_argv(tmp_path: Path)
         proc.wait(20)
 
 
+def test_a_bad_token_file_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "empty").write_text("\n")
+    for name, why in (("missing", "No such file or directory"), ("empty", "the file is empty")):
+        res = subprocess.run([sys.executable, "-m", "tdetl", "serve", "--port", str(free_port()), "--data-dir",
+                              str(tmp_path / "d"), "--token-file", str(tmp_path / name)],
+                             capture_output=True, text=True, timeout=30)
+        assert res.returncode == 1 and res.stderr.count("\n") == 1, res.stderr
+        assert res.stderr.startswith(f"tdetl: error: --token-file {tmp_path / name}: {why}"), res.stderr
+    assert not (tmp_path / "d" / "token").exists()
+
+
 def test_a_port_in_use_is_one_line(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

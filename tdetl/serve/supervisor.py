@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
+from ..durable import make_dirs, open_append, replace_text
 from ..errors import EXIT_PERMANENT
 from ..progress import COUNTERS
 from .cron import Cron
@@ -72,7 +73,7 @@ class Supervisor:
 
     def task_dir(self, tid: str) -> Path:
         d = self.dir / "tasks" / tid
-        d.mkdir(parents=True, exist_ok=True)
+        make_dirs(d)
         return d
 
     def start(self) -> None:
@@ -145,7 +146,7 @@ class Supervisor:
         if not run:
             return
         done = _read(d / "totals.json")
-        (d / "totals.json").write_text(json.dumps({k: int(done.get(k, 0)) + int(run.get(k, 0)) for k in COUNTERS}))
+        replace_text(d / "totals.json", json.dumps({k: int(done.get(k, 0)) + int(run.get(k, 0)) for k in COUNTERS}))
         os.replace(d / "status.json", d / "last_run.json")
 
     def _sample(self) -> None:
@@ -212,7 +213,7 @@ class Supervisor:
 
     def _spawn(self, t: dict[str, Any]) -> None:
         d = self.task_dir(t["id"])
-        logf = open(d / "log.txt", "ab")
+        logf = open(open_append(d / "log.txt"), "ab")
         (d / "status.json").unlink(missing_ok=True)
         env = {k: v for k, v in os.environ.items() if k != TOKEN_ENV}  # a task has no use for the service's token
         proc = subprocess.Popen([sys.executable, "-m", "tdetl.serve.worker"], stdin=subprocess.PIPE, stdout=logf,
@@ -243,7 +244,7 @@ class Supervisor:
             self.store.update(tid, state="stopped")
             return
         if rc == 0:  # done; a scheduled task waits for its next time
-            (self.task_dir(tid) / "last_success").write_text(f"{time.time():.3f}")
+            replace_text(self.task_dir(tid) / "last_success", f"{time.time():.3f}")
             again = "running" if t["definition"].get("schedule") else "finished"
             self.store.update(tid, state="finished", wanted=again)
             return
