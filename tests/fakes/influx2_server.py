@@ -20,8 +20,10 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from .http import Loopback, Served, send_json
 
 
 class U(int):
@@ -93,7 +95,7 @@ class Bucket:
                 self.points.append(Point(measurement, key, f, v, ts))
 
 
-class Influx2Server:
+class Influx2Server(Served):
     """``with Influx2Server(org, token) as s: s.bucket('b').write(...)``; ``s.port``; ``s.queries``."""
 
     def __init__(self, org: str = "3233855dc7e37d8d", token: str = "tok==") -> None:
@@ -112,17 +114,8 @@ class Influx2Server:
             def do_POST(self) -> None:
                 server.handle(self)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self) -> Influx2Server:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.server = Loopback(Handler)
+        self.port = self.server.port
 
     def bucket(self, name: str) -> Bucket:
         return self.buckets.setdefault(name, Bucket())
@@ -168,13 +161,8 @@ class Influx2Server:
         h.wfile.write(b"0\r\n\r\n")
 
     def _error(self, h: BaseHTTPRequestHandler, status: int, code: str, message: str) -> None:
-        data = json.dumps({"code": code, "message": message}).encode()
-        h.send_response(status)
-        h.send_header("Content-Type", "application/json; charset=utf-8")
-        h.send_header("X-Platform-Error-Code", code)
-        h.send_header("Content-Length", str(len(data)))
-        h.end_headers()
-        h.wfile.write(data)
+        send_json(h, status, {"code": code, "message": message}, "application/json; charset=utf-8",
+                  {"X-Platform-Error-Code": code})
 
     # -- Flux --------------------------------------------------------------------------------------
 

@@ -15,8 +15,10 @@ import json
 import threading
 import urllib.parse
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from .http import Loopback, Served, send_json
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,7 @@ def _instant(v: Any, what: str) -> int:
     return n if len(str(abs(n))) > 10 else n * 1000
 
 
-class OpenTSDBServer:
+class OpenTSDBServer(Served):
     def __init__(self) -> None:
         self.dps: list[Dp] = []
         self.lock = threading.Lock()
@@ -60,17 +62,8 @@ class OpenTSDBServer:
             def do_POST(self) -> None:
                 server.handle(self, self.rfile.read(int(self.headers.get("Content-Length") or 0)))
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self) -> OpenTSDBServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.server = Loopback(Handler)
+        self.port = self.server.port
 
     def put(self, metric: str, ms: int, value: float | int, **tags: str) -> None:
         with self.lock:
@@ -91,12 +84,7 @@ class OpenTSDBServer:
             status, out = e.code, {"error": {"code": e.code, "message": e.message}}
         except ValueError as e:
             status, out = 400, {"error": {"code": 400, "message": f"Unable to parse the given JSON: {e}"}}
-        data = json.dumps(out).encode()
-        h.send_response(status)
-        h.send_header("Content-Type", "application/json; charset=UTF-8")
-        h.send_header("Content-Length", str(len(data)))
-        h.end_headers()
-        h.wfile.write(data)
+        send_json(h, status, out, "application/json; charset=UTF-8")
 
     def suggest(self, args: dict[str, str]) -> list[str]:
         if args.get("type") not in ("metrics", "tagk", "tagv"):

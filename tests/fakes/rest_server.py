@@ -12,13 +12,14 @@ SELECT); anything else gets TDengine's syntax error, so a client sending unexpec
 from __future__ import annotations
 
 import base64
-import json
 import re
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from .http import Loopback, send_json
 
 TZ = timezone(timedelta(hours=8))
 V2_IDS = {"TIMESTAMP": 9, "FLOAT": 6, "INT": 4, "BIGINT": 5, "DOUBLE": 7, "BINARY": 8, "VARCHAR": 8,
@@ -283,21 +284,14 @@ class RestServer:
                             reply, status = emu.execute(body, m.group(2)), 200
                         except SqlError as e:
                             reply, status = emu.error(e.code, e.desc), 200
-                data = json.dumps(reply).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                send_json(self, status, reply)
 
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
+        self.server = Loopback(Handler)
+        self.port = self.server.port
+        self.server.start()
 
     def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.server.close()
