@@ -53,7 +53,7 @@ class Confinement:
         resolved = Path(os.path.realpath(self.home / Path(path).expanduser()))
         if not any(resolved == r or r in resolved.parents for r in self.roots):
             allowed = ", ".join(str(r) for r in self.roots)
-            raise ConfigError(f"task: {where}: {shown(path, 120)} is outside the directories tasks may use"
+            raise ConfigError(f"{where}: {shown(path, 120)} is outside the directories tasks may use"
                               f" ({allowed}; tdetl serve --files DIR adds one)")
 
 

@@ -48,15 +48,15 @@ def validate(body: Any, confinement: Confinement | None = None) -> dict[str, Any
     max_restarts = body.get("max_restarts", 10)
     if not isinstance(max_restarts, int) or max_restarts < 0:
         raise ConfigError("task: 'max_restarts' must be a whole number >= 0")
-    if confinement is not None:  # before validating reads any file the task names
-        confinement.check(body["from"], body["to"], parser_text)
-    try:  # validated as the run will be
+    try:
+        if confinement is not None:  # before validating reads any file the task names
+            confinement.check(body["from"], body["to"], parser_text)
         opts = RunRequest(body["from"], body["to"], parser_text, tuple(transforms), jobs,
-                          body.get("on_error", "error"), on).validate()
+                          body.get("on_error", "error"), on).validate()  # as the run will be
+        if confinement is not None:
+            confinement.check_options(opts)
     except TdetlError as e:
         raise type(e)(f"task: {e}") from None
-    if confinement is not None:
-        confinement.check_options(opts)
     schedule = body.get("schedule") or None
     if schedule is not None:
         if not isinstance(schedule, str):
