@@ -77,9 +77,9 @@ def run(source: Source, sink: Sink, options: Options, control: RunControl | None
     except BaseException:
         source.close()
         raise
+    readers = max(1, min(options.jobs or source.capabilities.default_jobs, len(todo)))
     log.info("%s -> %s: %d %s to read with %d readers", source.dsn.masked(), sink.dsn.masked(), len(todo),
-             source.capabilities.partitions if len(todo) != 1 else "part",
-             max(1, min(options.jobs or source.capabilities.default_jobs, len(todo))))
+             source.capabilities.partitions if len(todo) != 1 else "part", readers)
     if summary.partitions_skipped or state:
         log.info("resuming: %d of %d parts already done", summary.partitions_skipped,
                  summary.partitions_skipped + len(todo))
@@ -128,7 +128,7 @@ def run(source: Source, sink: Sink, options: Options, control: RunControl | None
             put(_Failed(e))
 
     workers = [threading.Thread(target=reader, name=f"tdetl-read-{i}", daemon=True)
-               for i in range(max(1, min(options.jobs or source.capabilities.default_jobs, len(todo))))] if todo else []
+               for i in range(readers)] if todo else []
     for w in workers:
         w.start()
     alive = len(workers)
