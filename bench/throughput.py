@@ -150,6 +150,13 @@ def measure(server: Server, tables: int, rows: int, runs: int, work: Path) -> li
         results[f"taosBenchmark -I {mode}"] = _run(
             Result(f"taosBenchmark -I {mode}", rows=total), server, runs, drop(src), bench, [src],
             lambda: _count(server, src))
+    # what libtaos and the server allow (bench/ceilings.py), in-process, on the same rows
+    ceilings = work / "ceilings.json"
+    subprocess.run([PY, "-m", "bench.ceilings", "--db", src, "--json", str(ceilings)], check=True, timeout=1800,
+                   cwd=Path(__file__).resolve().parent.parent)
+    for name, fig in json.loads(ceilings.read_text()).items():
+        results[f"ceiling {name}"] = Result(f"ceiling: {name}", [fig["seconds"]], int(fig["rows"]),
+                                            note="in-process, 4 threads")
     # tdetl backup (and the backup the restores read)
     backup = work / "backup"
     tdetl = [PY, "-m", "tdetl", "run", "-q"]
@@ -244,6 +251,9 @@ def table(results: list[Result], tables: int, rows: int) -> str:
             "tdetl taos:// -> taos+ws://": bar, "tdetl taos:// -> local:": dump_out,
             "tdetl tmq:// -> taos://": bar, "tdetl tmq+ws:// -> taos+ws://": bar, "tdetl tmq:// -> local:": dump_out,
             "taosBenchmark -I stmt2": bar, "taosBenchmark -I stmt": bar, "taosBenchmark -I taosc": bar}
+    copy = by.get("ceiling: raw copy")
+    ceiling = {"tdetl taos:// -> local:": by.get("ceiling: raw read"), "tdetl taos:// -> taos://": copy,
+               "tdetl taos:// -> taos+ws://": copy}
     lines = [f"{tables:,} child tables x {rows:,} rows ({tables * rows:,} rows), best of"
              f" {len(bar.seconds)}, whole processes", "",
              "| path | seconds | rows/s | ratio | peak RSS | note |", "|---|---|---|---|---|---|"]
@@ -254,6 +264,9 @@ def table(results: list[Result], tables: int, rows: int) -> str:
             ratio = f"{r.rate / ref.rate:.2f}x {ref.name}"
         elif ref is r:
             ratio = "the ingest bar"
+        top = ceiling.get(r.name)
+        if top is not None:
+            ratio += f"; {r.rate / top.rate:.2f}x {top.name}"
         if r.name == "tdetl local: -> taos://" and dump_in is not None:
             ratio += f"; {r.rate / dump_in.rate:.2f}x taosdump -i"
         query_sync = by.get(r.name.replace("tmq+ws://", "taos://", 1).replace("tmq://", "taos://", 1)) \

@@ -21,16 +21,17 @@ if TYPE_CHECKING:
 def run(source: str | Dsn, target: str | Dsn, *, parser: str | ParserConfig | None = None,
         transforms: Sequence[str] = (), jobs: int | None = None, on_error: str | ErrorPolicy = "error",
         progress: bool | None = False, batch_rows: int | None = None, on: OnArg = None,
-        state: str | None = None, cluster: str | None = None) -> Summary:
+        state: str | None = None, cluster: str | None = None, limit: int | None = None) -> Summary:
     """Move everything ``source`` holds to ``target`` (DSNs as in ``tdetl run -f ... -t ...``).
     ``parser`` is the --parser JSON text or ``@file``; ``on_error`` is error, drop or
     archive:<file>; ``on`` maps situations to choices (``{"ts-null": "drop"}``, as ``--on``).
     ``state`` is ``--state``: a file keeping the checkpoint, so a rerun resumes an interrupted run.
     ``cluster`` (``ray://head:10001``, a Ray address, or ``local``) spreads the partitions over a
-    Ray cluster (the ``ray`` extra). Returns the run's :class:`Summary` (``complete`` is False
-    when rows wait in the write cache); raises :class:`TdetlError` on failure."""
+    Ray cluster (the ``ray`` extra). ``limit`` stops after that many rows (a sample). Returns the
+    run's :class:`Summary` (``complete`` is False when rows wait in the write cache); raises
+    :class:`TdetlError` on failure."""
     return start(RunRequest(source, target, parser, tuple(transforms), jobs, on_error, on, batch_rows, state, cluster,
-                            progress))
+                            progress, limit=limit))
 
 
 def start(request: RunRequest, summary: Summary | None = None) -> Summary:

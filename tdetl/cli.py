@@ -1,4 +1,4 @@
-"""``tdetl run | inspect``: taosX-compatible flags; one-line errors and non-zero exit on failure."""
+"""``tdetl run | bench | inspect | verify …``: taosX-compatible flags; one-line errors and non-zero exit on failure."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from .api import inspect, start, verify
@@ -16,6 +16,8 @@ from .errors import ConfigError, TdetlError
 from .progress import Summary
 from .quality import describe as describe_situations
 from .request import RunRequest
+from .tune import bench
+from .tune import report as bench_report
 from .version import __version__
 
 
@@ -28,6 +30,20 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} is not >= 1")
     return value
+
+
+def _values(least: int) -> Callable[[str], list[int]]:
+    """Comma-separated whole numbers >= ``least`` (the settings ``tdetl bench`` tries)."""
+    def parse(text: str) -> list[int]:
+        try:
+            values = [int(v) for v in text.split(",")]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a list of whole numbers, e.g. 1,2,4") from None
+        low = [v for v in values if v < least]
+        if low:
+            raise argparse.ArgumentTypeError(f"{low[0]} is not >= {least}")
+        return list(dict.fromkeys(values))
+    return parse
 
 
 class _Parser(argparse.ArgumentParser):
@@ -57,9 +73,26 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--cluster", metavar="ADDRESS", help="spread the run over a Ray cluster: ray://head:10001,"
                    " a Ray address, or local (the ray extra)")
     r.add_argument("--batch-rows", type=_positive, default=None, help="rows per batch (default 1048576)")
+    r.add_argument("--limit", type=_positive, metavar="ROWS", help="stop after ROWS rows: a sample (what is not"
+                   " read stays to do)")
     for q in (r,):
         q.add_argument("-v", "--verbose", action="count", default=0, help="-v info, -vv debug, -vvv trace")
         q.add_argument("-q", "--quiet", action="count", default=0, help="-q no progress, -qq no summary")
+
+    b = sub.add_parser("bench", help="run a sample of a source into a scratch target with a few settings each;"
+                       " print rows/s, RSS and the flags of the fastest")
+    b.add_argument("-f", "--from", dest="source", required=True, help="source DSN (read, never changed)")
+    b.add_argument("-t", "--to", dest="target", required=True,
+                   help="taos://, taos+ws:// or local: target: each trial writes a scratch database on its server"
+                        " (or a scratch directory beside it), removed afterwards")
+    b.add_argument("-p", "--parser", help="parser config for sources that need one")
+    b.add_argument("--rows", type=_positive, default=1_000_000, help="rows per trial (default 1000000)")
+    b.add_argument("--runs", type=_positive, default=1, help="trials per setting; the best counts (default 1)")
+    b.add_argument("-j", "--jobs", type=_values(1), help="readers to try, e.g. 1,2,4 (default 1,4)")
+    b.add_argument("--writers", type=_values(1), help="taos targets: writing connections to try (default 2,4,8)")
+    b.add_argument("--batch-size", type=_values(0), help="taos targets: rows per raw block to try (0: no limit)")
+    b.add_argument("--level", type=_values(-7), help="local targets: zstd levels to try (default 1,3)")
+    b.add_argument("-v", "--verbose", action="count", default=0)
 
     v = sub.add_parser("verify", help="compare two endpoints table by table (rows, time range, tags, checksum)")
     v.add_argument("-f", "--from", dest="source", required=True, help="one endpoint's DSN")
@@ -120,6 +153,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "cache":
             print(describe_cache(as_dsn(args.dsn), args.dir))
             return 0
+        if args.command == "bench":
+            chosen = {"jobs": args.jobs, "writers": args.writers, "batch-size": args.batch_size, "level": args.level}
+            print(bench_report(bench(args.source, args.target, args.parser, args.rows, chosen, args.runs)))
+            return 0
         if args.command == "situations":
             print(describe_situations())
             return 0
@@ -137,7 +174,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                   render(report, as_dsn(args.source).masked(), as_dsn(args.target).masked()))
             return 1 if report["differences"] else 0
         request = RunRequest(args.source, args.target, args.parser, tuple(args.transform), args.jobs, args.on_error,
-                             args.on, args.batch_rows, args.state, args.cluster, None if args.quiet == 0 else False)
+                             args.on, args.batch_rows, args.state, args.cluster, None if args.quiet == 0 else False,
+                             limit=args.limit)
         summary = start(request, so_far)
         if args.quiet < 2:
             print(f"tdetl: {as_dsn(args.source).masked()} -> {as_dsn(args.target).masked()}: {summary.line()}",

@@ -35,3 +35,4 @@ class RunControl:
     queue_size: int = 8
     share: Share | None = None
     summary: Summary | None = None  # count into this one (a caller reports it after an interrupt)
+    limit: int | None = None  # read no more than this many rows (a sample); the partitions stay unfinished

@@ -89,6 +89,21 @@ def run(source: Source, sink: Sink, options: Options, control: RunControl | None
     stop = threading.Event()
     lock = threading.Lock()
     pending = list(todo)
+    budget = [control.limit]  # rows the readers may still take (--limit), under ``lock``
+    limited = threading.Event()
+
+    def allowed(raw: TableBatch) -> TableBatch | None:
+        """What --limit still lets through of a batch (called under ``lock``); None once it is spent."""
+        left = budget[0]
+        if left is None:
+            return raw
+        if left <= 0:
+            limited.set()
+            return None
+        if raw.num_rows > left:  # cut: the rest of the partition is not read, so no position goes with it
+            raw = TableBatch(raw.spec, raw.data.slice(0, left), raw.partition, None)
+        budget[0] = left - raw.num_rows
+        return raw
 
     def durable(at: dict[str, Any]) -> None:
         """Flush; then what was flushed is acknowledged to the source and kept in --state."""
@@ -110,13 +125,16 @@ def run(source: Source, sink: Sink, options: Options, control: RunControl | None
 
     def reader() -> None:
         try:
-            while not stop.is_set():
+            while not stop.is_set() and not limited.is_set():
                 with lock:
                     if not pending:
                         return
                     part = pending.pop(0)
-                for raw in source.read(part, state.get(part)):
+                for got in source.read(part, state.get(part)):
                     with lock:
+                        raw = allowed(got)
+                        if raw is None:
+                            return
                         summary.rows_read += raw.num_rows
                     for b in _transformed(raw, options.transforms):
                         for piece in split(b, options.batch_rows, control.batch_bytes):
@@ -169,8 +187,10 @@ def run(source: Source, sink: Sink, options: Options, control: RunControl | None
                 durable(dict(checkpoint))
                 dirty = False
             progress.update()
-        if ended < len(todo):
+        if ended < len(todo) and not limited.is_set():
             raise RuntimeError("a reader stopped without finishing its partition")
+        if limited.is_set():
+            log.info("--limit %d reached: the rest is not read", control.limit)
         sink.flush(dict(checkpoint))
         sink.close()
         if share is not None:

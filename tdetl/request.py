@@ -32,9 +32,13 @@ class RunRequest:
     cluster: str | None = None  # --cluster: ray://…, a Ray address, or local
     progress: bool | None = False  # None: a progress line when stderr is a terminal
     status: str | None = None  # tdetl serve: the file the run's counters are rewritten to every second
+    limit: int | None = None  # --limit: stop after this many rows (a sample: tdetl bench)
 
     def options(self) -> Options:
         """What the drivers read, validated (parser, transforms, --on against the target)."""
+        if self.limit is not None and (self.limit < 1 or self.cluster):
+            raise ConfigError(f"--limit {self.limit}: a positive number of rows, for a run in this process (not"
+                              " --cluster)")
         opts = make_options(self.parser, self.transforms, self.jobs, self.on_error, self.batch_rows, self.on)
         opts.target = as_dsn(self.target).without_password()
         self._refuse_unheard(opts)
@@ -42,7 +46,8 @@ class RunRequest:
 
     def control(self, share: Share | None = None, summary: Summary | None = None) -> RunControl:
         """What only the pipeline reads."""
-        return RunControl(progress=self.progress, status=self.status, state=self.state, share=share, summary=summary)
+        return RunControl(progress=self.progress, status=self.status, state=self.state, share=share, summary=summary,
+                          limit=self.limit)
 
     def validate(self) -> Options:
         """Everything that can be checked without connecting: the options, both DSNs against their

@@ -112,7 +112,8 @@ def test_drivers_do_not_import_each_other() -> None:
 DEFERRED = {"tdetl.api": ["tdetl.cluster", "tdetl.compare", "tdetl.describe",  # api.start: the one way to a cluster
                           "tdetl.drivers.tmq.subscription"],
             "tdetl.cli": ["tdetl.compare", "tdetl.describe", "tdetl.serve.app", "tdetl.serve.guard"],
-            "tdetl.options": ["tdetl.transform.parser", "tdetl.transform.rename"]}  # Polars, only with a parser
+            "tdetl.options": ["tdetl.transform.parser", "tdetl.transform.rename"],  # Polars, only with a parser
+            "tdetl.program": ["tdetl.cli"]}  # after OPENBLAS_NUM_THREADS is set, before NumPy loads
 
 
 def test_no_imports_inside_functions_in_the_core_and_transforms() -> None:

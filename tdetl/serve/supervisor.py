@@ -217,7 +217,8 @@ class Supervisor:
         (d / "status.json").unlink(missing_ok=True)
         env = {k: v for k, v in os.environ.items() if k != TOKEN_ENV}  # a task has no use for the service's token
         proc = subprocess.Popen([sys.executable, "-m", "tdetl.serve.worker"], stdin=subprocess.PIPE, stdout=logf,
-                                stderr=logf, env=dict(env, PYTHONUNBUFFERED="1"), start_new_session=True,
+                                stderr=logf, env={"OPENBLAS_NUM_THREADS": "1", **env, "PYTHONUNBUFFERED": "1"},
+                                start_new_session=True,
                                 cwd=self.workdir)
         assert proc.stdin is not None
         proc.stdin.write(json.dumps({"definition": t["definition"], "state": str(d / "state.json"),

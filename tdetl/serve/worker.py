@@ -14,6 +14,7 @@ from dataclasses import replace
 from ..api import start
 from ..drivers import as_dsn
 from ..errors import EXIT_PERMANENT, TdetlError, temporary
+from ..program import leave
 from ..request import RunRequest
 
 
@@ -51,4 +52,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    leave(main())

@@ -41,6 +41,7 @@ _UNITS = {"ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
 REALTIME = "realtime"
 IN_LIST = 500  # child tables per select-from-stable query
 TABLE_NOT_EXIST = 0x2603
+JOINED_ROWS = 65_536  # fetched blocks are joined into batches of at least this many rows
 
 
 def _positioned(spec: TableSpec, data: pa.RecordBatch, partition: str) -> TableBatch:
@@ -263,7 +264,7 @@ class TaosSource(Source):
         """A query's batches; a failure, when sent or while fetched, names the statement."""
         log.debug("%s", sql[:300])
         try:
-            yield from self._conn().query(sql).batches()
+            yield from self._conn().query(sql).batches(JOINED_ROWS)
         except TaosError as e:
             hint = TaosError.RERUN_HINT if e.unreachable else ""
             raise TaosError(e.code, f"{e.message} (in {sql[:200]}){hint}", self.dsn.masked()) from None
