@@ -26,7 +26,7 @@ from urllib.parse import quote
 from .drivers import as_dsn, driver_class
 from .dsn import Dsn
 from .errors import ConfigError
-from .program import leave
+from .process_exit import leave
 from .request import RunRequest
 from .taos.connect import open_connection
 

@@ -14,7 +14,7 @@ from dataclasses import replace
 from ..api import start
 from ..drivers import as_dsn
 from ..errors import EXIT_PERMANENT, TdetlError, temporary
-from ..program import leave
+from ..process_exit import leave
 from ..request import RunRequest
 
 
