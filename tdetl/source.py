@@ -118,6 +118,11 @@ class Source(ABC):
         pass
 
 
+POSITION_EVERY = 1_048_576  # a source that can gives a position at least every this many rows of a partition;
+# a sink holding the batches after a partition's last position (a backup) holds this many before it must
+# write them early (and a crash then repeats them)
+
+
 def ending_at(batches: Iterable[TableBatch], partition: str, position: Any,
               on_data: Callable[[], None] | None = None) -> Iterator[TableBatch]:
     """The batches of one window, one behind, so that only the last carries ``position`` (the

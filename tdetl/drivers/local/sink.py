@@ -36,7 +36,7 @@ from ...options import Options
 from ...params import Param, Spec
 from ...quality import Rejects
 from ...sink import Sink
-from ...source import DONE
+from ...source import DONE, POSITION_EVERY
 from ..common.files import safe_name
 from . import backup as fmt
 
@@ -45,7 +45,7 @@ class LocalSink(Sink):
     capabilities = SinkCapabilities(local_files=True)  # a resumed run rewrites from its own journal
     spec = Spec(Param("compression", "choice", "zstd", "Arrow IPC compression", choices=fmt.CODECS),
                 Param("level", "int", None, "compression level (zstd default 3)", minimum=-7),
-                Param("file_rows", "int", 4_000_000, "rows per data file", minimum=1),
+                Param("file_rows", "int", 1_000_000, "rows per data file (and buffered at most)", minimum=1),
                 Param("file_bytes", "int", 512 << 20, "bytes per data file", minimum=1024))
 
     def __init__(self, dsn: Dsn, options: Options, rejects: Rejects | None = None) -> None:
@@ -260,7 +260,7 @@ class LocalSink(Sink):
         if batch.position is None:  # past its partition's checkpoint until a batch with a position comes
             self._held.setdefault(part, []).append(batch)
             self._held_rows[part] = self._held_rows.get(part, 0) + batch.num_rows
-            if self._held_rows[part] > self.file_rows:  # a source that gives no positions: bounded memory
+            if self._held_rows[part] > max(self.file_rows, POSITION_EVERY):  # a source without positions: bounded
                 self._settle(part)
             return
         self._settle(part)
