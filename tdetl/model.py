@@ -236,6 +236,11 @@ class TableBatch:
     def num_rows(self) -> int:
         return self.data.num_rows
 
+    @cached_property
+    def nbytes(self) -> int:
+        """The data's size in Arrow, worked out once: the pipeline, sinks and summaries all ask."""
+        return self.data.nbytes
+
 
 def conform(data: pa.RecordBatch | pa.Table, spec: TableSpec) -> pa.RecordBatch:
     """Cast ``data`` to exactly the Arrow schema the spec names (a no-op when it already is)."""

@@ -48,7 +48,7 @@ def split(batch: TableBatch, max_rows: int, max_bytes: int) -> Iterable[TableBat
     n = batch.num_rows
     if n == 0:
         return []
-    per_row = max(1, batch.data.nbytes // n)
+    per_row = max(1, batch.nbytes // n)
     step = max(1, min(max_rows, max_bytes // per_row))
     if n <= step:
         return [batch]
@@ -178,7 +178,7 @@ def run(source: Source, sink: Sink, options: Options, control: RunControl | None
             dirty, last_write = True, time.monotonic()
             seen_tables.add(item.spec)
             summary.rows_written += item.num_rows
-            summary.bytes_written += item.data.nbytes
+            summary.bytes_written += item.nbytes
             summary.batches_written += 1
             if item.position is not None:
                 checkpoint[item.partition] = item.position

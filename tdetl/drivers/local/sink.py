@@ -278,7 +278,7 @@ class LocalSink(Sink):
         self._specs[key] = spec
         self._buffer.setdefault(key, {}).setdefault(spec.name, []).append(batch.data)
         self._rows += batch.num_rows
-        self._bytes += batch.data.nbytes
+        self._bytes += batch.nbytes
 
     def wants_flush(self) -> bool:
         return self._rows >= self.file_rows or self._bytes >= self.file_bytes

@@ -29,6 +29,7 @@ from ... import rawblock
 from ...capabilities import SinkCapabilities
 from ...dsn import Dsn
 from ...errors import DataError, DsnError, SinkError, TaosError, Unreachable
+from ...memo import ByIdentity
 from ...model import Catalog, Column, SuperTable, TableBatch, TableSpec
 from ...options import Options
 from ...params import Param, Spec
@@ -38,9 +39,11 @@ from ...taos import ddl
 from ...taos.catalog import describe, rows, table_names
 from ...taos.conn import Connection
 from ...taos.connect import open_connection
+from ...taos.native import NativeConnection
 from ...taos.params import TAOS_CONNECTION
 from ...taos.stmt import MAX_ROWS as STMT_MAX_ROWS
 from ...taos.stmt import StmtWriter
+from ...taos.stmt2 import Stmt2Writer, bindable
 from ...types import TDType
 from . import checks
 from .every import EveryDatabase
@@ -49,6 +52,8 @@ from .spool import Spool, default_dir, target_key
 log = logging.getLogger("tdetl.taos")
 
 CONFLICT_WAIT = 30.0  # seconds a DDL statement waits out other clients' transactions
+MANY_ROWS = 4096  # a child table with at most this many rows in a flush is written with others (stmt2) ...
+MANY_TABLES = 256  # ... this many tables per call (native client only)
 _SIZE_ERRORS = ("wal size exceeds limit", "exceed", "too large", "too big", "msg too long")
 
 
@@ -103,6 +108,7 @@ class TaosSink(Sink):
         self.pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()  # spent, failed and the failes-to file, shared by the writers
         self._cols: dict[str, tuple[Any, Any, tuple[Column, ...]]] = {}
+        self._targets: ByIdentity[TableSpec] = ByIdentity()
         self.precision = "ms"
         self.stables: dict[str, SuperTable] = {}
         self.normals: dict[str, tuple[Column, ...]] = {}  # normal tables: their columns in the target
@@ -214,6 +220,13 @@ class TaosSink(Sink):
     # -- data -----------------------------------------------------------------------------------
 
     def _target(self, spec: TableSpec) -> TableSpec:
+        """The spec as the target names it; the same object for the same spec (asked per batch)."""
+        known = self._targets.get(spec)
+        if known is None:
+            known = self._targets.put(spec, self._renamed(spec))
+        return known
+
+    def _renamed(self, spec: TableSpec) -> TableSpec:
         if not self.rename:
             return spec.replace(database=self.db)
         if spec.stable is not None:
@@ -222,7 +235,7 @@ class TaosSink(Sink):
 
     def write(self, batch: TableBatch) -> None:
         self._pending.append(TableBatch(self._target(batch.spec), batch.data, batch.partition, batch.position))
-        self._bytes += batch.data.nbytes
+        self._bytes += batch.nbytes
 
     def wants_flush(self) -> bool:
         return self._bytes >= self.buffer_bytes
@@ -341,25 +354,32 @@ class TaosSink(Sink):
         return out
 
     def _write_raw(self, batches: list[TableBatch]) -> None:
-        """Each table's batches in order on one writer; tables spread so the writers finish together."""
+        """Each table's batches in order on one writer; small child tables many per call (stmt2);
+        the work spread so the writers finish together."""
         by_table: dict[str, list[TableBatch]] = {}
         for b in batches:
             by_table.setdefault(b.spec.name, []).append(b)
-        n = 1 if self.stmt is not None else min(self.config["writers"], len(by_table))
+        jobs: list[tuple[int, Callable[[_Writer], None]]] = []
+        for cols, items in self._small_tables(by_table).items():
+            for first in range(0, len(items), MANY_TABLES):
+                chunk = items[first:first + MANY_TABLES]
+                size = sum(b.nbytes for _, bs in chunk for b in bs)
+                jobs.append((size, lambda w, cols=cols, chunk=chunk: self._write_many(w, cols, chunk)))
+        for bs in by_table.values():
+            jobs.append((sum(b.nbytes for b in bs), lambda w, bs=bs: self._write_table(w, bs)))
+        n = 1 if self.stmt is not None else min(self.config["writers"], len(jobs))
         while len(self.writers) < n:
             self.writers.append(_Writer(open_connection(self.dsn, self.db)))
-        groups: list[list[TableBatch]] = [[] for _ in range(n)]
+        groups: list[list[Callable[[_Writer], None]]] = [[] for _ in range(n)]
         load = [0] * n
-        sized = sorted(((sum(b.data.nbytes for b in bs), bs) for bs in by_table.values()), key=lambda x: -x[0])
-        for size, items in sized:
+        for size, job in sorted(jobs, key=lambda x: -x[0]):
             i = load.index(min(load))
-            groups[i].extend(items)
+            groups[i].append(job)
             load[i] += size
 
-        def run(writer: _Writer, group: list[TableBatch]) -> None:
-            for b in group:
-                if b.spec.name not in self.failed:
-                    self._guarded(b.spec.name, lambda b=b: self._write_one(b.spec, b.data, writer))
+        def run(writer: _Writer, group: list[Callable[[_Writer], None]]) -> None:
+            for job in group:
+                job(writer)
         if n == 1:
             run(self.writers[0], groups[0])
             return
@@ -378,6 +398,47 @@ class TaosSink(Sink):
                 errors.append(e)
         if errors:
             raise errors[0]
+
+    def _write_table(self, writer: _Writer, batches: list[TableBatch]) -> None:
+        for b in batches:
+            if b.spec.name not in self.failed:
+                self._guarded(b.spec.name, lambda b=b: self._write_one(b.spec, b.data, writer))
+
+    def _small_tables(self, by_table: dict[str, list[TableBatch]]
+                      ) -> dict[tuple[Column, ...], list[tuple[str, list[TableBatch]]]]:
+        """Child tables few rows each, taken out of ``by_table`` and grouped by their columns, to go
+        many per stmt2 call: a raw-block write is a round trip per table. Native only (taos-ws has
+        no columnar stmt2 here), and not where each table's writes are timed or paced (timeout-per-table,
+        interval)."""
+        if self.stmt is not None or self.table_timeout or self.pause or not isinstance(self.conn, NativeConnection):
+            return {}
+        out: dict[tuple[Column, ...], list[tuple[str, list[TableBatch]]]] = {}
+        for name, bs in list(by_table.items()):
+            spec = bs[0].spec
+            if spec.stable is None or name in self.failed or sum(b.num_rows for b in bs) > MANY_ROWS:
+                continue
+            cols = self._columns(spec)
+            if bindable(cols) and all(b.spec.columns is spec.columns for b in bs):
+                out.setdefault(cols, []).append((name, by_table.pop(name)))
+        return out
+
+    def _write_many(self, writer: _Writer, cols: tuple[Column, ...], items: list[tuple[str, list[TableBatch]]]) -> None:
+        """Small tables in one stmt2 call; when a value does not fit or the server refuses the call,
+        table by table as raw blocks instead (which name the table, column and row; rows the call
+        wrote are written again alike)."""
+        datas = [pa.concat_batches([b.data for b in bs]) if len(bs) > 1 else bs[0].data for _, bs in items]
+        data = pa.concat_batches(datas) if len(datas) > 1 else datas[0]
+        try:
+            stmt = writer.stmt2(cols)
+            if stmt.fits(data):
+                stmt.write([n for n, _ in items], [d.num_rows for d in datas], data, self.precision)
+                return
+        except TaosError as e:
+            if e.unreachable:
+                raise Unreachable(f"{self.dsn.masked()}: {e.brief}{TaosError.RERUN_HINT}") from None
+            log.info("%d tables in one stmt2 call refused (%s): writing them one by one", len(items), e.brief)
+        for (name, bs), d in zip(items, datas):
+            self._guarded(name, lambda spec=bs[0].spec, d=d: self._write_one(spec, d, writer))
 
     def _needs_sql(self, spec: TableSpec) -> bool:
         """REST cannot take raw blocks; a BLOB raw block crashes the 3.3.7.5 client (and taosAdapter),
@@ -625,7 +686,10 @@ class TaosSink(Sink):
             self.pool.shutdown()
             self.pool = None
         for w in self.writers[1:]:
-            w.conn.close()
+            w.close()
+        if self.writers:
+            for stmt in self.writers[0].statements.values():
+                stmt.close()
         self.writers = []
         if self.conn is not None:
             self.conn.close()
@@ -633,8 +697,23 @@ class TaosSink(Sink):
 
 
 class _Writer:
-    """One connection writing raw blocks, with its own reused encoder buffer."""
+    """One connection writing raw blocks, with its own reused encoder buffer (and its stmt2
+    statements, one per column list)."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.encoder = rawblock.Encoder()
+        self.statements: dict[tuple[Column, ...], Stmt2Writer] = {}
+
+    def stmt2(self, cols: tuple[Column, ...]) -> Stmt2Writer:
+        stmt = self.statements.get(cols)
+        if stmt is None:
+            assert isinstance(self.conn, NativeConnection)
+            stmt = self.statements[cols] = Stmt2Writer(self.conn, cols)
+        return stmt
+
+    def close(self) -> None:
+        for stmt in self.statements.values():
+            stmt.close()
+        self.statements.clear()
+        self.conn.close()

@@ -74,7 +74,7 @@ class Spool:
 
     def put(self, batches: list[TableBatch]) -> None:
         """Keep ``batches`` (one flush) durably, after everything already waiting."""
-        need = sum(b.data.nbytes for b in batches)
+        need = sum(b.nbytes for b in batches)
         if self.size() + need // 4 > self.max_bytes:  # IPC with zstd: about a quarter of the Arrow size
             raise SinkError(f"the write cache {self.dir} is full (cache-max-bytes={self.max_bytes}); stopping with"
                             " nothing lost: what was not cached is not acknowledged to the source")
