@@ -29,10 +29,10 @@ def _small(db: str, tables: int, rows: int) -> None:
         f"INSERT INTO `{db}`.n0 VALUES (1700000000000, 7)")
 
 
-def _partitions(db: str) -> list[str]:
+def _partitions(db: str, spread: bool = False) -> list[str]:
     src = open_source(parse_dsn(f"{ANY}/{db}"), Options())
     try:
-        return src.partitions()
+        return src.spread_partitions() if spread else src.partitions()
     finally:
         src.close()
 
@@ -48,6 +48,8 @@ def test_small_child_tables_are_read_in_stable_groups_and_every_row_arrives_once
     _small(src, tables, 4)
     parts = _partitions(src)
     assert sorted(parts) == ["g:m:0/2", "g:m:1/2", "t:b0", "t:n0"]  # big has one child: a partition of its own
+    spread = [p for p in _partitions(src, spread=True) if p.startswith("g:")]  # a cluster's shares
+    assert sorted(spread) == sorted(f"g:m:{i}/16" for i in range(16))
     summary = tdetl.run(f"{ANY}/{src}", f"local:{tmp_path / 'bk'}")
     assert summary.rows_written == tables * 4 + 3 and summary.tables == tables + 2
     tdetl.run(f"local:{tmp_path / 'bk'}", f"{ANY}/{dst}?assert")

@@ -51,6 +51,7 @@ IN_LIST = 500  # child tables per select-from-stable query
 GROUP_TABLES = 100  # a super table with at least this many child tables ...
 SMALL_ROWS = 10_000  # ... holding fewer rows than this on average is read in groups
 GROUP_QUERY_ROWS = POSITION_EVERY // 4  # rows per grouped query: each ends with a position
+SPREAD_GROUPS = 16  # groups per super table at least, when a cluster spreads them (a power of two)
 TABLE_NOT_EXIST = 0x2603
 JOINED_ROWS = 65_536  # fetched blocks are joined into batches of at least this many rows
 
@@ -183,6 +184,13 @@ class TaosSource(Source):
         return self.db, text
 
     def partitions(self) -> list[str]:
+        return self._partitions(1)
+
+    def spread_partitions(self) -> list[str]:
+        """On a cluster, small tables in at least ``SPREAD_GROUPS`` groups, so they spread too."""
+        return self._partitions(SPREAD_GROUPS)
+
+    def _partitions(self, least_groups: int) -> list[str]:
         cat = self.catalog()
         parts: list[str] = []
         if self.mode in ("history", "all"):
@@ -201,7 +209,8 @@ class TaosSource(Source):
                 parts += [f"t:{self._named(spec, spec.database)}"
                           for spec in sorted(cat.tables.values(), key=lambda s: (s.database or "", s.name))
                           if not self._in_group(spec)]
-                for (db, st), (buckets, _) in sorted(grouped.items(), key=lambda kv: (kv[0][0] or "", kv[0][1])):
+                for (db, st), (fewest, _) in sorted(grouped.items(), key=lambda kv: (kv[0][0] or "", kv[0][1])):
+                    buckets = max(fewest, least_groups)
                     parts += [f"g:{self._named(st, db)}:{i}/{buckets}" for i in range(buckets)]
         if self.mode in ("realtime", "all"):
             parts.append(REALTIME)
