@@ -10,6 +10,8 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import tdetl
 from tdetl.errors import SinkError
@@ -106,3 +108,56 @@ def test_a_value_wider_than_its_column_is_named_by_table_column_and_row(scratch:
     with pytest.raises(SinkError) as e:
         tdetl.run(f"csv:{tmp_path / 'm.csv'}", f"{server}/{db}?writers=1", parser=parser)
     assert "table 't4'" in str(e.value) and "'v'" in str(e.value) and "row 2" in str(e.value), e.value
+
+
+_KINDS = {"INT": (pa.int32(), st.integers(-(2**31), 2**31 - 1)),
+          "BIGINT UNSIGNED": (pa.uint64(), st.integers(0, 2**64 - 1)),
+          "DOUBLE": (pa.float64(), st.floats(allow_nan=False, allow_infinity=False, width=64)),
+          "BOOL": (pa.bool_(), st.booleans()),
+          "VARCHAR(6)": (pa.string(), st.text(st.characters(codec="ascii", exclude_characters="\x00"), max_size=6)),
+          "NCHAR(3)": (pa.string(), st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"),
+                                            max_size=3)),
+          "VARBINARY(4)": (pa.binary(), st.binary(max_size=4))}
+
+
+@pytest.mark.skipif(not NATIVE, reason="stmt2 batches are the native client's")
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_random_tables_bound_many_per_call_read_back_exact(scratch: Any, data: st.DataObject) -> None:
+    """Tables of random sizes (empty values, NULLs, any unicode) in one call equal what taospy reads."""
+    db = scratch("tdetl_stmt2p")
+    kinds = data.draw(st.lists(st.sampled_from(sorted(_KINDS)), min_size=1, max_size=4, unique=True))
+    cols = (Column("ts", TDType("TIMESTAMP")), *(
+        Column(f"c{i}", TDType(k.split("(")[0], int(k.split("(")[1][:-1]) if "(" in k else None))
+        for i, k in enumerate(kinds)))
+    sizes = data.draw(st.lists(st.integers(1, 6), min_size=1, max_size=5))
+    with connect(NATIVE) as conn:
+        conn.execute(f"CREATE DATABASE `{db}`")
+        conn.execute(f"CREATE STABLE `{db}`.m (ts TIMESTAMP, "
+                     + ", ".join(f"c{i} {k}" for i, k in enumerate(kinds)) + ") TAGS (t INT)")
+        for t in range(len(sizes)):
+            conn.execute(f"CREATE TABLE `{db}`.`t{t}` USING `{db}`.m TAGS ({t})")
+    want: list[tuple[Any, ...]] = []
+    batches = []
+    for t, n in enumerate(sizes):
+        columns = [[1_700_000_000_000 + k for k in range(n)]]
+        for k in kinds:
+            columns.append([data.draw(st.none() | _KINDS[k][1]) for _ in range(n)])
+        batches.append(pa.record_batch([pa.array(columns[0], pa.timestamp("ms")),
+                                        *(pa.array(v, _KINDS[k][0]) for v, k in zip(columns[1:], kinds))],
+                                       names=[c.name for c in cols]))
+        want += [(f"t{t}", *row) for row in zip(*columns)]
+    conn = connect(NATIVE, db)
+    assert isinstance(conn, NativeConnection)
+    try:
+        writer = Stmt2Writer(conn, cols)
+        joined = pa.concat_batches(batches)
+        assert writer.fits(joined)
+        writer.write([f"t{t}" for t in range(len(sizes))], sizes, joined, "ms")
+        writer.close()
+    finally:
+        conn.close()
+    names = ", ".join(["CAST(ts AS BIGINT)", *(f"c{i}" for i in range(len(kinds)))])
+    got = sorted(taospy_rows(db, f"SELECT tbname, {names} FROM m"), key=lambda r: (r[0], r[1]))
+    got = [tuple(bytes(v) if isinstance(v, (bytearray, memoryview)) else v for v in r) for r in got]
+    assert got == sorted(want, key=lambda r: (r[0], r[1]))
