@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 SOURCES: dict[str, str] = {
     "csv": "tdetl.drivers.csv.source:CsvSource",
     "parquet": "tdetl.drivers.parquet.source:ParquetSource",
+    "taosdump": "tdetl.drivers.taosdump.source:TaosdumpSource",
     "orc": "tdetl.drivers.orc.source:OrcSource",
     "local": "tdetl.drivers.local.source:LocalSource",
     "taos": "tdetl.drivers.taos.source:TaosSource",
