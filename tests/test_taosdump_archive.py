@@ -135,6 +135,8 @@ def _data_file(root: Path) -> Path:
     (lambda r: [p.unlink() for p in list(r.rglob("dbs.sql"))], "no dbs.sql"),
     (lambda r: _data_file(r).write_bytes(b"not avro at all"), "not an Avro container"),
     (lambda r: _data_file(r).write_bytes(_data_file(r).read_bytes()[:-20]), "truncated"),
+    (lambda r: _data_file(r).write_bytes(_data_file(r).read_bytes().replace(b"\x16avro.schema", b"\x15avro.schema", 1)),
+     "malformed Avro header"),  # a negative key length: once followed backwards for ever
     (lambda r: [p.write_text(p.read_text().replace("TAGS (`tj` JSON)", "TAGS (`tj` JSON")) for p in r.rglob("dbs.sql")],
      "malformed TAGS"),
     (lambda r: [p.write_text(p.read_text().replace("TIMESTAMP,", "TIMESTAMPZ,", 1)) for p in r.rglob("dbs.sql")],

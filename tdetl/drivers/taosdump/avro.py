@@ -33,6 +33,14 @@ def _varint(data: bytes, pos: int, where: str) -> tuple[int, int]:
             return (result >> 1) ^ -(result & 1), pos
 
 
+def _take(data: bytes, pos: int, length: int, where: str) -> tuple[bytes, int]:
+    """``length`` bytes at ``pos`` and the position after them; a length that is negative or runs
+    past the end (a damaged header) is refused rather than followed."""
+    if length < 0 or pos + length > len(data):
+        raise BackupError(f"{where}: malformed Avro header at byte {pos} (a length of {length})")
+    return data[pos:pos + length], pos + length
+
+
 def _zigzag(n: int) -> bytes:
     n = (n << 1) ^ (n >> 63)
     out = bytearray()
@@ -58,11 +66,9 @@ def _header(data: bytes, where: str) -> tuple[dict[bytes, bytes], bytes, int]:
             n = -n
         for _ in range(n):
             klen, pos = _varint(data, pos, where)
-            key = data[pos:pos + klen]
-            pos += klen
+            key, pos = _take(data, pos, klen, where)
             vlen, pos = _varint(data, pos, where)
-            meta[key] = data[pos:pos + vlen]
-            pos += vlen
+            meta[key], pos = _take(data, pos, vlen, where)
     if pos + 16 > len(data):
         raise BackupError(f"{where}: truncated Avro header")
     return meta, data[pos:pos + 16], pos + 16
