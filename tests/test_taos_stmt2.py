@@ -49,6 +49,21 @@ def _values(table: int, rows: int) -> list[list[Any]]:
     return cols
 
 
+def _bind(db: str, cols: tuple[Column, ...], sizes: list[int], batches: list[pa.RecordBatch], precision: str) -> int:
+    """Tables t0, t1, … (``sizes`` rows each, in ``batches``) through one Stmt2Writer call; the rows taken."""
+    conn = connect(NATIVE, db)
+    assert isinstance(conn, NativeConnection)
+    try:
+        writer = Stmt2Writer(conn, cols)
+        data = pa.concat_batches(batches)
+        assert writer.fits(data)
+        taken = writer.write([f"t{t}" for t in range(len(sizes))], sizes, data, precision)
+        writer.close()
+        return taken
+    finally:
+        conn.close()
+
+
 @pytest.mark.skipif(not NATIVE, reason="stmt2 batches are the native client's")
 @pytest.mark.parametrize("precision", ["ms", "us", "ns"])
 def test_every_bindable_type_and_null_is_exact(scratch: Any, precision: str) -> None:
@@ -67,16 +82,7 @@ def test_every_bindable_type_and_null_is_exact(scratch: Any, precision: str) -> 
              pa.uint32(), pa.uint64(), pa.float32(), pa.float64(), pa.string(), pa.string(), pa.binary(), pa.binary()]
     batches = [pa.record_batch([pa.array(v, t) for v, t in zip(_values(t, n), arrow)], names=[n for n, _ in COLS])
                for t, n in enumerate(sizes)]
-    conn = connect(NATIVE, db)
-    assert isinstance(conn, NativeConnection)
-    try:
-        writer = Stmt2Writer(conn, cols)
-        data = pa.concat_batches(batches)
-        assert writer.fits(data)
-        assert writer.write([f"t{t}" for t in range(3)], sizes, data, precision) == sum(sizes)
-        writer.close()
-    finally:
-        conn.close()
+    assert _bind(db, cols, sizes, batches, precision) == sum(sizes)
     names = ", ".join("CAST(ts AS BIGINT)" if n == "ts" else f"`{n}`" for n, _ in COLS)
     got = sorted(taospy_rows(db, f"SELECT tbname, {names} FROM m"), key=lambda r: (r[0], r[1]))
     want = []
@@ -147,16 +153,7 @@ def test_random_tables_bound_many_per_call_read_back_exact(scratch: Any, data: s
                                         *(pa.array(v, _KINDS[k][0]) for v, k in zip(columns[1:], kinds))],
                                        names=[c.name for c in cols]))
         want += [(f"t{t}", *row) for row in zip(*columns)]
-    conn = connect(NATIVE, db)
-    assert isinstance(conn, NativeConnection)
-    try:
-        writer = Stmt2Writer(conn, cols)
-        joined = pa.concat_batches(batches)
-        assert writer.fits(joined)
-        writer.write([f"t{t}" for t in range(len(sizes))], sizes, joined, "ms")
-        writer.close()
-    finally:
-        conn.close()
+    assert _bind(db, cols, sizes, batches, "ms") == sum(sizes)
     names = ", ".join(["CAST(ts AS BIGINT)", *(f"c{i}" for i in range(len(kinds)))])
     got = sorted(taospy_rows(db, f"SELECT tbname, {names} FROM m"), key=lambda r: (r[0], r[1]))
     got = [tuple(bytes(v) if isinstance(v, (bytearray, memoryview)) else v for v in r) for r in got]
