@@ -159,6 +159,7 @@ class Catalog:
     databases: dict[str, Database] = field(default_factory=dict)
     stables: dict[tuple[str | None, str], SuperTable] = field(default_factory=dict)
     tables: dict[tuple[str | None, str], TableSpec] = field(default_factory=dict)
+    precision: str | None = None  # of timestamps no super table describes (normal tables known only from rows)
 
     def add_stable(self, st: SuperTable) -> None:
         key = (st.database, st.name)
@@ -173,6 +174,7 @@ class Catalog:
         """What a later look at the same source knows: new databases, super tables (widened) and
         tables; a child table's tag values are the later ones."""
         self.databases.update(other.databases)
+        self.precision = self.precision or other.precision
         for st in other.stables.values():
             self.add_stable(st)
         for key, spec in other.tables.items():

@@ -67,4 +67,5 @@ def golden() -> Path:
 
 from .serve_helpers import service  # noqa: E402, F401 - a tdetl serve process for the serve tests
 from .services import influxd, mosquitto, opcua, tansu  # noqa: E402, F401 - service fixtures for every test module
+from .sql_servers import mariadb, postgres  # noqa: E402, F401
 from .taos_helpers import bundle, db, db2, scratch, server  # noqa: E402, F401 - TDengine fixtures

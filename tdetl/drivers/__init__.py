@@ -29,6 +29,9 @@ SOURCES: dict[str, str] = {
     "opentsdb": "tdetl.drivers.opentsdb.source:OpenTSDBSource",
     "opcua": "tdetl.drivers.opcua.source:OpcUaSource",
     "opc": "tdetl.drivers.opcua.source:OpcUaSource",
+    "postgres": "tdetl.drivers.sql.postgres:PostgresSource",
+    "postgresql": "tdetl.drivers.sql.postgres:PostgresSource",
+    "mysql": "tdetl.drivers.sql.mysql:MySqlSource",
 }
 SINKS: dict[str, str] = {
     "local": "tdetl.drivers.local.sink:LocalSink",

@@ -226,6 +226,14 @@ class TableBuilder:
                                       tuple(Column(t, _plain(types[t])) for t in m.tags), precision))
         return out
 
+    @property
+    def precision(self) -> str | None:
+        """The first model's timestamp precision: a database created for normal tables, which no
+        super table describes before their rows arrive, takes it."""
+        for m, types in zip(self.models, self._types):
+            return types[m.columns[0]].unit or "ms"
+        return None
+
     def _names(self, df: pl.DataFrame, m: Model, expr: pl.Expr, rejects: Rejects, locate: Locate) -> pl.DataFrame:
         """The ``__tbname`` column, with name-var-null, name-illegal, name-too-long and
         name-collision applied."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from abc import abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -26,7 +26,7 @@ from ...options import Options
 from ...params import DATABASE, Param, Spec
 from ...quality import Rejects
 from ...transform.casts import ROW, Field, FrameCaster
-from ...transform.parser import Model, TableBuilder
+from ...transform.parser import Model, ParserConfig, TableBuilder
 from ...types import TDType, type_from_arrow
 from .file_source import FileSource
 
@@ -73,27 +73,14 @@ class ColumnarSource(FileSource):
 
     def _plan(self, path: Path, schema: pa.Schema) -> tuple[FrameCaster, TableBuilder]:
         where = f"{self.dsn.masked()}: {path.name}"
-        parser = self.options.parser
         meta = (schema.metadata or {}).get(META)
-        types = {f.name: type_from_arrow(f.type, f"{where}: column {f.name!r}") for f in schema}
-        fields: tuple[Field, ...] = ()
-        if parser is not None:
-            fields = parser.fields
-            missing = [f.name for f in fields if f.name not in types]
-            if missing:
-                raise ConfigError(f"{where}: parser field {missing[0]!r} is not a column"
-                                  f" (columns: {', '.join(schema.names)})")
-            for f in fields:
-                types[f.alias] = f.type or types[f.name]
-            models = parser.models or (self._single(path, schema, types),)
-            steps = parser.steps
-        elif meta is not None:
+        if self.options.parser is None and meta is not None:
             models, layout = self._layout(meta, where)
+            types = {f.name: type_from_arrow(f.type, f"{where}: column {f.name!r}") for f in schema}
             types.update(layout)
-            steps = ()
-        else:
-            models, steps = (self._single(path, schema, types),), ()
-        return FrameCaster(fields), TableBuilder(models, types, self.database, where, steps)
+            return FrameCaster(()), TableBuilder(models, types, self.database, where, ())
+        return plan_tables(schema, self.options.parser, lambda types: self._single(path, schema, types),
+                           self.database, where)
 
     def _single(self, path: Path, schema: pa.Schema, types: dict[str, TDType]) -> Model:
         if not schema.names or types[schema.names[0]].name != "TIMESTAMP":
@@ -141,3 +128,21 @@ class ColumnarSource(FileSource):
                 yield from builder.build(typed, self.rejects, locate, partition, {"row": done})
         except (OSError, pa.ArrowException) as e:
             raise self._open_error(path, e) from None
+
+
+def plan_tables(schema: pa.Schema, parser: ParserConfig | None, single: Callable[[dict[str, TDType]], Model],
+                database: str | None, where: str) -> tuple[FrameCaster, TableBuilder]:
+    """How typed columns become tables: the parser's fields (retyping columns) and models, or one
+    table (``single``) when it gives no model. Shared by every source whose rows arrive typed."""
+    types = {f.name: type_from_arrow(f.type, f"{where}: column {f.name!r}") for f in schema}
+    fields: tuple[Field, ...] = ()
+    if parser is None:
+        return FrameCaster(()), TableBuilder((single(types),), types, database, where, ())
+    fields = parser.fields
+    missing = [f.name for f in fields if f.name not in types]
+    if missing:
+        raise ConfigError(f"{where}: parser field {missing[0]!r} is not a column (columns: {', '.join(schema.names)})")
+    for f in fields:
+        types[f.alias] = f.type or types[f.name]
+    models = parser.models or (single(types),)
+    return FrameCaster(fields), TableBuilder(models, types, database, where, parser.steps)

@@ -49,6 +49,7 @@ class FileSource(Source):
         for builder in self.builders():
             for st in builder.stables():
                 cat.add_stable(st)
+            cat.precision = cat.precision or builder.precision
         return cat
 
     def partitions(self) -> list[str]:

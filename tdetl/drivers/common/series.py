@@ -33,7 +33,8 @@ SPANS = 8  # a measurement's spans in a cluster run
 
 class TimeRange:
     """``beginTime`` (required), ``endTime`` (absent: keep polling), ``readWindow`` (D/H/M or a
-    duration such as ``10s``; default M) and ``timeout`` (stop polling after this long without data)."""
+    duration such as ``10s``; default M), ``timeout`` (stop polling after this long without data) and,
+    where a driver declares it, ``delay`` (a window is read once it closed this long ago)."""
 
     def __init__(self, cfg: Mapping[str, Any], where: str) -> None:
         if cfg["beginTime"] is None:
@@ -50,6 +51,7 @@ class TimeRange:
             if self.window <= 0:
                 raise DsnError(f"{where}: readWindow={win!r} must be D, H, M or a duration such as 10s")
         self.idle: float | None = cfg["timeout"]
+        self.delay = int((cfg.get("delay") or 0) * NS)  # polling stays this far behind now (rows arriving late)
         self._last_data = time.monotonic()
 
     @property
@@ -71,7 +73,7 @@ class TimeRange:
                     return
                 hi = min(hi, end)
             else:
-                now = time.time_ns()
+                now = time.time_ns() - self.delay
                 if hi > now:  # still open: wait for it to close
                     if self.idle is not None and time.monotonic() - self._last_data >= self.idle:
                         return

@@ -130,7 +130,8 @@ class TaosSink(Sink):
         if self.create_db:
             dbs = list(catalog.databases.values())
             src = catalog.databases.get(self.db) or (dbs[0] if len(dbs) == 1 else None)
-            precision = src.precision if src else next((st.precision for st in catalog.stables.values()), None)
+            precision = src.precision if src else next((st.precision for st in catalog.stables.values()),
+                                                       catalog.precision)
             self._sql(ddl.create_database(self.db, src.options if src else {}, precision))
         try:
             self.conn.execute(f"USE {ddl.ident(self.db)}")
