@@ -62,6 +62,9 @@ SITUATIONS = {s.key: s for s in (
     Situation("table-missing", ("create", "error"), "the target table does not exist"),
     Situation("type-mismatch", ("error", "archive", "drop", "null"),
               "a value that does not convert to its column's type (text in a numeric column)"),
+    Situation("metric-unknown", ("rebirth", "drop", "archive", "error"),
+              "a Sparkplug B DATA metric no birth certificate has named (a host started after the births): the"
+              " message is dropped; rebirth first asks its edge node to be born again (Node Control/Rebirth)"),
     Situation("unreachable", ("retry", "cache"),
               "the target does not answer: retry with back-off for retry-for, then error; or cache"
               " batches on disk and replay them in order once it is back"),
@@ -78,8 +81,8 @@ _DONE = {"error": "failed", "truncate": "truncated", "truncate-and-archive": "tr
          "archive": "archived", "drop": "dropped", "replace": "replaced", "skip": "skipped", "blank": "blanked",
          "now": "set to now", "widen": "widened", "add-column": "added columns for", "drop-field": "dropped fields of",
          "create": "created", "suffix": "suffixed", "merge": "merged", "null": "nulled", "retry": "retried",
-         "cache": "cached"}
-REMOVES = frozenset({"archive", "drop", "skip"})  # outcomes that take the record out of the data
+         "cache": "cached", "rebirth": "dropped, rebirth asked for"}
+REMOVES = frozenset({"archive", "drop", "skip", "rebirth"})  # outcomes that take the record out of the data
 ARCHIVES = frozenset({"archive", "truncate-and-archive"})
 
 

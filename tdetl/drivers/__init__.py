@@ -32,6 +32,7 @@ SOURCES: dict[str, str] = {
     "postgres": "tdetl.drivers.sql.postgres:PostgresSource",
     "postgresql": "tdetl.drivers.sql.postgres:PostgresSource",
     "mysql": "tdetl.drivers.sql.mysql:MySqlSource",
+    "sparkplugb": "tdetl.drivers.mqtt.sparkplug.source:SparkplugSource",
 }
 SINKS: dict[str, str] = {
     "local": "tdetl.drivers.local.sink:LocalSink",

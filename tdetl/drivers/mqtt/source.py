@@ -49,18 +49,20 @@ def parse_topics(text: str, where: str) -> list[tuple[str, int]]:
     return out
 
 
+CLIENT = (  # the connection's parameters, shared with the MQTT-borne protocols (Sparkplug B)
+    Param("client_id", "text", None, "client id (required)"),
+    Param("version", "choice", "3.1", "MQTT protocol version", choices=tuple(_VERSIONS)),
+    Param("clean_session", "flag", True, "start without the broker's stored session"),
+    Param("keep_alive", "int", 60, "keep-alive seconds", minimum=1),
+    *TLS,
+    Param("log_level", "choice", "warn", "paho's log level", choices=tuple(_LOG_LEVELS)),
+    *batching(10_000, 1.0, "messages"), IDLE, DATABASE)
+
+
 class MqttSource(MessageSource):
     capabilities = SourceCapabilities(parser=True, partitions="consumers", consumer=True)
     requires: ClassVar[dict[str, str]] = {"paho": "mqtt"}  # module -> the extra that installs it
-    spec = Spec(
-        Param("topics", "list", help="<topic>[::<qos 0|1|2>] (+/# wildcards)"),
-        Param("client_id", "text", None, "client id (required)"),
-        Param("version", "choice", "3.1", "MQTT protocol version", choices=tuple(_VERSIONS)),
-        Param("clean_session", "flag", True, "start without the broker's stored session"),
-        Param("keep_alive", "int", 60, "keep-alive seconds", minimum=1),
-        *TLS,
-        Param("log_level", "choice", "warn", "paho's log level", choices=tuple(_LOG_LEVELS)),
-        *batching(10_000, 1.0, "messages"), IDLE, DATABASE)
+    spec = Spec(Param("topics", "list", help="<topic>[::<qos 0|1|2>] (+/# wildcards)"), *CLIENT)
     default_table = "mqtt_data"
 
     def __init__(self, dsn: Dsn, options: Options, rejects: Rejects | None = None) -> None:
@@ -68,7 +70,7 @@ class MqttSource(MessageSource):
         where = dsn.masked()
         self.where = where
         cfg = self.config
-        self.topics = parse_topics(",".join(cfg["topics"]), where)
+        self.topics = parse_topics(",".join(self.topic_list()), where)
         if not self.topics:
             raise DsnError(f"{where}: name what to read: topics=<topic>[::<qos>][,...]")
         self.client_id = cfg["client_id"] or ""
@@ -80,6 +82,10 @@ class MqttSource(MessageSource):
         self.log_level = _LOG_LEVELS[cfg["log_level"]]
         self._clients: dict[str, Any] = {}  # partition -> its paho client
         self._acks = threading.Lock()
+
+    def topic_list(self) -> list[str]:
+        """What to subscribe to, as ``topics`` items."""
+        return list(self.config["topics"])
 
     def partitions(self) -> list[str]:
         n = self.options.jobs or 1

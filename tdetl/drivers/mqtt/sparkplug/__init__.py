@@ -1,0 +1,1 @@
+"""Sparkplug B over MQTT as a source (``sparkplugb+mqtt://``)."""
