@@ -24,10 +24,12 @@ from ...transform.casts import ROW, FrameCaster
 from ...transform.parser import Model, TableBuilder
 from ...types import TDType
 from ..common.columnar import plan_tables
+from ..common.readahead import ahead
 from ..common.series import TimeRange
 from .template import Template, zone
 
 WHOLE = "sql"  # the one partition without a subtables query
+AHEAD = 4  # fetched pieces (ADBC: ~16 MiB each) built into tables ahead of the pipeline
 
 
 class Reader(Protocol):
@@ -164,20 +166,25 @@ class SqlSource(Source):
 
     def _window(self, reader: Reader, sql: str, partition: str, label: str) -> Iterator[TableBatch]:
         caster, builder = self.plan()
-        done = 0
 
-        def locate(row: int) -> tuple[str, dict[str, Any]]:
-            return f"{label}: row {row + 1}", {"source": label, "row": row + 1}
+        def built() -> Iterator[list[TableBatch]]:
+            done = 0
 
-        for piece in reader.batches(sql):
-            if not piece.num_rows:
-                continue
-            frame = pl.from_arrow(piece)
-            assert isinstance(frame, pl.DataFrame)
-            frame = frame.with_columns(pl.int_range(done, done + piece.num_rows, dtype=pl.Int64).alias(ROW))
-            done += piece.num_rows
-            yield from builder.build(caster.cast(frame, label, locate, self.rejects), self.rejects, locate, partition,
-                                     None)
+            def locate(row: int) -> tuple[str, dict[str, Any]]:
+                return f"{label}: row {row + 1}", {"source": label, "row": row + 1}
+
+            for piece in ahead(reader.batches(sql), AHEAD, "tdetl-sql-fetch"):  # fetch while building
+                if not piece.num_rows:
+                    continue
+                frame = pl.from_arrow(piece)
+                assert isinstance(frame, pl.DataFrame)
+                frame = frame.with_columns(pl.int_range(done, done + piece.num_rows, dtype=pl.Int64).alias(ROW))
+                done += piece.num_rows
+                yield builder.build(caster.cast(frame, label, locate, self.rejects), self.rejects, locate, partition,
+                                    None)
+
+        for tables in ahead(built(), AHEAD, "tdetl-sql-build"):  # and both while the pipeline flushes
+            yield from tables
 
     def read(self, partition: str, start: Any = None) -> Iterator[TableBatch]:
         reader = self.connect()
