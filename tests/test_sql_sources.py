@@ -123,10 +123,11 @@ def test_the_subtables_query_splits_partitions_escaping_its_values(kind: str, re
     db = scratch("tdetl_sub")
     src = server.dsn(sql="select ts, id, name, v from sub where name = '${name}' and ts >= '${start_no_tz}'"
                          " and ts < '${end_no_tz}'", subtables="select distinct name from sub", **DAY)
-    s = tdetl.run(src, f"{ANY}/{db}?assert", parser=json.dumps(MODEL), jobs=2)
+    s = tdetl.run(src, f"{ANY}/{db}?assert", parser=json.dumps(MODEL), jobs=2,
+                  transforms=["rename-super-table:prefix:sql_", "add-tag:site=north"])  # -T applies too
     assert (s.rows_read, s.rows_written, s.partitions_total) == (12, 12, 4)
-    got = taospy_rows(db, "SELECT tbname, name, v FROM meters ORDER BY tbname, ts")
-    assert got == [(f"d_{i}", n, i * 10 + k) for i, n in enumerate(names) for k in range(3)]
+    got = taospy_rows(db, "SELECT tbname, name, v, site FROM sql_meters ORDER BY tbname, ts")
+    assert got == [(f"d_{i}", n, i * 10 + k, "north") for i, n in enumerate(names) for k in range(3)]
 
 
 def _literal(text: str, server: Postgres | MariaDB) -> str:
