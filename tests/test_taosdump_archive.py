@@ -105,15 +105,15 @@ def test_an_archive_of_two_databases_goes_into_a_backup_without_a_server(scratch
 
 @pytest.mark.skipif(not NATIVE, reason="taosdump connects natively")
 def test_transforms_apply_to_an_archive(scratch: Any, tmp_path: Path) -> None:
-    """``-T`` renames super and child tables and adds a tag on the way out of an archive."""
+    """``-T`` renames super and child tables on the way out of an archive (add-tag is not tried: st has a
+    JSON tag, and a super table with one takes no other)."""
     src, dst = scratch("tdetl_dumpsrc"), scratch("tdetl_dumpdst")
     _source_db(src, "ms")
     archive = _dump([src], "deflate", tmp_path / "dump")
     tdetl.run(f"taosdump:{archive}", f"{ANY}/{dst}?assert",
-              transforms=["rename-super-table:prefix:old_", "rename-child-table:suffix:_a", "add-tag:site=north"])
-    children = sorted(taospy_rows(dst, "SELECT DISTINCT tbname, site FROM old_st"))
-    assert children == [("c0_a", "north"), ("c1_a", "north")]
-    assert taospy_rows(dst, "SELECT DISTINCT tbname, g, site FROM old_st2") == [("Mixed Case_a", 7, "north")]
+              transforms=["rename-super-table:prefix:old_", "rename-child-table:suffix:_a"])
+    assert sorted(taospy_rows(dst, "SELECT DISTINCT tbname FROM old_st")) == [("c0_a",), ("c1_a",)]
+    assert taospy_rows(dst, "SELECT DISTINCT tbname, g, loc FROM old_st2") == [("Mixed Case_a", 7, "ñandú")]
     before = sorted(taospy_rows(src, "SELECT CAST(ts AS BIGINT), i4, s FROM st"), key=repr)
     assert sorted(taospy_rows(dst, "SELECT CAST(ts AS BIGINT), i4, s FROM old_st"), key=repr) == before
 
