@@ -15,12 +15,14 @@ _EXPORTS = {
     "parse_dsn": "dsn", "RunRequest": "request",
     "TdetlError": "errors",
     "Catalog": "model", "TableBatch": "model", "TableSpec": "model", "Summary": "progress",
+    "query": "frames", "query_batches": "frames", "write": "frames",
 }
 
 if TYPE_CHECKING:
     from .api import inspect, run, start, subscribe, verify
     from .dsn import Dsn, parse_dsn
     from .errors import TdetlError
+    from .frames import query, query_batches, write
     from .model import Catalog, TableBatch, TableSpec
     from .progress import Summary
     from .request import RunRequest
@@ -36,4 +38,4 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = ["Catalog", "Dsn", "RunRequest", "Summary", "TableBatch", "TableSpec", "TdetlError", "__version__",
-           "inspect", "parse_dsn", "run", "start", "subscribe", "verify"]
+           "inspect", "parse_dsn", "query", "query_batches", "run", "start", "subscribe", "verify", "write"]

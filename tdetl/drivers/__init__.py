@@ -33,6 +33,7 @@ SOURCES: dict[str, str] = {
     "postgresql": "tdetl.drivers.sql.postgres:PostgresSource",
     "mysql": "tdetl.drivers.sql.mysql:MySqlSource",
     "sparkplugb": "tdetl.drivers.mqtt.sparkplug.source:SparkplugSource",
+    "memory": "tdetl.drivers.memory.source:MemorySource",
 }
 SINKS: dict[str, str] = {
     "local": "tdetl.drivers.local.sink:LocalSink",
