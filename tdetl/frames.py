@@ -116,7 +116,9 @@ def _stream(conn: Any, sql: str, batch_rows: int | None) -> tuple[pa.Schema, Ite
     def batches() -> Iterator[pa.RecordBatch]:
         try:
             for b in res.batches(batch_rows or QUERY_ROWS):
-                b = b.cast(schema) if not b.schema.equals(schema) else b  # the zone: metadata only
+                if not b.schema.equals(schema):  # the zone is metadata: the same buffers, viewed
+                    b = pa.RecordBatch.from_arrays([c.view(f.type) if c.type != f.type else c
+                                                    for c, f in zip(b.columns, schema)], schema=schema)
                 if batch_rows and b.num_rows > batch_rows:
                     for off in range(0, b.num_rows, batch_rows):
                         yield b.slice(off, batch_rows)

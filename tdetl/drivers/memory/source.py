@@ -28,6 +28,7 @@ from ...source import Source, ending_at
 from ...transform.casts import ROW, FrameCaster
 from ...transform.parser import Model, TableBuilder
 from ...types import type_from_arrow
+from ..common.readahead import ahead
 
 _DATA: dict[str, pa.Table | pa.RecordBatchReader] = {}
 _LOCK = threading.Lock()
@@ -104,29 +105,46 @@ class MemorySource(Source):
         cat.precision = self.builder.precision
         return cat
 
-    def _batches(self) -> Iterator[pa.RecordBatch]:
+    def _pieces(self) -> Iterator[pa.Table]:
+        """``--batch-rows`` rows at a time, whatever the chunks (a query result's are 65,536 rows, a
+        reader's may be smaller): each piece costs the build the same Python work, whatever its size."""
+        rows = self.options.batch_rows
         if isinstance(self.data, pa.Table):
-            yield from self.data.to_batches(self.options.batch_rows)
-        else:
-            yield from self.data
+            for off in range(0, self.data.num_rows, rows):
+                yield self.data.slice(off, rows)
+            return
+        held: list[pa.RecordBatch] = []
+        n = 0
+        for b in self.data:
+            held.append(b)
+            n += b.num_rows
+            if n >= rows:
+                yield pa.Table.from_batches(held, self.data.schema)
+                held, n = [], 0
+        if held:
+            yield pa.Table.from_batches(held, self.data.schema)
 
     def read(self, partition: str, start: Any = None) -> Iterator[TableBatch]:
         if start is not None:
             return
 
-        def built() -> Iterator[TableBatch]:
+        def built() -> Iterator[list[TableBatch]]:
             done = 0
 
             def locate(row: int) -> tuple[str, dict[str, Any]]:
                 return f"{self.where}: row {row}", {"row": row}
 
-            for b in self._batches():
+            for b in self._pieces():
                 if not b.num_rows:
                     continue
-                frame = pl.from_arrow(pa.RecordBatch.from_arrays([plain(c) for c in b.columns], names=b.schema.names))
+                frame = pl.from_arrow(pa.Table.from_arrays([plain(c) for c in b.columns], names=b.schema.names))
                 assert isinstance(frame, pl.DataFrame)
                 frame = frame.with_columns(pl.int_range(done, done + b.num_rows, dtype=pl.Int64).alias(ROW))
                 done += b.num_rows
-                yield from self.builder.build(self.caster.cast(frame, self.where, locate, self.rejects), self.rejects,
-                                              locate, partition, None)
-        yield from ending_at(built(), partition, "done")
+                yield self.builder.build(self.caster.cast(frame, self.where, locate, self.rejects), self.rejects,
+                                         locate, partition, None)
+
+        def flat() -> Iterator[TableBatch]:
+            for tables in ahead(built(), 2, "tdetl-memory-build"):  # built while the pipeline writes
+                yield from tables
+        yield from ending_at(flat(), partition, "done")
