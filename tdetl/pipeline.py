@@ -23,6 +23,7 @@ from .errors import ConfigError
 from .model import TableBatch
 from .options import Options, Transform
 from .progress import Progress, Summary
+from .readahead import offer
 from .sink import Sink
 from .source import DONE, Source
 from .state import StateFile
@@ -115,13 +116,7 @@ def run(source: Source, sink: Sink, options: Options, control: RunControl | None
         source.acknowledge(at)
 
     def put(item: Any) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
+        return offer(q, item, stop)
 
     def reader() -> None:
         try:

@@ -120,9 +120,7 @@ class ColumnarSource(FileSource):
             for piece in self._pieces(path, done):
                 if not piece.num_rows:
                     continue
-                frame = pl.from_arrow(piece)
-                assert isinstance(frame, pl.DataFrame)
-                frame = frame.with_columns(pl.int_range(done, done + piece.num_rows, dtype=pl.Int64).alias(ROW))
+                frame = numbered(piece, done)
                 done += piece.num_rows
                 typed = caster.cast(frame, str(path), locate, self.rejects)
                 yield from builder.build(typed, self.rejects, locate, partition, {"row": done})
@@ -146,3 +144,11 @@ def plan_tables(schema: pa.Schema, parser: ParserConfig | None, single: Callable
         types[f.alias] = f.type or types[f.name]
     models = parser.models or (single(types),)
     return FrameCaster(fields), TableBuilder(models, types, database, where, parser.steps)
+
+
+def numbered(piece: pa.RecordBatch | pa.Table, first: int) -> pl.DataFrame:
+    """An Arrow piece as a Polars frame with each row's number from ``first`` (``ROW``): where a row
+    came from, for the errors and the archive."""
+    frame = pl.from_arrow(piece)
+    assert isinstance(frame, pl.DataFrame)
+    return frame.with_columns(pl.int_range(first, first + piece.num_rows, dtype=pl.Int64).alias(ROW))

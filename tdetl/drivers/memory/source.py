@@ -13,7 +13,6 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -24,11 +23,12 @@ from ...model import Catalog, TableBatch
 from ...options import Options
 from ...params import DATABASE, Param, Spec
 from ...quality import Rejects
+from ...readahead import ahead
 from ...source import Source, ending_at
-from ...transform.casts import ROW, FrameCaster
+from ...transform.casts import FrameCaster
 from ...transform.parser import Model, TableBuilder
 from ...types import type_from_arrow
-from ..common.readahead import ahead
+from ..common.columnar import numbered
 
 _DATA: dict[str, pa.Table | pa.RecordBatchReader] = {}
 _LOCK = threading.Lock()
@@ -137,9 +137,7 @@ class MemorySource(Source):
             for b in self._pieces():
                 if not b.num_rows:
                     continue
-                frame = pl.from_arrow(pa.Table.from_arrays([plain(c) for c in b.columns], names=b.schema.names))
-                assert isinstance(frame, pl.DataFrame)
-                frame = frame.with_columns(pl.int_range(done, done + b.num_rows, dtype=pl.Int64).alias(ROW))
+                frame = numbered(pa.Table.from_arrays([plain(c) for c in b.columns], names=b.schema.names), done)
                 done += b.num_rows
                 yield self.builder.build(self.caster.cast(frame, self.where, locate, self.rejects), self.rejects,
                                          locate, partition, None)

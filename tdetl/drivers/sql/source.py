@@ -10,7 +10,6 @@ import json
 from collections.abc import Iterator
 from typing import Any, Protocol
 
-import polars as pl
 import pyarrow as pa
 
 from ...dsn import Dsn
@@ -19,12 +18,12 @@ from ...model import Catalog, TableBatch
 from ...options import Options
 from ...params import DATABASE, IDLE, TIME_RANGE, Param
 from ...quality import Rejects
+from ...readahead import ahead
 from ...source import Source, ending_at
-from ...transform.casts import ROW, FrameCaster
+from ...transform.casts import FrameCaster
 from ...transform.parser import Model, TableBuilder
 from ...types import TDType
-from ..common.columnar import plan_tables
-from ..common.readahead import ahead
+from ..common.columnar import numbered, plan_tables
 from ..common.series import TimeRange
 from .template import Template, zone
 
@@ -176,9 +175,7 @@ class SqlSource(Source):
             for piece in ahead(reader.batches(sql), AHEAD, "tdetl-sql-fetch"):  # fetch while building
                 if not piece.num_rows:
                     continue
-                frame = pl.from_arrow(piece)
-                assert isinstance(frame, pl.DataFrame)
-                frame = frame.with_columns(pl.int_range(done, done + piece.num_rows, dtype=pl.Int64).alias(ROW))
+                frame = numbered(piece, done)
                 done += piece.num_rows
                 yield builder.build(caster.cast(frame, label, locate, self.rejects), self.rejects, locate, partition,
                                     None)

@@ -8,10 +8,21 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Iterator
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 _END = object()
+
+
+def offer(q: queue.Queue[Any], item: Any, stop: threading.Event) -> bool:
+    """Put ``item`` into the bounded ``q``, waiting for room until ``stop`` is set (False then)."""
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
 
 
 def ahead(items: Iterator[T], depth: int = 4, name: str = "tdetl-ahead") -> Iterator[T]:
@@ -22,13 +33,7 @@ def ahead(items: Iterator[T], depth: int = 4, name: str = "tdetl-ahead") -> Iter
     stop = threading.Event()
 
     def put(item: tuple[object, BaseException | None]) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
+        return offer(q, item, stop)
 
     def produce() -> None:
         try:
