@@ -119,13 +119,15 @@ def _default(value: object) -> str:
 def describe_drivers(name: str | None = None) -> str:
     """``tdetl drivers``: every driver with its roles; with a name, its parameters from its spec."""
     if name is None:
-        lines = ["driver    source  target  protocols"]
-        for d in sorted(set(SOURCES) | set(SINKS)):
+        names = sorted(set(SOURCES) | set(SINKS))
+        w = max(len(n) for n in names)
+        lines = [f"{'driver':<{w}} source  target  protocols"]
+        for d in names:
             protos = set()
             for role in ("source", "target"):
                 cls = driver_class(d, role)
                 protos |= {p or "-" for p in (cls.protocols if cls else ())}
-            lines.append(f"{d:<9} {'yes' if d in SOURCES else '-':<7} {'yes' if d in SINKS else '-':<7}"
+            lines.append(f"{d:<{w}} {'yes' if d in SOURCES else '-':<7} {'yes' if d in SINKS else '-':<7}"
                          f" {', '.join(sorted(protos))}")
         return "\n".join([*lines, "", "tdetl drivers <name> lists a driver's parameters."])
     if name not in SOURCES and name not in SINKS:
