@@ -14,11 +14,13 @@ windows; every target's row count is checked. Prints a Markdown table; never an 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
 from collections.abc import Iterator
 from datetime import timezone
+from pathlib import Path
 
 from tests.sql_servers import MariaDB, Postgres, start_mariadb, start_postgres
 
@@ -153,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rows", type=int, default=10_000_000)
     ap.add_argument("--runs", type=int, default=2)
     ap.add_argument("--python-way", type=int, default=1, help="runs of the slow taospy baseline (0: skip it)")
+    ap.add_argument("--json", type=Path, help="also write the figures here (the docs' benchmark page reads them)")
     ap.add_argument("--alone", nargs=2, metavar=("KIND", "DSN"), help=argparse.SUPPRESS)
     ap.add_argument("--python", nargs=4, metavar=("KIND", "DSN", "TAOS", "DB"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -200,6 +203,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         stop_pg()
         stop_my()
+    if args.json:
+        args.json.write_text(json.dumps({"rows": args.rows, "results": [
+            {"source": label, "reader_alone": alone.best, "tdetl": ours.best,
+             "python_way": theirs.best if theirs else None} for label, alone, ours, theirs in results]}, indent=1))
     print(f"\n{args.rows:,} rows, best of {args.runs} (whole processes)\n")
     print("| source | reader alone (s) | tdetl -> taos:// (s) | rows/s | vs reader alone | driver + taospy stmt2 (s) |"
           " tdetl speed-up |")

@@ -40,6 +40,8 @@ def test_the_site_builds_strict(tmp_path: Path) -> None:
     assert "metric-unknown" in (site / "reference" / "situations" / "index.html").read_text()
     assert "/api/tasks/{tid}/start" in (site / "reference" / "service-api" / "index.html").read_text()
     assert not (site / "hooks.py").exists()
+    bench = (site / "benchmarks" / "index.html").read_text()
+    assert bench.count("<svg") >= 3 and "taosdump -o" in bench  # drawn from bench/results/*.json
 
 
 def test_a_parameter_help_changed_in_a_spec_changes_its_page(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -79,3 +81,17 @@ def test_every_guide_command_runs_as_written(guide: Path, tmp_path: Path) -> Non
             assert res.returncode == 0, f"{guide.name}: {res.stderr[-2000:]}"
     finally:
         drop(*GUIDE_DBS)
+
+
+def test_the_benchmark_page_follows_the_figures(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Figures measured again change the page: it is drawn from bench/results/, not written."""
+    import json
+
+    from bench import report
+
+    (tmp_path / "sql_sources.json").write_text(json.dumps({"rows": 10, "results": [
+        {"source": "PostgreSQL", "reader_alone": 2.0, "tdetl": 3.0, "python_way": 30.0}]}))
+    monkeypatch.setattr(report, "RESULTS", tmp_path)
+    page = report.page()
+    assert "tdetl takes 1.50x the reader's time, 10.0x faster than driver + taospy stmt2" in page
+    assert "<svg" in page and "throughput.json` is not there" in page
