@@ -9,11 +9,34 @@ request (:meth:`Dsn.value`). Every message renders the DSN through :meth:`Dsn.ma
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import unquote
 
 from .errors import DsnError
+
+_RELATIVE_TO: ContextVar[Path | None] = ContextVar("tdetl_relative_to", default=None)
+
+
+def user_path(text: str) -> Path:
+    """A path a user wrote (``@file``). Inside :func:`paths_relative_to` a relative one resolves
+    against that directory: ``tdetl serve`` checks a task's files where the task's process will run,
+    not where the service runs."""
+    path = Path(text).expanduser()
+    base = _RELATIVE_TO.get()
+    return base / path if base is not None and not path.is_absolute() else path
+
+
+@contextmanager
+def paths_relative_to(base: Path) -> Iterator[None]:
+    token = _RELATIVE_TO.set(base)
+    try:
+        yield
+    finally:
+        _RELATIVE_TO.reset(token)
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9_-]*)(?:\+([A-Za-z][A-Za-z0-9_-]*))?:")
 
@@ -89,7 +112,7 @@ class Dsn:
         return v
 
     def _read_file(self, key: str, v: str) -> str:
-        path = Path(v[1:]).expanduser()
+        path = user_path(v[1:])
         try:
             return path.read_text(encoding="utf-8")
         except OSError as e:

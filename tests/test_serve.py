@@ -71,6 +71,38 @@ def test_csv_to_duckdb_task_runs_to_the_end(service: Service, tmp_path: Path) ->
     assert ("mqtt", "target") in drivers and ("parquet", "source") in drivers
 
 
+def test_relative_data_dir_and_files_resolve_where_tasks_run(tmp_path: Path) -> None:
+    """``tdetl serve --data-dir ./data`` (as the serve guide starts it): a task naming ``csv:m.csv`` and
+    ``@p.json`` relative to the files directory is checked and run there, and the preview reads the
+    same ``@p.json`` (the service's own directory is elsewhere)."""
+    from .services import free_port, wait_port
+
+    files = tmp_path / "data" / "files"
+    files.mkdir(parents=True)
+    meters(500, tables=2).write_csv(files / "m.csv")
+    (files / "p.json").write_text(json.dumps(PARSER))
+    port, log = free_port(), tmp_path / "serve.log"
+    proc = subprocess.Popen([sys.executable, "-m", "tdetl", "serve", "--port", str(port), "--data-dir", "data"],
+                            cwd=tmp_path, stdout=open(log, "ab"), stderr=subprocess.STDOUT)
+    try:
+        wait_port(port, proc, "tdetl serve", log, timeout=30)
+        service = Service(tmp_path / "data", (tmp_path / "data" / "token").read_text().strip())
+        service.port = port
+        r = service.call("POST", "/api/tasks", json={"from": "csv:m.csv", "to": "duckdb:out.duckdb",
+                                                       "parser": "@p.json"})
+        assert r.status_code == 201, r.text
+        task = service.wait_for(r.json()["id"], lambda t: t["state"] in ("finished", "failed"))
+        assert task["state"] == "finished" and task["counters"]["rows_written"] == 500, task
+        with duckdb.connect(str(files / "out.duckdb")) as con:
+            assert con.sql("SELECT COUNT(*) FROM meters").fetchall() == [(500,)]
+        header = (files / "m.csv").read_text().splitlines()[:2]
+        r = service.call("POST", "/api/parser/preview", json={"parser": "@p.json", "samples": header, "kind": "csv"})
+        assert r.status_code == 200 and r.json()["tables"], r.text
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
 def test_bad_definitions_are_422_with_one_line(service: Service, tmp_path: Path) -> None:
     cases = [({"from": "nope://x", "to": "local:x"}, "unknown source driver 'nope'"),
              ({"from": "csv:x.csv?header=maybe", "to": "local:x"}, "header='maybe' is not valid"),

@@ -6,6 +6,7 @@ where the operator allowed (confine.py)."""
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
@@ -19,6 +20,7 @@ from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from ..drivers import SINKS, SOURCES, driver_class
+from ..dsn import paths_relative_to
 from ..durable import make_dirs
 from ..errors import TdetlError
 from ..version import __version__
@@ -44,6 +46,7 @@ def rfc3339(epoch: float | None) -> str | None:
 def create_app(data_dir: Path, token: str, cluster: str | None = None, files: list[Path] | None = None,
                bound: str = "127.0.0.1", max_running: int | None = None) -> FastAPI:
     """The service over ``data_dir``; tasks may use files under ``files`` (default ``files/`` in it)."""
+    data_dir = Path(os.path.abspath(data_dir.expanduser()))  # tasks run elsewhere (in a --files directory)
     store = Store(data_dir)
     confinement = Confinement(files or [data_dir / "files"])
     for root in confinement.roots:
@@ -109,8 +112,12 @@ def create_app(data_dir: Path, token: str, cluster: str | None = None, files: li
         if not isinstance(body, dict):
             raise HTTPException(422, "preview: expected a JSON object with 'parser', 'samples' and 'kind'")
         confinement.check_parser(body.get("parser"))
-        return await asyncio.to_thread(preview, body.get("parser"), body.get("samples"), body.get("kind", "message"),
-                                       str(body.get("on_error") or "error"))
+
+        def where_tasks_run() -> dict[str, Any]:  # a parser's @file as a task would read it
+            with paths_relative_to(confinement.home):
+                return preview(body.get("parser"), body.get("samples"), body.get("kind", "message"),
+                               str(body.get("on_error") or "error"))
+        return await asyncio.to_thread(where_tasks_run)
 
     @app.get("/api/tasks/{tid}/history")
     def history(tid: str) -> dict[str, Any]:

@@ -5,9 +5,11 @@ task is refused at once with one line naming the bad field."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from ..drivers import as_dsn
+from ..dsn import paths_relative_to
 from ..errors import ConfigError, TdetlError
 from ..request import RunRequest
 from .confine import Confinement
@@ -51,8 +53,9 @@ def validate(body: Any, confinement: Confinement | None = None) -> dict[str, Any
     try:
         if confinement is not None:  # before validating reads any file the task names
             confinement.check(body["from"], body["to"], parser_text)
-        opts = RunRequest(body["from"], body["to"], parser_text, tuple(transforms), jobs,
-                          body.get("on_error", "error"), on).validate()  # as the run will be
+        with paths_relative_to(confinement.home if confinement is not None else Path.cwd()):  # where it runs
+            opts = RunRequest(body["from"], body["to"], parser_text, tuple(transforms), jobs,
+                              body.get("on_error", "error"), on).validate()  # as the run will be
         if confinement is not None:
             confinement.check_options(opts)
     except TdetlError as e:

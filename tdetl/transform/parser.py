@@ -21,6 +21,7 @@ from typing import Any
 
 import polars as pl
 
+from ..dsn import user_path
 from ..errors import ConfigError, shown
 from ..model import Column, SuperTable, TableBatch, TableSpec, conform
 from ..polars_types import sized
@@ -59,8 +60,8 @@ def load_parser(text: str) -> ParserConfig:
     """Parse ``--parser`` text: inline JSON or ``@path``. Errors name the rule and field."""
     where = "--parser"
     if text.startswith("@"):
-        path = Path(text[1:]).expanduser()
-        where = f"--parser {path}"
+        path = user_path(text[1:])
+        where = f"--parser {text[1:]}"
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as e:
