@@ -183,14 +183,14 @@ def report(p: Plan) -> str:
             lines.append("| " + " | ".join(cells) + f" | failed: {t.error} | | | |")
             continue
         cpu = f"{t.server_cpu:.2f} s" if t.server_cpu is not None else "-"
-        lines.append("| " + " | ".join(cells) + f" | {t.rate / 1e6:.2f} M | {t.seconds:.2f} | {t.peak_rss_mb:.0f} MB"
+        lines.append("| " + " | ".join(cells) + f" | {_rate(t.rate)} | {t.seconds:.2f} | {t.peak_rss_mb:.0f} MB"
                      f" | {cpu} |")
     done = [t for t in p.trials if not t.error]
     if done:
         best, worst = max(done, key=lambda t: t.rate), min(done, key=lambda t: t.rate)
         params = "&".join(f"{k}={v}" for k, v in best.settings.items() if k != "jobs")
         flags = f"-j {best.settings['jobs']}" + (f", and {params} in the target DSN" if params else "")
-        lines += ["", f"fastest: {flags} ({best.rate / 1e6:.2f} M rows/s, {best.rate / worst.rate:.2f}x the"
+        lines += ["", f"fastest: {flags} ({_rate(best.rate)} rows/s, {best.rate / worst.rate:.2f}x the"
                       " slowest; where trials are close, --runs 3 tells them apart)"]
     return "\n".join(lines)
 
@@ -226,3 +226,10 @@ if __name__ == "__main__":
         print(f"tdetl: error: {' '.join(str(e).split())[:300]}", file=sys.stderr)
         code = 1
     leave(code)
+
+
+def _rate(rows_per_second: float) -> str:
+    """Millions with two decimals, or thousands for small samples (0.00 M said nothing)."""
+    if rows_per_second >= 1e6:
+        return f"{rows_per_second / 1e6:.2f} M"
+    return f"{rows_per_second / 1e3:.1f} k"

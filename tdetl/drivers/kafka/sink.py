@@ -16,6 +16,7 @@ from ...options import Options
 from ...params import Param, Spec
 from ...quality import Rejects
 from ..common.publish import PUBLISH, Publisher
+from . import quiet_client_log
 
 log = logging.getLogger("tdetl.kafka")
 
@@ -45,6 +46,7 @@ class KafkaSink(Publisher):
 
         cfg = self.config
         acks: Any = "all" if cfg["acks"] == "all" else int(cfg["acks"])
+        quiet_client_log()
         try:
             self._producer = KafkaProducer(
                 bootstrap_servers=f"{self.dsn.host}:{self.dsn.port or 9092}", acks=acks,

@@ -25,6 +25,7 @@ from ...progress import Lag
 from ...quality import Rejects
 from ...transform.messages import Messages
 from ..common.messages import MessageSource
+from . import quiet_client_log
 
 log = logging.getLogger("tdetl.kafka")
 _TP = re.compile(r"^([^:]+):(\d+)(?:\.\.(\d+))?$")
@@ -118,6 +119,7 @@ class KafkaSource(MessageSource):
         if self.sasl:
             kwargs.update(sasl_mechanism=self.sasl.upper(), sasl_plain_username=self.dsn.user or "",
                           sasl_plain_password=self.dsn.password or "")
+        quiet_client_log()
         try:
             consumer = KafkaConsumer(**kwargs)
         except (ssl.SSLError, OSError) as e:
