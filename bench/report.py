@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
+NOTES = RESULTS.parent / "README.md"  # every benchmark, and figures measured by hand
 _OURS, _THEIRS = "#2e7d32", "#90a4ae"
 
 
@@ -84,4 +85,4 @@ def page() -> str:
     for name, render in (("throughput", _throughput), ("sql_sources", _sql), ("dataframes", _frames)):
         doc = _load(name)
         out += render(doc) if doc else [f"(`bench/results/{name}.json` is not there: run its script with --json.)", ""]
-    return "\n".join(out)
+    return "\n".join(out) + NOTES.read_text().split("\n", 1)[1]  # its title is this page's

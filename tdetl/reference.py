@@ -21,11 +21,26 @@ def _cell(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+# Where the site's guides walk through each driver (the page links them; a test keeps every driver listed)
+_FILES = "backup-restore.md#files-csv-parquet-orc-duckdb"
+_SQL = "other-sources.md#sql-databases"
+GUIDES = {
+    "csv": _FILES, "duckdb": _FILES, "orc": _FILES, "parquet": _FILES, "local": "backup-restore.md",
+    "taos": "migrate.md#a-query-sync", "tmq": "migrate.md#replication-with-tmq", "kafka": "ingest.md#kafka",
+    "mqtt": "ingest.md#one-message-all-the-way", "sparkplugb": "ingest.md#brokers-as-sources",
+    "influxdb": "other-sources.md#influxdb", "opentsdb": "other-sources.md#opentsdb",
+    "opcua": "other-sources.md#opc-ua", "opc": "other-sources.md#opc-ua",
+    "postgres": _SQL, "postgresql": _SQL, "mysql": _SQL,
+    "taosdump": "other-sources.md#taosdump-archives", "memory": "dataframes.md",
+}
+
+
 def drivers_page() -> str:
     out = ["# Drivers", "",
            "Every driver with its parameters, generated from the spec each driver declares"
            " (`tdetl drivers <name>` prints the same). A DSN is"
-           " `<driver>[+<protocol>]://[user:pass@]host:port/object?parameter=value`.", ""]
+           " `<driver>[+<protocol>]://[user:pass@]host:port/object?parameter=value`"
+           " ([how values are written](../getting-started.md#dsns)).", ""]
     seen: dict[tuple[type, str], str] = {}
     for name in sorted(set(SOURCES) | set(SINKS)):
         for role in ("source", "target"):
@@ -37,6 +52,8 @@ def drivers_page() -> str:
             if cls is None:
                 continue
             out += [f"## `{name}` as a {role}", ""]
+            if name in GUIDES:
+                out += [f"Walked through in [a guide](../guides/{GUIDES[name]}).", ""]
             if (cls, role) in seen:
                 out += [f"The same driver as [`{seen[cls, role]}`](#{seen[cls, role]}-as-a-{role}).", ""]
                 continue

@@ -1,10 +1,12 @@
-"""The documentation site (mkdocs.yml, docs/): it builds with ``--strict`` (a broken link or a missing
-reference fails), its reference pages are generated from the code (a parameter's help changed in a
-spec shows on the page), and every ``sh`` and ``python`` block of the guides runs as written against
-the bundled server."""
+"""The documentation site (mkdocs.yml, docs/): it builds with ``--strict`` (a broken link, anchor or
+missing reference fails), its reference pages are generated from the code (a parameter's help changed
+in a spec shows on the page), and every ``sh`` and ``python`` block of the getting-started page and the
+guides runs as written against the bundled TDengine and the real brokers and databases the tests
+start."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import re
@@ -18,15 +20,14 @@ from tdetl import reference
 from tdetl.drivers import driver_class
 from tdetl.params import Spec
 
+from .fakes.opentsdb_server import OpenTSDBServer
+from .services import free_port
 from .taos_helpers import ANY, drop, pytestmark  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
 GUIDES = sorted((ROOT / "docs" / "guides").glob("*.md"))
+PAGES = [ROOT / "docs" / "getting-started.md", *GUIDES]  # the pages whose commands a test runs
 RUN = re.compile(r"^```(sh|python)\n", re.M)
-RUNNABLE = [g for g in GUIDES if RUN.search(g.read_text())]
-TEXT_ONLY = {"cluster", "ingest", "other-sources", "serve", "tuning"}  # need a Ray cluster, brokers, other
-# databases or minutes: their commands are ```text (the drivers' own tests run those paths)
-GUIDE_DBS = ("guide_power", "guide_restored", "guide_part", "guide_src", "guide_dst", "guide_frames")
 
 
 def test_the_site_builds_strict(tmp_path: Path) -> None:
@@ -59,28 +60,50 @@ def _blocks(page: Path, lang: str) -> list[str]:
     return re.findall(rf"^```{lang}\n(.*?)^```", page.read_text(), re.S | re.M)
 
 
-def test_which_guides_run_is_a_decision() -> None:
-    assert {g.stem for g in GUIDES} - {g.stem for g in RUNNABLE} == TEXT_ONLY
+def test_every_guide_has_commands_a_test_runs() -> None:
+    assert not [g.stem for g in PAGES if not RUN.search(g.read_text())]
 
 
-@pytest.mark.parametrize("guide", RUNNABLE, ids=lambda p: p.stem)
-def test_every_guide_command_runs_as_written(guide: Path, tmp_path: Path) -> None:
-    sh, py = _blocks(guide, "sh"), _blocks(guide, "python")
+def _services(page: str, request: pytest.FixtureRequest, stack: contextlib.ExitStack) -> dict[str, str]:
+    """The servers a page's commands name, as the variables the page reads, from the tests' fixtures."""
+    if page == "ingest":
+        mqtt, kafka = request.getfixturevalue("mosquitto"), request.getfixturevalue("tansu")
+        return {"MQTT": f"127.0.0.1:{mqtt.port}", "KAFKA": kafka.bootstrap}
+    if page == "other-sources":
+        influx, pg, my = (request.getfixturevalue(f) for f in ("influxd", "postgres", "mariadb"))
+        tsdb = stack.enter_context(OpenTSDBServer())
+        opcua_port = free_port()
+        request.getfixturevalue("opcua").start(opcua_port, "--samples", "30", "--period", "0.1")
+        return {"INFLUX": f"127.0.0.1:{influx.port}", "OPENTSDB": f"127.0.0.1:{tsdb.port}",
+                "OPCUA": f"127.0.0.1:{opcua_port}/etl/", "PG": pg.dsn("postgres"), "MY_HOST": "127.0.0.1",
+                "MY_PORT": str(my.port), "MY_USER": my.user, "MY_PASS": "pw", "MY_DB": "tdetl"}
+    if page == "serve":
+        return {"PORT": str(free_port())}
+    return {}
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.stem)
+def test_every_guide_command_runs_as_written(page: Path, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """The page's ``sh`` blocks run in order as one script (so a later block sees an earlier one's
+    variables and files), then each ``python`` block, from a fresh directory holding ``formats/``."""
+    sh, py = _blocks(page, "sh"), _blocks(page, "python")
     (tmp_path / "formats").symlink_to(ROOT / "formats")
-    env = {**os.environ, "TAOS": ANY, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-           "NO_MKDOCS_2_WARNING": "1"}
-    drop(*GUIDE_DBS)
-    try:
-        if sh:
-            res = subprocess.run(["bash", "-euo", "pipefail", "-c", "\n".join(sh)], cwd=tmp_path, env=env,
-                                 capture_output=True, text=True, timeout=600)
-            assert res.returncode == 0, f"{guide.name}: {res.stdout[-2000:]} {res.stderr[-2000:]}"
-        for block in py:
-            res = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, env=env, capture_output=True,
-                                 text=True, timeout=600)
-            assert res.returncode == 0, f"{guide.name}: {res.stderr[-2000:]}"
-    finally:
-        drop(*GUIDE_DBS)
+    databases = sorted(set(re.findall(r"\bguide_\w+", "".join(sh + py))))
+    with contextlib.ExitStack() as stack:
+        env = {**os.environ, "TAOS": ANY, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+               "TDETL_STATE_DIR": str(tmp_path / "state"), **_services(page.stem, request, stack)}
+        drop(*databases)
+        try:
+            if sh:
+                res = subprocess.run(["bash", "-euo", "pipefail", "-c", "\n".join(sh)], cwd=tmp_path, env=env,
+                                     capture_output=True, text=True, timeout=600)
+                assert res.returncode == 0, f"{page.name}: {res.stdout[-2000:]} {res.stderr[-3000:]}"
+            for block in py:
+                res = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, env=env, capture_output=True,
+                                     text=True, timeout=600)
+                assert res.returncode == 0, f"{page.name}: {res.stderr[-3000:]}"
+        finally:
+            drop(*databases)
 
 
 def test_the_benchmark_page_follows_the_figures(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -95,3 +118,9 @@ def test_the_benchmark_page_follows_the_figures(monkeypatch: pytest.MonkeyPatch,
     page = report.page()
     assert "tdetl takes 1.50x the reader's time, 10.0x faster than driver + taospy stmt2" in page
     assert "<svg" in page and "throughput.json` is not there" in page
+
+
+def test_every_driver_is_walked_through_in_a_guide() -> None:
+    from tdetl.drivers import SINKS, SOURCES
+
+    assert set(SOURCES) | set(SINKS) <= set(reference.GUIDES)

@@ -1,5 +1,5 @@
 """Driver parameters come from one spec per driver (tdetl/params.py): parsing, errors, masking,
-`tdetl drivers`, the README's driver tables, and the drift the per-driver parsing had."""
+`tdetl drivers`, the generated reference page's driver tables, and the drift the per-driver parsing had."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from tdetl.errors import ConfigError, DsnError
 from tdetl.params import Param, Spec, instant_ns
 from tdetl.pipeline import Options
 
-from .conftest import ROOT, run_cli
+from .conftest import run_cli
 
 SPEC = Spec(Param("n", "int", 3, minimum=1), Param("wait", "duration", 1.0, never=True),
             Param("ms", "duration", 0.5, unit="ms"), Param("on", "flag", False), Param("how", "choice", "a",
@@ -132,20 +132,26 @@ def _classes() -> list[tuple[str, str, Any]]:
     return out
 
 
-def _readme_text(driver: str, role: str) -> str:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = re.search(rf"^### `{driver}` as a {role}\n(.*?)(?=^#)", readme, re.S | re.M)
-    if section:
-        return section.group(1)
-    return "\n".join(ln for ln in readme.splitlines() if re.match(rf"\| `{driver}[:+]", ln))
+def _page_section(driver: str, role: str) -> str:
+    """The generated reference page's section for a driver (the one it points to, for an alias)."""
+    from tdetl.reference import drivers_page
+
+    page = drivers_page()
+    section = re.search(rf"^## `{re.escape(driver)}` as a {role}\n(.*?)(?=^## |\Z)", page, re.S | re.M)
+    assert section, f"the drivers page has no section for {driver} as a {role}"
+    same = re.search(r"The same driver as \[`([^`]+)`\]", section.group(1))
+    return _page_section(same.group(1), role) if same else section.group(1)
 
 
 @pytest.mark.parametrize("driver,role,cls", _classes(), ids=lambda v: v if isinstance(v, str) else "")
-def test_the_readme_documents_every_parameter_of_every_driver(driver: str, role: str, cls: Any) -> None:
-    text = _readme_text(driver, role)
-    assert text, f"README has no row or section for {driver} as a {role}"
-    missing = [p.name for p in cls.spec if not re.search(rf"`{re.escape(p.name)}[`=]", text)]
-    assert not missing, f"README does not document {driver} {role} parameters {missing}"
+def test_the_reference_page_documents_every_parameter_of_every_driver(driver: str, role: str, cls: Any) -> None:
+    text = _page_section(driver, role)
+    rows = set(re.findall(r"^\| `([^`]+)`", text, re.M))
+    missing = [p.name for p in cls.spec if p.name not in rows]
+    assert not missing, f"the drivers page does not document {driver} {role} parameters {missing}"
+    for p in cls.spec:
+        assert all(f"`{a}`" in text for a in p.aliases), (driver, p.name, p.aliases)
+        assert p.help.replace("|", "\\|").replace("\n", " ") in text, (driver, p.name)
 
 
 def test_tdetl_drivers_lists_drivers_and_their_parameters() -> None:

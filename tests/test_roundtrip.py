@@ -127,7 +127,7 @@ def test_duckdb_round_trip(backup: tuple[str, Path]) -> None:
     # DuckDB's own TIMESTAMP (us) for ms/us, TIMESTAMP_NS for ns: what its functions take
     assert got.schema.field("ts").type == pa.timestamp("ns" if precision == "ns" else "us")
     assert normalise(_in_precision(got, precision)) == expected_rows(precision)
-    # epoch_ms() fails on TIMESTAMP_NS in DuckDB 2.0 (its bug, README); epoch_ns() works there
+    # epoch_ms() fails on TIMESTAMP_NS in DuckDB 2.0 (its bug, noted in the backup guide); epoch_ns() works there
     epoch = "epoch_ns(ts) // 1000000" if precision == "ns" else "epoch_ms(ts)"
     ms = [r[0] for r in con.sql(f"SELECT {epoch} FROM alltypes ORDER BY tbname, ts").fetchall()]
     assert ms == [r["ts"] * 1000 // UNIT[precision] for r in sorted(expected_rows(precision),

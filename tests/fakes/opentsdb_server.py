@@ -1,4 +1,4 @@
-"""An in-test OpenTSDB 2.x HTTP API (``/api/suggest``, ``/api/query``) over an in-memory dataset.
+"""An in-test OpenTSDB 2.x HTTP API (``/api/put``, ``/api/suggest``, ``/api/query``) over an in-memory dataset.
 
 No OpenTSDB server installs here (see ../shared/spec/services.md §5), so this follows the
 documented semantics: ``start``/``end`` absolute times in seconds (up to 10 digits) or milliseconds
@@ -6,7 +6,9 @@ documented semantics: ``start``/``end`` absolute times in seconds (up to 10 digi
 sum the series per timestamp; ``tags`` match exactly or with ``*``; ``msResolution`` keeps
 millisecond keys in ``dps``, otherwise times are seconds; an unknown metric is HTTP 400
 ``No such name for 'metrics'``; ``/api/suggest`` lists names that start with ``q``, at most ``max``
-(default 25), sorted.
+(default 25), sorted. ``/api/put`` takes one data point object or a list of them (``metric``,
+``timestamp`` in seconds or milliseconds, ``value`` a number or numeric text, at least one tag) and
+answers 204, or 400 naming the first bad point (the points before it are stored, as OpenTSDB does).
 """
 
 from __future__ import annotations
@@ -77,6 +79,11 @@ class OpenTSDBServer(Served):
                 out: Any = self.suggest(args)
             elif path == "/api/query" and body is not None:
                 out = self.query(json.loads(body))
+            elif path == "/api/put" and body is not None:
+                self.put_points(json.loads(body))
+                h.send_response(204)
+                h.end_headers()
+                return
             else:
                 raise TsdbError(404, "Endpoint not found")
             status = 200
@@ -85,6 +92,18 @@ class OpenTSDBServer(Served):
         except ValueError as e:
             status, out = 400, {"error": {"code": 400, "message": f"Unable to parse the given JSON: {e}"}}
         send_json(h, status, out, "application/json; charset=UTF-8")
+
+    def put_points(self, doc: Any) -> None:
+        for dp in doc if isinstance(doc, list) else [doc]:
+            tags = dp.get("tags") if isinstance(dp, dict) else None
+            if not isinstance(tags, dict) or not tags or not isinstance(dp.get("metric"), str):
+                raise TsdbError(400, f"Invalid data point (a metric and at least one tag): {dp!r}"[:200])
+            try:
+                value = float(dp["value"]) if isinstance(dp["value"], str) else dp["value"]
+            except (KeyError, ValueError):
+                raise TsdbError(400, f"Unable to parse value: {dp.get('value')!r}") from None
+            self.put(dp["metric"], _instant(dp.get("timestamp"), "timestamp"), value,
+                     **{str(k): str(v) for k, v in tags.items()})
 
     def suggest(self, args: dict[str, str]) -> list[str]:
         if args.get("type") not in ("metrics", "tagk", "tagv"):
