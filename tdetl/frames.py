@@ -96,22 +96,13 @@ def _connect(d: Dsn) -> Any:
     return open_connection(d, db or None)
 
 
-def _schema(fields: Sequence[Any], precision: str) -> pa.Schema:
-    """The result's Arrow schema, timestamps marked UTC (what they are)."""
-    out = []
-    for c in fields:
-        t = c.type.arrow(precision)
-        out.append(pa.field(c.name, pa.timestamp(t.unit, "UTC") if pa.types.is_timestamp(t) else t))
-    return pa.schema(out)
-
-
 def _stream(conn: Any, sql: str, batch_rows: int | None) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
     try:
         res = conn.query(sql)
     except BaseException:
         conn.close()
         raise
-    schema = _schema(res.fields, res.precision)
+    schema = res.schema("UTC")  # timestamps marked UTC: what they are
 
     def batches() -> Iterator[pa.RecordBatch]:
         try:

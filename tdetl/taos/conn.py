@@ -51,9 +51,16 @@ class Result:
         if held:
             yield pa.concat_batches(held) if len(held) > 1 else held[0]
 
+    def schema(self, zone: str | None = None) -> pa.Schema:
+        """The result's Arrow schema; with ``zone``, timestamps carry it (TDengine's are UTC instants)."""
+        out = []
+        for c in self.fields:
+            t = c.type.arrow(self.precision)
+            out.append(pa.field(c.name, pa.timestamp(t.unit, zone) if zone and pa.types.is_timestamp(t) else t))
+        return pa.schema(out)
+
     def table(self) -> pa.Table:
-        schema = pa.schema([pa.field(c.name, c.type.arrow(self.precision)) for c in self.fields])
-        return pa.Table.from_batches(list(self.batches()), schema)
+        return pa.Table.from_batches(list(self.batches()), self.schema())
 
 
 def refuse_blob(block: bytes | memoryview, fields: Sequence[Column] | None, where: str) -> None:
