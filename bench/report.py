@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,60 @@ def _frames(doc: dict[str, Any]) -> list[str]:
             f" {s['tdetl restore (local: -> taos://)'] / s['tdetl.write (pandas)']:.2f}x tdetl's restore.", ""]
 
 
+# What each path of bench/throughput.py is held against: (baseline, how). "rate" divides rates, "time"
+# divides the baseline's seconds by ours (how many times faster), "insert" uses the rate taosBenchmark
+# reports for its own insert phase.
+AGAINST: dict[str, list[tuple[str, str]]] = {
+    "taosBenchmark -I taosc": [("taosBenchmark -I stmt2", "rate")],
+    "tdetl local: -> taos://": [("taosBenchmark -I stmt2", "insert"), ("taosdump -i", "time")],
+    "tdetl local: -> taos+ws://": [("taosBenchmark -I stmt2", "insert")],
+    "tdetl taos:// -> taos://": [("ceiling: raw copy", "rate"), ("taosBenchmark -I stmt2", "insert")],
+    "tdetl taos:// -> taos+ws://": [("ceiling: raw copy", "rate")],
+    "tdetl taos:// -> local:": [("taosdump -o", "time"), ("ceiling: raw read", "rate")],
+    "tdetl tmq:// -> taos://": [("tdetl taos:// -> taos://", "rate")],
+    "tdetl tmq+ws:// -> taos+ws://": [("tdetl taos:// -> taos+ws://", "rate")],
+    "tdetl tmq:// -> taos:// rerun, +1% rows": [("tdetl taos:// -> taos:// rerun, +1% rows", "time")],
+    "tdetl tmq:// -> local:": [("taosdump -o", "time"), ("tdetl taos:// -> local:", "rate")],
+}
+
+
+def _ratio(ours: dict[str, Any], base: dict[str, Any], how: str) -> str:
+    if how == "time":
+        return f"{base['best'] / ours['best']:.2f}x as fast as {base['name']}"
+    if how == "insert":
+        return f"{ours['rate'] / base['own_rate']:.2f}x {base['name']}'s own insert-phase rate"
+    return f"{ours['rate'] / base['rate']:.2f}x {base['name']}'s rows/s"
+
+
+def throughput_table(names: list[str] | None = None) -> str:
+    """bench/throughput.py's figures (all, or the paths named) as a Markdown table, each with the
+    ratios it is judged by, all from the same run: the guides quote this, never copied numbers."""
+    doc = _load("throughput")
+    if not doc:
+        return "(`bench/results/throughput.json` is not there: run `python -m bench.throughput --json ...`.)"
+    found = {f["name"]: f for f in doc}
+    missing = [n for n in names or () if n not in found]
+    if missing:
+        raise KeyError(f"bench/results/throughput.json has no figure {missing}")
+    out = ["| path | seconds | rows/s | against the same run |", "|---|---|---|---|"]
+    for f in [found[n] for n in names] if names else doc:
+        said = [_ratio(f, found[b], how) for b, how in AGAINST.get(f["name"], []) if b in found]
+        if f.get("note"):
+            said.append(f["note"])
+        rate = f"{f['rate'] / 1e6:.2f} M" if f.get("rate") else ""
+        out.append(f"| {f['name'].replace('|', '/')} | {f['best']:.2f} | {rate} | {'; '.join(said)} |")
+    return "\n".join(out)
+
+
+MARKER = re.compile(r"<!-- throughput(?:: (.*?))? -->")
+
+
+def with_figures(markdown: str) -> str:
+    """``<!-- throughput -->`` (every path) or ``<!-- throughput: a; b -->`` becomes the table."""
+    return MARKER.sub(lambda m: throughput_table([n.strip() for n in m.group(1).split(";")] if m.group(1) else None),
+                      markdown)
+
+
 def page() -> str:
     out = ["# Benchmarks", "",
            "Generated from the figures in `bench/results/` at every build of this site. All were measured on one"
@@ -85,4 +140,4 @@ def page() -> str:
     for name, render in (("throughput", _throughput), ("sql_sources", _sql), ("dataframes", _frames)):
         doc = _load(name)
         out += render(doc) if doc else [f"(`bench/results/{name}.json` is not there: run its script with --json.)", ""]
-    return "\n".join(out) + NOTES.read_text().split("\n", 1)[1]  # its title is this page's
+    return "\n".join(out) + with_figures(NOTES.read_text().split("\n", 1)[1])  # its title is this page's

@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # bench/ (the benchmark page reads its results) is not installed
 
 from bench.report import page as benchmarks_page  # noqa: E402
+from bench.report import with_figures  # noqa: E402
 
 
 def on_files(files: Files, config: Any) -> Files:
@@ -25,3 +26,9 @@ def on_files(files: Files, config: Any) -> Files:
     for spec in sorted([*(ROOT / "formats").glob("*.md"), *(ROOT / "formats").glob("*.json")]):
         files.append(File.generated(config, f"reference/formats/{spec.name}", content=spec.read_text()))
     return files
+
+
+def on_page_markdown(markdown: str, page: Any, config: Any, files: Files) -> str:
+    """A guide quotes measured figures as ``<!-- throughput: path; path -->``, filled from
+    bench/results/throughput.json, so a page never shows numbers other than the latest run's."""
+    return with_figures(markdown)

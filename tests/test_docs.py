@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import re
 import subprocess
@@ -22,7 +23,8 @@ from tdetl.params import Spec
 
 from .fakes.opentsdb_server import OpenTSDBServer
 from .services import free_port
-from .taos_helpers import ANY, drop, pytestmark  # noqa: F401
+from .taos_helpers import ANY, drop
+from .taos_helpers import pytestmark as needs_taos
 
 ROOT = Path(__file__).resolve().parent.parent
 GUIDES = sorted((ROOT / "docs" / "guides").glob("*.md"))
@@ -43,6 +45,10 @@ def test_the_site_builds_strict(tmp_path: Path) -> None:
     assert not (site / "hooks.py").exists()
     bench = (site / "benchmarks" / "index.html").read_text()
     assert bench.count("<svg") >= 3 and "taosdump -o" in bench  # drawn from bench/results/*.json
+    sync = next(f for f in json.loads((ROOT / "bench" / "results" / "throughput.json").read_text())
+                if f["name"] == "tdetl taos:// -> taos://")
+    migrate = (site / "guides" / "migrate" / "index.html").read_text()
+    assert f"<td>{sync['best']:.2f}</td>" in migrate and "<!-- throughput" not in migrate  # quoted, not copied
 
 
 def test_a_parameter_help_changed_in_a_spec_changes_its_page(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -82,7 +88,7 @@ def _services(page: str, request: pytest.FixtureRequest, stack: contextlib.ExitS
     return {}
 
 
-@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.stem)
+@pytest.mark.parametrize("page", [pytest.param(p, marks=needs_taos) for p in PAGES], ids=lambda p: p.stem)
 def test_every_guide_command_runs_as_written(page: Path, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     """The page's ``sh`` blocks run in order as one script (so a later block sees an earlier one's
     variables and files), then each ``python`` block, from a fresh directory holding ``formats/``."""
@@ -108,8 +114,6 @@ def test_every_guide_command_runs_as_written(page: Path, tmp_path: Path, request
 
 def test_the_benchmark_page_follows_the_figures(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Figures measured again change the page: it is drawn from bench/results/, not written."""
-    import json
-
     from bench import report
 
     (tmp_path / "sql_sources.json").write_text(json.dumps({"rows": 10, "results": [
@@ -118,6 +122,14 @@ def test_the_benchmark_page_follows_the_figures(monkeypatch: pytest.MonkeyPatch,
     page = report.page()
     assert "tdetl takes 1.50x the reader's time, 10.0x faster than driver + taospy stmt2" in page
     assert "<svg" in page and "throughput.json` is not there" in page
+
+    (tmp_path / "throughput.json").write_text(json.dumps([
+        {"name": "ceiling: raw copy", "best": 2.0, "rate": 5e6, "note": ""},
+        {"name": "tdetl taos:// -> taos://", "best": 2.5, "rate": 4e6, "note": ""}]))
+    quoted = report.with_figures("before <!-- throughput: tdetl taos:// -> taos:// --> after")
+    assert "| tdetl taos:// -> taos:// | 2.50 | 4.00 M | 0.80x ceiling: raw copy's rows/s |" in quoted
+    with pytest.raises(KeyError, match="no figure"):  # a guide quoting a path the run did not measure
+        report.with_figures("<!-- throughput: tdetl ftp:// -> taos:// -->")
 
 
 def test_every_driver_is_walked_through_in_a_guide() -> None:
