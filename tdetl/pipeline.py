@@ -109,6 +109,9 @@ def run(source: Source, sink: Sink, options: Options, control: RunControl | None
     def durable(at: dict[str, Any]) -> None:
         """Flush; then what was flushed is acknowledged to the source and kept in --state."""
         sink.flush(at)
+        # the status file (tdetl serve's count of a run killed now) before the checkpoint the rerun
+        # resumes from: counted rows never trail what the checkpoint says is done
+        progress.write_status(force=True)
         if saved is not None:
             saved.save(at)
         if share is not None:
