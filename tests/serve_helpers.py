@@ -26,7 +26,7 @@ class Service:
         args = [sys.executable, "-m", "tdetl", "serve", "--port", str(self.port), "--data-dir", str(self.data),
                 "--files", str(self.data.parent), *self.extra]
         if self.token:
-            args += ["--token", self.token]
+            args.append(f"--token={self.token}")  # a chosen token may start with "-"
         log = self.data.parent / f"serve-{self.port}.log"
         self.proc = subprocess.Popen(args, stdout=open(log, "ab"), stderr=subprocess.STDOUT)
         wait_port(self.port, self.proc, "tdetl serve", log, timeout=30)

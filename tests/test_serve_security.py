@@ -283,3 +283,12 @@ def test_any_sample_previews_or_is_refused_in_one_line(samples: list[str]) -> No
             continue
         assert got["error"] is None or "\n" not in got["error"]
         assert sum(t["rows"] for t in got["tables"]) <= len(samples)
+
+
+def test_a_made_token_never_looks_like_an_option() -> None:
+    """One token_urlsafe in 64 starts with '-': `tdetl serve --token <it>` would then be refused
+    (seen when a test restarted a service with the token it had made)."""
+    from tdetl.serve.guard import new_token
+
+    tokens = [new_token() for _ in range(5000)]
+    assert not [t for t in tokens if t.startswith("-")] and min(map(len, tokens)) >= 43

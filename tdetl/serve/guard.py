@@ -48,9 +48,18 @@ def token_for(data_dir: Path, given: str | None, token_file: str | None) -> tupl
         make_dirs(data_dir)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(secrets.token_urlsafe(32) + "\n")
+            fh.write(new_token() + "\n")
     os.chmod(path, 0o600)
     return path.read_text(encoding="utf-8").strip(), f"token in {path}"
+
+
+def new_token() -> str:
+    """32 random bytes, URL-safe; never starting with '-', which a command line would take for an
+    option (``--token -x…`` is refused by the argument parser)."""
+    while True:
+        token = secrets.token_urlsafe(32)
+        if not token.startswith("-"):
+            return token
 
 
 class Guard:
