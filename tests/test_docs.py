@@ -23,13 +23,27 @@ from tdetl.params import Spec
 
 from .fakes.opentsdb_server import OpenTSDBServer
 from .services import free_port
-from .taos_helpers import ANY, drop
+from .taos_helpers import ANY, drop, taospy_rows
 from .taos_helpers import pytestmark as needs_taos
 
 ROOT = Path(__file__).resolve().parent.parent
 GUIDES = sorted((ROOT / "docs" / "guides").glob("*.md"))
 PAGES = [ROOT / "docs" / "getting-started.md", *GUIDES]  # the pages whose commands a test runs
 RUN = re.compile(r"^```(sh|python)\n", re.M)
+SAMPLE = 1000  # rows of formats/samples/meters.csv; meters-more.csv adds 110
+# What the guides' commands leave in TDengine, read back with taospy (not tdetl's own reader):
+# "<db>.<table>": (rows, sum of a column)
+HOLDS = {
+    "guide_restored.meters": (SAMPLE, "voltage"), "guide_part.meters": (SAMPLE, "voltage"),
+    "guide_until.meters": (SAMPLE, "voltage"), "guide_incremental.meters": (SAMPLE + 110, "voltage"),
+    "guide_from_parquet.meters": (SAMPLE, "voltage"), "guide_dst.meters": (SAMPLE, "voltage"),
+    "guide_renamed.meters": (120, None), "guide_replica.meters": (SAMPLE + 110, "voltage"),
+    "guide_ingest.meters": (3, None), "guide_kafka.meters": (SAMPLE, "voltage"), "guide_influx.cpu": (3, None),
+    "guide_opentsdb.sys_cpu_user": (3, None), "guide_pg.readings": (2880, None), "guide_mysql.readings": (3, None),
+    "guide_undumped.meters": (SAMPLE, "voltage"), "guide_frames.meters_15m": (8, None),
+    "guide_api.meters": (SAMPLE, "voltage"), "guide_served.meters": (SAMPLE, "voltage"),
+    "guide_wide_copy.meters": (SAMPLE, "voltage"),
+}
 
 
 def test_the_site_builds_strict(tmp_path: Path) -> None:
@@ -88,6 +102,24 @@ def _services(page: str, request: pytest.FixtureRequest, stack: contextlib.ExitS
     return {}
 
 
+def _check_holds(databases: list[str]) -> None:
+    """The rows the page's commands left, read with taospy: counts, and a column's sum against the
+    sample file the rows came from (the incremental ones: both sample files)."""
+    import polars as pl
+
+    samples = ROOT / "formats" / "samples"
+    first = pl.read_csv(samples / "meters.csv")["voltage"].sum()
+    both = first + pl.read_csv(samples / "meters-more.csv")["voltage"].sum()
+    for where, (rows, column) in HOLDS.items():
+        db, table = where.split(".")
+        if db not in databases:
+            continue
+        got = taospy_rows(db, f"SELECT COUNT(*), SUM({column or '1'}) FROM `{table}`")
+        assert got[0][0] == rows, (where, got)
+        if column:
+            assert got[0][1] == (first if rows == SAMPLE else both), (where, got)
+
+
 @pytest.mark.parametrize("page", [pytest.param(p, marks=needs_taos) for p in PAGES], ids=lambda p: p.stem)
 def test_every_guide_command_runs_as_written(page: Path, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     """The page's ``sh`` blocks run in order as one script (so a later block sees an earlier one's
@@ -108,6 +140,7 @@ def test_every_guide_command_runs_as_written(page: Path, tmp_path: Path, request
                 res = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, env=env, capture_output=True,
                                      text=True, timeout=600)
                 assert res.returncode == 0, f"{page.name}: {res.stderr[-3000:]}"
+            _check_holds(databases)
         finally:
             drop(*databases)
 

@@ -5,7 +5,7 @@ task is refused at once with one line naming the bad field."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from contextlib import nullcontext
 from typing import Any
 
 from ..drivers import as_dsn
@@ -53,7 +53,7 @@ def validate(body: Any, confinement: Confinement | None = None) -> dict[str, Any
     try:
         if confinement is not None:  # before validating reads any file the task names
             confinement.check(body["from"], body["to"], parser_text)
-        with paths_relative_to(confinement.home if confinement is not None else Path.cwd()):  # where it runs
+        with paths_relative_to(confinement.home) if confinement is not None else nullcontext():  # where it runs
             opts = RunRequest(body["from"], body["to"], parser_text, tuple(transforms), jobs,
                               body.get("on_error", "error"), on).validate()  # as the run will be
         if confinement is not None:
